@@ -1,0 +1,65 @@
+# The manifest agenixd reads (docs/manifest.md), from the plain values of the `age.*` options.
+# Builtins only (no nixpkgs): CI evaluates it with `nix-instantiate --eval --strict --json`.
+#
+# Arguments:
+#   secrets           attrset: attribute name -> { name, file, path, mode, owner, group, symlink }
+#                     (the evaluated `age.secrets`; other attributes are ignored)
+#   identityPaths     list of absolute paths (strings or path values)
+#   secretsDir        string or path, e.g. "/run/agenix"
+#   secretsMountPoint string, e.g. "/run/agenix.d"
+#   keepGenerations   positive integer
+#   passwordFilePaths list of strings (default []): the `hashedPasswordFile`s of users.users;
+#                     a secret whose `path` is one of them gets `neededForUsers = true`
+#
+# Result: the manifest attrset (version 1), ready for builtins.toJSON. Secrets are a list sorted
+# by attribute name; modes are written with four digits ("440" becomes "0440"). Throws, listing every problem found by ./checks.nix, when the configuration
+# would break at activation.
+#
+# Only `file` may be copied into the store (it is ciphertext); identity paths and directories are
+# turned into strings with toString, so a private key given as a path literal never is.
+{
+  secrets,
+  identityPaths,
+  secretsDir,
+  secretsMountPoint,
+  keepGenerations,
+  passwordFilePaths ? [ ],
+}@args:
+let
+  problems = import ./checks.nix args;
+
+  passwordFiles = map toString passwordFilePaths;
+
+  entry =
+    attr:
+    let
+      secret = secrets.${attr};
+      path = toString secret.path;
+    in
+    {
+      inherit (secret)
+        name
+        owner
+        group
+        symlink
+        ;
+      inherit path;
+      # Four octal digits, as agenixd expects; agenix accepted "440" as well.
+      mode = if builtins.stringLength secret.mode == 3 then "0${secret.mode}" else secret.mode;
+      file = "${secret.file}";
+      neededForUsers = builtins.elem path passwordFiles;
+    };
+
+  manifest = {
+    version = 1;
+    secretsDir = toString secretsDir;
+    secretsMountPoint = toString secretsMountPoint;
+    identityPaths = map toString identityPaths;
+    inherit keepGenerations;
+    secrets = map entry (builtins.attrNames secrets);
+  };
+in
+if problems == [ ] then
+  manifest
+else
+  throw "agenixd: refusing this age configuration:\n- ${builtins.concatStringsSep "\n- " problems}"
