@@ -1,0 +1,269 @@
+# NixOS module: agenix's `age.*` options, installed by agenixd as a systemd service.
+# Declares the options and wires them to the pure functions next to it:
+#   ./manifest.nix  option values -> the manifest agenixd reads
+#   ./checks.nix    option values -> configuration problems (assertions)
+#   ./unit.nix      executable + manifest -> systemd services and activation snippets
+{
+  config,
+  options,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    literalExpression
+    mkIf
+    mkOption
+    types
+    ;
+
+  cfg = config.age;
+
+  users = config.users.users;
+
+  # Every users.users.<name>.hashedPasswordFile that is set (passwordFile on older nixpkgs; the
+  # `or` never reads the renamed option when the new one exists, so no rename warning).
+  passwordFilePaths = lib.filter (p: p != null) (
+    lib.mapAttrsToList (_: user: user.hashedPasswordFile or (user.passwordFile or null)) users
+  );
+
+  userManagement =
+    if config.services.userborn.enable or false then
+      "userborn"
+    else if config.systemd.sysusers.enable or false then
+      "sysusers"
+    else
+      "perl";
+
+  optionValues = {
+    inherit (cfg)
+      secrets
+      identityPaths
+      secretsDir
+      secretsMountPoint
+      keepGenerations
+      ;
+  };
+
+  manifest = import ./manifest.nix (optionValues // { inherit passwordFilePaths; });
+
+  manifestFile = pkgs.writeText "agenixd-manifest.json" (builtins.toJSON cfg.manifest);
+
+  # Decided from the options rather than from the manifest, which throws on a bad configuration:
+  # that way the assertions, not the manifest, report the problems.
+  usersPhase = lib.any (secret: lib.elem (toString secret.path) (map toString passwordFilePaths)) (
+    lib.attrValues cfg.secrets
+  );
+
+  run = import ./unit.nix {
+    agenixd = lib.getExe' cfg.package "agenixd";
+    manifest = "${manifestFile}";
+    inherit (cfg) identityPaths;
+    inherit usersPhase userManagement;
+  };
+
+  secretType = types.submodule (
+    { config, name, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.str;
+          default = name;
+          defaultText = literalExpression "<name>";
+          example = "db/password";
+          description = ''
+            Name of the file below {option}`age.secretsDir` (and below each generation in
+            {option}`age.secretsMountPoint`). A relative path; subdirectories are created, `..` is
+            refused.
+          '';
+        };
+        file = mkOption {
+          type = types.path;
+          example = literalExpression "./secrets/db-password.age";
+          description = ''
+            The age-encrypted file the secret is decrypted from. A path value is copied into the
+            Nix store (it is ciphertext); a string is read where it is at activation.
+          '';
+        };
+        path = mkOption {
+          type = types.str;
+          default = "${cfg.secretsDir}/${config.name}";
+          defaultText = literalExpression ''"''${config.age.secretsDir}/''${name}"'';
+          example = "/var/lib/postgresql/password";
+          description = ''
+            Path where the decrypted secret is installed. Outside {option}`age.secretsDir`,
+            it is a symlink into the current generation, or a copy when `symlink` is false.
+          '';
+        };
+        mode = mkOption {
+          type = types.str;
+          default = "0400";
+          example = "0440";
+          description = ''
+            Permissions of the decrypted secret, in octal (`"0400"`, `"440"`).
+          '';
+        };
+        owner = mkOption {
+          type = types.str;
+          default = "0";
+          example = "postgres";
+          description = ''
+            User owning the decrypted secret: a name or a numeric id.
+          '';
+        };
+        group = mkOption {
+          type = types.str;
+          default = users.${config.owner}.group or "0";
+          defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
+          example = "keys";
+          description = ''
+            Group owning the decrypted secret: a name or a numeric id. Defaults to the primary group
+            of `owner` when `owner` is a user declared in {option}`users.users`.
+          '';
+        };
+        symlink = lib.mkEnableOption "symlinking secrets to their destination" // {
+          default = true;
+          example = false;
+          description = ''
+            Whether `path` is a symlink into the current generation (true) or a copy of the
+            secret (false). A copy needs a `path` outside {option}`age.secretsDir`, which is
+            replaced at each activation (agenix #291).
+          '';
+        };
+      };
+    }
+  );
+in
+{
+  imports = [
+    (lib.mkRenamedOptionModule [ "age" "sshKeyPaths" ] [ "age" "identityPaths" ])
+  ];
+
+  options.age = {
+    package = mkOption {
+      type = types.package;
+      default = pkgs.agenixd or (pkgs.callPackage ./package.nix { });
+      defaultText = literalExpression "pkgs.agenixd or (pkgs.callPackage ./nix/package.nix { })";
+      example = literalExpression "agenixd.packages.\${pkgs.system}.default";
+      description = ''
+        The agenixd package that decrypts and installs the secrets.
+      '';
+    };
+
+    ageBin = mkOption {
+      type = types.str;
+      default = "${pkgs.age}/bin/age";
+      defaultText = literalExpression ''"''${pkgs.age}/bin/age"'';
+      example = literalExpression ''"''${pkgs.rage}/bin/rage"'';
+      description = ''
+        Ignored: agenixd decrypts in-process and runs no age executable. Accepted so that
+        configurations written for agenix evaluate unchanged; setting it gives a warning.
+      '';
+    };
+
+    secrets = mkOption {
+      type = types.attrsOf secretType;
+      default = { };
+      example = literalExpression ''
+        {
+          "db/password" = {
+            file = ./secrets/db-password.age;
+            owner = "postgres";
+          };
+        }
+      '';
+      description = ''
+        Secrets to decrypt, by name. Each is decrypted with {option}`age.identityPaths` at boot and at
+        every switch, into a new generation below {option}`age.secretsMountPoint`.
+      '';
+    };
+
+    secretsDir = mkOption {
+      type = types.path;
+      default = "/run/agenix";
+      example = "/run/secrets";
+      description = ''
+        Symlink to the current generation; secrets are found below it by name.
+      '';
+    };
+
+    secretsMountPoint = mkOption {
+      type =
+        types.addCheck types.str (
+          s:
+          (builtins.match "[ \t\n]*" s) == null # non-empty
+          && (builtins.match ".+/" s) == null # without trailing slash
+        )
+        // {
+          description = "${types.str.description} (with check: non-empty without trailing slash)";
+        };
+      default = "/run/agenix.d";
+      example = "/run/secrets.d";
+      description = ''
+        Where the ramfs holding the generations is mounted; each generation is a numbered
+        directory below it.
+      '';
+    };
+
+    identityPaths = mkOption {
+      type = types.listOf types.path;
+      default =
+        if config.services.openssh.enable or false then
+          map (e: e.path) (lib.filter (e: e.type == "rsa" || e.type == "ed25519") config.services.openssh.hostKeys)
+        else
+          [ ];
+      defaultText = literalExpression ''
+        if config.services.openssh.enable then
+          map (e: e.path) (lib.filter (e: e.type == "rsa" || e.type == "ed25519") config.services.openssh.hostKeys)
+        else
+          [ ]
+      '';
+      example = [
+        "/etc/ssh/ssh_host_ed25519_key"
+        "/persist/agenix/age.key"
+      ];
+      description = ''
+        Private keys tried to decrypt the secrets: OpenSSH ed25519 and RSA keys, age X25519 and
+        ML-KEM-768+X25519 identity files. Give them as strings: a path value is not copied into
+        the store, but a string says what is meant. The service waits for the mounts holding them.
+      '';
+    };
+
+    manifest = mkOption {
+      type = types.attrs;
+      internal = true;
+      readOnly = true;
+      default = manifest;
+      defaultText = literalExpression "import ./manifest.nix { ... }";
+      description = ''
+        The manifest agenixd reads (docs/manifest.md), as written to the store. For inspection.
+      '';
+    };
+
+    keepGenerations = mkOption {
+      type = types.ints.positive;
+      default = 1;
+      example = 3;
+      description = ''
+        How many generations to keep below {option}`age.secretsMountPoint`, the current one
+        included: 1 removes the previous generation once the new one is in place, as agenix does.
+      '';
+    };
+  };
+
+  config = mkIf (cfg.secrets != { }) {
+    assertions = map (message: {
+      assertion = false;
+      inherit message;
+    }) (import ./checks.nix optionValues);
+
+    warnings = lib.optional (options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority) ''
+      age.ageBin is set, but agenixd does not run an age executable; the option is ignored.
+    '';
+
+    systemd.services = run.services;
+
+    system.activationScripts = run.activationScripts;
+  };
+}

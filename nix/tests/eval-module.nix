@@ -1,0 +1,137 @@
+# Evaluates ../module.nix with nixpkgs' lib.evalModules and minimal stand-ins for the NixOS
+# options it reads or sets, so CI can check the whole module without a nixpkgs tree.
+#
+# Arguments:
+#   lib     nixpkgs' lib (import <nixpkgs.lib>/lib)
+#   config  a NixOS-style module: the configuration under test
+# Result: what the tests look at: { assertions (messages of the failed ones), warnings,
+#   manifest, services, activationScripts, identityPaths, secrets }.
+{ lib, config }:
+let
+  inherit (lib) mkOption types;
+
+  anything = mkOption {
+    type = types.anything;
+    default = { };
+  };
+
+  fakePackage = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+
+  # Only what the module touches, with NixOS's types where they matter to it.
+  standIns =
+    { ... }:
+    {
+      options = {
+        assertions = mkOption {
+          type = types.listOf types.unspecified;
+          default = [ ];
+        };
+        warnings = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        users.users = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule (
+              { name, ... }:
+              {
+                options = {
+                  group = mkOption {
+                    type = types.str;
+                    default = "";
+                  };
+                  hashedPasswordFile = mkOption {
+                    type = types.nullOr types.str;
+                    default = null;
+                  };
+                  isNormalUser = mkOption {
+                    type = types.bool;
+                    default = false;
+                  };
+                };
+              }
+            )
+          );
+        };
+        services.openssh = {
+          enable = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          hostKeys = mkOption {
+            type = types.listOf types.attrs;
+            default = [
+              {
+                type = "rsa";
+                bits = 4096;
+                path = "/etc/ssh/ssh_host_rsa_key";
+              }
+              {
+                type = "ed25519";
+                path = "/etc/ssh/ssh_host_ed25519_key";
+              }
+            ];
+          };
+        };
+        services.userborn.enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        systemd.sysusers.enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        systemd.services = mkOption {
+          type = types.attrsOf types.attrs;
+          default = { };
+        };
+        system.activationScripts = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                text = mkOption {
+                  type = types.lines;
+                  default = "";
+                };
+                deps = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+              };
+            }
+          );
+          default = { };
+        };
+      };
+    };
+
+  pkgs = {
+    age = fakePackage "age";
+    agenixd = fakePackage "agenixd";
+    writeText = name: text: fakePackage name // { inherit text; };
+  };
+
+  evaluated = lib.evalModules {
+    modules = [
+      standIns
+      ../module.nix
+      config
+      { _module.args.pkgs = pkgs; }
+    ];
+  };
+
+  cfg = evaluated.config;
+in
+{
+  assertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
+  inherit (cfg) warnings;
+  services = cfg.systemd.services;
+  activationScripts = cfg.system.activationScripts;
+  inherit (cfg.age) identityPaths secrets;
+  manifest = cfg.age.manifest;
+}
