@@ -1,0 +1,55 @@
+import { decodeArmor, looksArmored } from "./armor.js";
+import { AgeDecryptError } from "./errors.js";
+import { type ParsedHeader, parseHeader, verifyHeaderMac } from "./header.js";
+import { decryptPayload } from "./payload.js";
+import type { AgeIdentity, Stanza } from "./stanza.js";
+
+const FILE_KEY_BYTES = 16;
+
+/**
+ * Decrypts a whole age file (binary or ASCII-armored, detected automatically)
+ * with the first identity that unwraps its file key. Returns the plaintext in
+ * a Buffer the caller owns (and should zero). Throws AgeDecryptError; on error
+ * no plaintext is returned and any partial plaintext has been zeroed.
+ */
+export async function decryptAge(file: Uint8Array, identities: readonly AgeIdentity[]): Promise<Buffer> {
+  const binary = looksArmored(file) ? decodeArmor(file) : file;
+  const header = parseHeader(binary);
+  checkScryptAlone(header.stanzas);
+  const fileKey = await unwrapFileKey(header, identities);
+  try {
+    verifyHeaderMac(fileKey, header);
+    return decryptPayload(fileKey, binary.subarray(header.payloadOffset));
+  } finally {
+    fileKey.fill(0);
+  }
+}
+
+async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdentity[]): Promise<Uint8Array> {
+  for (const identity of identities) {
+    let fileKey: Uint8Array | null;
+    try {
+      fileKey = await identity.unwrapFileKey(header.stanzas);
+    } catch (err) {
+      if (err instanceof AgeDecryptError) throw err;
+      throw new AgeDecryptError(`identity ${identity.source} failed: ${err instanceof Error ? err.message : "unknown error"}`);
+    }
+    if (fileKey === null) continue;
+    if (fileKey.length !== FILE_KEY_BYTES) {
+      fileKey.fill(0);
+      throw new AgeDecryptError("invalid header: unwrapped file key has the wrong length");
+    }
+    return fileKey;
+  }
+  const fileIsFor = [...new Set(header.stanzas.map((s) => s.args[0]))].join(", ") || "no recipients";
+  const detail = identities.length === 0 ? "; no identities are loaded" : "";
+  throw new AgeDecryptError(`no identity matches any recipient (file is for: ${fileIsFor}${detail})`);
+}
+
+// Passphrase files must not be mixed with other recipients (age spec, "scrypt
+// recipient stanza"). We have no passphrases, but the header is still invalid.
+function checkScryptAlone(stanzas: readonly Stanza[]): void {
+  if (stanzas.length > 1 && stanzas.some((s) => s.args[0] === "scrypt")) {
+    throw new AgeDecryptError("invalid header: an scrypt stanza must be the only one");
+  }
+}

@@ -1,0 +1,92 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { decodeBase64NoPad } from "./base64.js";
+import { AgeDecryptError } from "./errors.js";
+import { hkdfSha256 } from "./kdf.js";
+import type { Stanza } from "./stanza.js";
+
+const VERSION_LINE = "age-encryption.org/v1";
+const STANZA_PREFIX = "-> ";
+const MAC_PREFIX = "--- ";
+const BODY_LINE_BYTES = 48; // 64 base64 columns
+const NEWLINE = 0x0a;
+
+export interface ParsedHeader {
+  readonly stanzas: readonly Stanza[];
+  /** The header bytes the MAC covers: everything up to and including the "---". */
+  readonly macInput: Uint8Array;
+  readonly mac: Uint8Array;
+  /** Offset of the first byte after the header (the payload nonce). */
+  readonly payloadOffset: number;
+}
+
+/** Reads '\n'-terminated lines of printable ASCII out of the binary file. */
+class HeaderLines {
+  offset = 0;
+  constructor(private readonly file: Uint8Array) {}
+
+  /** Returns the next line (without '\n') and its start offset. */
+  next(): { text: string; start: number } {
+    const start = this.offset;
+    const end = this.file.indexOf(NEWLINE, start);
+    if (end < 0) throw new AgeDecryptError("invalid header: truncated (missing end of line)");
+    for (let i = start; i < end; i++) {
+      const b = this.file[i]!;
+      if (b < 0x20 || b > 0x7e) throw new AgeDecryptError("invalid header: non-printable byte in header");
+    }
+    this.offset = end + 1;
+    return { text: Buffer.from(this.file.buffer, this.file.byteOffset + start, end - start).toString("latin1"), start };
+  }
+}
+
+/** Parses the textual age header (C2SP age.md, "Header"). Does not check the MAC. */
+export function parseHeader(file: Uint8Array): ParsedHeader {
+  const lines = new HeaderLines(file);
+  if (!startsWithAscii(file, "age-encryption.org/")) throw new AgeDecryptError("not an age file");
+  const version = lines.next().text;
+  if (version !== VERSION_LINE) throw new AgeDecryptError(`unsupported age version "${version.slice(0, 40)}"`);
+
+  const stanzas: Stanza[] = [];
+  for (;;) {
+    const { text, start } = lines.next();
+    if (text.startsWith(STANZA_PREFIX)) {
+      stanzas.push(parseStanza(text, lines));
+      continue;
+    }
+    if (text.startsWith(MAC_PREFIX)) {
+      const mac = decodeBase64NoPad(text.slice(MAC_PREFIX.length), "header MAC");
+      if (mac.length !== 32) throw new AgeDecryptError("invalid header: MAC has the wrong length");
+      return { stanzas, macInput: file.subarray(0, start + MAC_PREFIX.length - 1), mac, payloadOffset: lines.offset };
+    }
+    throw new AgeDecryptError("invalid header: expected a stanza or the MAC line");
+  }
+}
+
+function parseStanza(firstLine: string, lines: HeaderLines): Stanza {
+  const args = firstLine.slice(STANZA_PREFIX.length).split(" ");
+  if (args.some((a) => a.length === 0)) throw new AgeDecryptError("invalid header: empty stanza argument");
+  const chunks: Buffer[] = [];
+  for (;;) {
+    const chunk = decodeBase64NoPad(lines.next().text, "stanza body");
+    if (chunk.length > BODY_LINE_BYTES) throw new AgeDecryptError("invalid header: stanza body line too long");
+    chunks.push(chunk);
+    // A full line means more follows; the body always ends with a short (possibly empty) line.
+    if (chunk.length < BODY_LINE_BYTES) break;
+  }
+  return { args, body: Buffer.concat(chunks) };
+}
+
+/** Checks the header MAC: HMAC-SHA256(HKDF(fileKey, "", "header"), header up to "---"). */
+export function verifyHeaderMac(fileKey: Uint8Array, header: ParsedHeader): void {
+  const macKey = hkdfSha256(fileKey, new Uint8Array(0), "header");
+  const expected = createHmac("sha256", macKey).update(header.macInput).digest();
+  macKey.fill(0);
+  if (!timingSafeEqual(expected, header.mac)) {
+    throw new AgeDecryptError("header MAC mismatch (corrupt or tampered file)");
+  }
+}
+
+function startsWithAscii(bytes: Uint8Array, prefix: string): boolean {
+  if (bytes.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix.charCodeAt(i)) return false;
+  return true;
+}

@@ -1,0 +1,49 @@
+import { AgeDecryptError } from "./errors.js";
+import type { AgeIdentity, Stanza } from "./stanza.js";
+
+const STANZA_TYPE = "mlkem768x25519";
+
+type UnwrapFn = (stanzas: Stanza[]) => Promise<Uint8Array | null>;
+
+/**
+ * An ML-KEM-768 + X25519 hybrid identity (AGE-SECRET-KEY-PQ-1…). node:crypto
+ * has no ML-KEM, so this one path uses typage's pure-JS HybridIdentity. typage
+ * does not export that class; its Decrypter builds one from the string, and we
+ * call the Decrypter's (TypeScript-private, runtime-public) unwrapFileKey.
+ * age-encryption is imported only when a PQ key is actually loaded.
+ */
+export class HybridIdentity implements AgeIdentity {
+  readonly type = STANZA_TYPE;
+  readonly #unwrap: UnwrapFn;
+
+  private constructor(readonly source: string, unwrap: UnwrapFn) {
+    this.#unwrap = unwrap;
+  }
+
+  /** Parses one AGE-SECRET-KEY-PQ-1… line. Throws a plain Error that never quotes the key. */
+  static async fromString(encoded: string, source: string): Promise<HybridIdentity> {
+    if (!encoded.startsWith("AGE-SECRET-KEY-PQ-1")) throw new Error("not an AGE-SECRET-KEY-PQ-1 identity");
+    const { Decrypter } = await import("age-encryption");
+    const decrypter = new Decrypter();
+    try {
+      decrypter.addIdentity(encoded);
+    } catch {
+      throw new Error("malformed ML-KEM-768+X25519 identity");
+    }
+    const unwrap = (decrypter as unknown as { unwrapFileKey?: unknown }).unwrapFileKey;
+    if (typeof unwrap !== "function") throw new Error("this age-encryption version does not expose Decrypter.unwrapFileKey");
+    return new HybridIdentity(source, (unwrap as UnwrapFn).bind(decrypter));
+  }
+
+  async unwrapFileKey(stanzas: readonly Stanza[]): Promise<Uint8Array | null> {
+    // typage only ever looks at our own stanza type; don't hand it the rest.
+    const ours = stanzas.filter((s) => s.args[0] === STANZA_TYPE);
+    if (ours.length === 0) return null;
+    try {
+      return await this.#unwrap(ours);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : "unknown error";
+      throw new AgeDecryptError(`invalid mlkem768x25519 stanza: ${reason}`);
+    }
+  }
+}
