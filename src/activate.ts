@@ -1,0 +1,193 @@
+// The activation pipeline: validate → load identities → decrypt all → mount → write generation →
+// install targets → swap → prune → notify. Each step lives in its own module; this file is the order.
+import { dirname, relative } from "node:path";
+import { lstatSync, mkdirSync, readlinkSync, chownSync, chmodSync } from "node:fs";
+import { loadIdentities } from "./identities.js";
+import { decryptAll, type Decrypted } from "./decrypt-all.js";
+import { readAccounts, type Accounts } from "./accounts.js";
+import { ensureRamfs } from "./ramfs.js";
+import { acquireLock } from "./lock.js";
+import { createGeneration, currentGeneration, generationDir, pruneGenerations, swapSecretsDir } from "./generations.js";
+import { makeDirs, readFileNoFollow, replaceWithFile, replaceWithSymlink, writeNewFile, type Ownership } from "./secure-fs.js";
+import { isWithin, type Manifest, type SecretSpec } from "./manifest.js";
+import type { Logger } from "./log.js";
+import type { Notifier } from "./notify.js";
+
+export type Phase = "all" | "users";
+
+export interface SecretFailure {
+  readonly name: string;
+  readonly file: string;
+  readonly cause: string;
+  /** The previous generation's value was carried over. */
+  readonly keptPrevious: boolean;
+}
+
+export interface ActivationResult {
+  /** The generation secretsDir points at afterwards (undefined if there is none). */
+  readonly generation: number | undefined;
+  readonly swapped: boolean;
+  readonly installed: readonly string[];
+  readonly failed: readonly SecretFailure[];
+}
+
+export interface ActivationContext {
+  readonly log: Logger;
+  readonly notify: Notifier;
+  readonly accounts?: Accounts;
+}
+
+export async function activate(manifest: Manifest, phase: Phase, ctx: ActivationContext): Promise<ActivationResult> {
+  const { log, notify } = ctx;
+  const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
+  const lock = await acquireLock(manifest.secretsMountPoint, { onWait: () => log.info("waiting for another activation to finish") });
+  try {
+    const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
+    if (phase === "users" && selected.length === 0) {
+      log.info("no secret is needed for users; nothing to do in this phase");
+      return { generation: previous, swapped: false, installed: [], failed: [] };
+    }
+
+    notify.status(`loading identities`);
+    const identities = await loadIdentities(manifest.identityPaths, (w) => log.warn({ identity: w.path, cause: w.reason }, "identity skipped"));
+    notify.status(`decrypting ${selected.length} secrets`);
+    const decrypted = await decryptAll(selected, identities);
+    try {
+      const accounts = ctx.accounts ?? readAccounts();
+      const plan = resolveOwnership(decrypted, accounts);
+      const failures = plan.filter((p) => !p.ok);
+      if (selected.length > 0 && failures.length === selected.length && previous !== undefined) {
+        for (const f of failures) log.error({ secret: f.secret.name, file: f.secret.file, cause: (f as FailedSecret).cause, keptPrevious: true }, "secret not installed");
+        log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
+        notify.status(`all ${selected.length} secrets failed; generation ${previous} kept`);
+        return { generation: previous, swapped: false, installed: [], failed: failures.map((f) => failure(f as FailedSecret, true)) };
+      }
+
+      ensureRamfs(manifest.secretsMountPoint);
+      const keysGid = accounts.gid("keys") ?? 0;
+      chownSync(manifest.secretsMountPoint, 0, keysGid);
+      chmodSync(manifest.secretsMountPoint, 0o751);
+      const generation = (previous ?? 0) + 1;
+      notify.status(`writing generation ${generation}`);
+      const genDir = createGeneration(manifest.secretsMountPoint, generation, keysGid);
+      const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
+      const dirOwn: Ownership = { uid: 0, gid: keysGid, mode: 0o751 };
+
+      const installed: string[] = [];
+      const failed: SecretFailure[] = [];
+      const byName = new Map(plan.map((p) => [p.secret.name, p]));
+      for (const secret of manifest.secrets) {
+        const entry = byName.get(secret.name);
+        let cause = entry && !entry.ok ? entry.cause : undefined;
+        if (entry?.ok) {
+          try {
+            makeDirs(genDir, dirname(secret.name), dirOwn);
+            writeNewFile(`${genDir}/${secret.name}`, entry.plaintext, entry.own);
+          } catch (e) {
+            cause = `cannot write ${genDir}/${secret.name}: ${(e as Error).message}`;
+          }
+          if (cause === undefined) {
+            try {
+              installTarget(manifest, genDir, secret, entry.plaintext, entry.own);
+              installed.push(secret.name);
+              log.debug({ secret: secret.name, path: secret.path, generation }, "installed");
+            } catch (e) {
+              // The secret itself is in the new generation; only its extra path could not be made.
+              const f = { name: secret.name, file: secret.file, cause: `cannot install at ${secret.path}: ${(e as Error).message}`, keptPrevious: false };
+              failed.push(f);
+              log.error({ secret: f.name, file: f.file, path: secret.path, cause: f.cause }, "secret not installed at its path");
+            }
+            continue;
+          }
+        }
+        // Not decrypted, not writable, or not selected in the users phase: keep the previous generation's file.
+        const kept = prevDir !== undefined && carryOver(prevDir, genDir, secret, dirOwn, manifest);
+        if (cause !== undefined) {
+          failed.push({ name: secret.name, file: secret.file, cause, keptPrevious: kept });
+          log.error({ secret: secret.name, file: secret.file, cause, keptPrevious: kept }, "secret not installed");
+        }
+      }
+
+      notify.status(`switching ${manifest.secretsDir} to generation ${generation}`);
+      swapSecretsDir(manifest.secretsDir, genDir);
+      const pruned = pruneGenerations(manifest.secretsMountPoint, generation, manifest.keepGenerations);
+      log.info({ generation, installed: installed.length, failed: failed.length, pruned }, `generation ${generation} is active`);
+      notify.status(
+        failed.length === 0
+          ? `generation ${generation}: ${installed.length} secrets installed`
+          : `generation ${generation}: ${installed.length} secrets installed, ${failed.length} failed (${failed.map((f) => f.name).join(", ")})`,
+      );
+      notify.ready();
+      return { generation, swapped: true, installed, failed };
+    } finally {
+      for (const d of decrypted) if (d.ok) d.plaintext.fill(0);
+    }
+  } finally {
+    await lock.release();
+  }
+}
+
+type PlannedSecret = { ok: true; secret: SecretSpec; plaintext: Buffer; own: Ownership };
+type FailedSecret = { ok: false; secret: SecretSpec; cause: string };
+
+function resolveOwnership(decrypted: readonly Decrypted[], accounts: Accounts): (PlannedSecret | FailedSecret)[] {
+  return decrypted.map((d) => {
+    if (!d.ok) return { ok: false, secret: d.secret, cause: d.cause };
+    const uid = accounts.uid(d.secret.owner);
+    const gid = accounts.gid(d.secret.group);
+    if (uid === undefined) return { ok: false, secret: d.secret, cause: `unknown owner "${d.secret.owner}" (not in /etc/passwd)` };
+    if (gid === undefined) return { ok: false, secret: d.secret, cause: `unknown group "${d.secret.group}" (not in /etc/group)` };
+    return { ok: true, secret: d.secret, plaintext: d.plaintext, own: { uid, gid, mode: d.secret.mode } };
+  });
+}
+
+function failure(f: FailedSecret, keptPrevious: boolean): SecretFailure {
+  return { name: f.secret.name, file: f.secret.file, cause: f.cause, keptPrevious };
+}
+
+/** Where `secret.path` lands: inside the new generation when it is below secretsDir, else outside. */
+function installTarget(manifest: Manifest, genDir: string, secret: SecretSpec, plaintext: Buffer, own: Ownership): void {
+  const linkTarget = `${manifest.secretsDir}/${secret.name}`;
+  if (secret.path === linkTarget) return;
+  if (isWithin(manifest.secretsDir, secret.path)) {
+    const inGeneration = `${genDir}/${relative(manifest.secretsDir, secret.path)}`;
+    makeDirs(genDir, dirname(relative(manifest.secretsDir, secret.path)), { uid: 0, gid: own.gid, mode: 0o751 });
+    if (secret.symlink) replaceWithSymlink(inGeneration, linkTarget);
+    else replaceWithFile(inGeneration, plaintext, own);
+    return;
+  }
+  mkdirSync(dirname(secret.path), { recursive: true, mode: 0o755 });
+  if (secret.symlink) {
+    if (readlinkOrUndefined(secret.path) !== linkTarget) replaceWithSymlink(secret.path, linkTarget);
+  } else {
+    replaceWithFile(secret.path, plaintext, own);
+  }
+}
+
+function readlinkOrUndefined(path: string): string | undefined {
+  try {
+    return lstatSync(path).isSymbolicLink() ? readlinkSync(path) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Copies a secret's file (bytes, owner, mode) and its in-secretsDir target from the previous generation. */
+function carryOver(prevDir: string, genDir: string, secret: SecretSpec, dirOwn: Ownership, manifest: Manifest): boolean {
+  let previous;
+  try {
+    previous = readFileNoFollow(`${prevDir}/${secret.name}`);
+  } catch {
+    return false;
+  }
+  try {
+    makeDirs(genDir, dirname(secret.name), dirOwn);
+    writeNewFile(`${genDir}/${secret.name}`, previous.data, previous.own);
+    if (isWithin(manifest.secretsDir, secret.path) && secret.path !== `${manifest.secretsDir}/${secret.name}`) {
+      installTarget(manifest, genDir, secret, previous.data, previous.own);
+    }
+    return true;
+  } finally {
+    previous.data.fill(0);
+  }
+}

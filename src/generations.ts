@@ -1,0 +1,74 @@
+// Generations: /run/agenix.d/N directories, the secretsDir symlink that selects one, and pruning.
+import { lstatSync, readdirSync, readlinkSync, rmSync, rmdirSync, renameSync, symlinkSync, unlinkSync, chownSync, chmodSync, mkdirSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { tempNameBeside } from "./secure-fs.js";
+
+/** The generation number `secretsDir` points at, or undefined (no link, or not one of ours). */
+export function currentGeneration(secretsDir: string, mountPoint: string): number | undefined {
+  let target: string;
+  try {
+    target = readlinkSync(secretsDir);
+  } catch {
+    return undefined;
+  }
+  const n = generationNumber(basename(target));
+  return n !== undefined && dirname(target) === mountPoint ? n : undefined;
+}
+
+function generationNumber(entry: string): number | undefined {
+  return /^[1-9][0-9]*$/.test(entry) ? Number(entry) : undefined;
+}
+
+export function generationDir(mountPoint: string, n: number): string {
+  return join(mountPoint, String(n));
+}
+
+/** Creates generation `n` afresh: a leftover directory of that number (an aborted run) is removed, never reused. */
+export function createGeneration(mountPoint: string, n: number, dirGid: number): string {
+  const dir = generationDir(mountPoint, n);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  chownSync(dir, 0, dirGid);
+  chmodSync(dir, 0o751);
+  return dir;
+}
+
+/**
+ * Points `secretsDir` at `genDir` with one rename(2), so readers see the old or the new generation, never neither.
+ * A real directory at `secretsDir` (left by older agenix setups) is replaced only when empty.
+ */
+export function swapSecretsDir(secretsDir: string, genDir: string): void {
+  mkdirSync(dirname(secretsDir), { recursive: true, mode: 0o755 });
+  let existing;
+  try {
+    existing = lstatSync(secretsDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  if (existing?.isDirectory()) {
+    if (readdirSync(secretsDir).length > 0) {
+      throw new Error(`secretsDir ${secretsDir} is a real directory with files in it; move them away so it can become a symlink`);
+    }
+    rmdirSync(secretsDir);
+  }
+  const temp = tempNameBeside(secretsDir);
+  symlinkSync(genDir, temp);
+  try {
+    renameSync(temp, secretsDir);
+  } catch (e) {
+    unlinkSync(temp);
+    throw e;
+  }
+}
+
+/** Removes generations beyond the newest `keep` (which include `current`); never `current`; ignores non-numeric entries. */
+export function pruneGenerations(mountPoint: string, current: number, keep: number): number[] {
+  const older = readdirSync(mountPoint)
+    .map(generationNumber)
+    .filter((n): n is number => n !== undefined && n !== current)
+    .sort((a, b) => b - a);
+  const kept = new Set(older.filter((n) => n < current).slice(0, keep - 1));
+  const removed = older.filter((n) => !kept.has(n));
+  for (const n of removed) rmSync(generationDir(mountPoint, n), { recursive: true, force: true });
+  return removed;
+}

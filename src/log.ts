@@ -1,0 +1,35 @@
+// Logging: pino JSON lines on stderr (the journal keeps them); a short readable form on a terminal.
+// Nothing logged here may carry secret bytes: callers pass names, paths, numbers and causes only.
+import { pino, type Logger, type DestinationStream } from "pino";
+
+export type { Logger };
+
+export function createLogger(options: { level?: string; pretty?: boolean; destination?: DestinationStream } = {}): Logger {
+  const pretty = options.pretty ?? process.stderr.isTTY === true;
+  const destination = options.destination ?? (pretty ? readableStderr() : pino.destination({ fd: 2, sync: true }));
+  return pino(
+    {
+      name: "agenixd",
+      level: options.level ?? process.env.AGENIXD_LOG_LEVEL ?? "info",
+      base: undefined,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+}
+
+const LEVEL_COLOURS: Record<string, string> = { error: "31", fatal: "31", warn: "33", info: "32", debug: "90", trace: "90" };
+
+function readableStderr(): DestinationStream {
+  return {
+    write(line: string) {
+      const { level, time, msg, name: _name, ...fields } = JSON.parse(line) as Record<string, unknown>;
+      const when = new Date(time as number).toISOString().slice(11, 19);
+      const label = String(level).toUpperCase().padEnd(5);
+      const extra = Object.entries(fields)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(" ");
+      process.stderr.write(`${when} \x1b[${LEVEL_COLOURS[String(level)] ?? "0"}m${label}\x1b[0m ${msg}${extra ? ` ${extra}` : ""}\n`);
+    },
+  };
+}

@@ -1,0 +1,161 @@
+// The manifest: the contract between the NixOS module and the service (docs/manifest.md).
+import { readFile } from "node:fs/promises";
+import { posix } from "node:path";
+
+export interface SecretSpec {
+  /** Relative name under secretsDir; may contain "/" for nested directories. */
+  readonly name: string;
+  /** The encrypted .age file. */
+  readonly file: string;
+  /** Where the user wants the secret; `${secretsDir}/${name}` unless overridden. */
+  readonly path: string;
+  readonly mode: number;
+  /** User name or numeric id. */
+  readonly owner: string;
+  /** Group name or numeric id. */
+  readonly group: string;
+  readonly symlink: boolean;
+  /** Installed in the early phase, before users are created (a user's hashedPasswordFile). */
+  readonly neededForUsers: boolean;
+}
+
+export interface Manifest {
+  readonly version: 1;
+  readonly secretsDir: string;
+  readonly secretsMountPoint: string;
+  readonly identityPaths: readonly string[];
+  readonly keepGenerations: number;
+  readonly secrets: readonly SecretSpec[];
+}
+
+export class ManifestError extends Error {
+  override name = "ManifestError";
+}
+
+export async function readManifest(file: string): Promise<Manifest> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new ManifestError(`cannot read manifest ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError(`manifest ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseManifest(json);
+}
+
+export function parseManifest(json: unknown): Manifest {
+  const root = expectObject(json, "manifest");
+  if (root.version !== 1) fail("version", `expected 1, got ${show(root.version)}`);
+  const secretsDir = absolutePath(root.secretsDir, "secretsDir");
+  const secretsMountPoint = absolutePath(root.secretsMountPoint, "secretsMountPoint");
+  if (secretsDir === "/" || secretsMountPoint === "/") fail("secretsDir", "must not be /");
+  if (isWithin(secretsDir, secretsMountPoint) || isWithin(secretsMountPoint, secretsDir) || secretsDir === secretsMountPoint) {
+    fail("secretsMountPoint", `must not overlap secretsDir (${secretsDir})`);
+  }
+  if (!Array.isArray(root.identityPaths)) fail("identityPaths", `expected a list of paths, got ${show(root.identityPaths)}`);
+  const identityPaths = root.identityPaths.map((p, i) => absolutePath(p, `identityPaths[${i}]`));
+  const keepGenerations = root.keepGenerations ?? 1;
+  if (!Number.isInteger(keepGenerations) || (keepGenerations as number) < 1) {
+    fail("keepGenerations", `expected an integer ≥ 1, got ${show(root.keepGenerations)}`);
+  }
+  if (!Array.isArray(root.secrets)) fail("secrets", `expected a list, got ${show(root.secrets)}`);
+
+  const secrets = root.secrets.map((s, i) => parseSecret(s, `secrets[${i}]`, secretsDir, secretsMountPoint));
+  const names = new Map<string, number>();
+  const paths = new Map<string, number>();
+  secrets.forEach((s, i) => {
+    const other = names.get(s.name);
+    if (other !== undefined) fail(`secrets[${i}].name`, `"${s.name}" is also the name of secrets[${other}]`);
+    names.set(s.name, i);
+    const samePath = paths.get(s.path);
+    if (samePath !== undefined) fail(`secrets[${i}].path`, `${s.path} is also the path of secrets[${samePath}]`);
+    paths.set(s.path, i);
+  });
+  for (const s of secrets) {
+    // A name that is a directory of another name ("a" and "a/b") cannot both be files.
+    for (const other of secrets) {
+      if (other.name.startsWith(`${s.name}/`)) fail("secrets", `"${s.name}" is a file but "${other.name}" needs it to be a directory`);
+    }
+  }
+  return { version: 1, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets };
+}
+
+function parseSecret(json: unknown, where: string, secretsDir: string, mountPoint: string): SecretSpec {
+  const o = expectObject(json, where);
+  const name = secretName(o.name, `${where}.name`);
+  const file = absolutePath(o.file, `${where}.file`);
+  const path = absolutePath(o.path ?? `${secretsDir}/${name}`, `${where}.path`);
+  if (path === secretsDir) fail(`${where}.path`, `must not be secretsDir itself`);
+  if (path === mountPoint || isWithin(mountPoint, path)) fail(`${where}.path`, `must not be inside secretsMountPoint (${mountPoint})`);
+  const mode = parseMode(o.mode ?? "0400", `${where}.mode`);
+  const owner = account(o.owner ?? "0", `${where}.owner`);
+  const group = account(o.group ?? "0", `${where}.group`);
+  const symlink = bool(o.symlink ?? true, `${where}.symlink`);
+  const neededForUsers = bool(o.neededForUsers ?? false, `${where}.neededForUsers`);
+  return { name, file, path, mode, owner, group, symlink, neededForUsers };
+}
+
+/** Secret names become paths under the generation directory, so they must stay inside it. */
+export function secretName(value: unknown, where: string): string {
+  if (typeof value !== "string" || value === "") fail(where, `expected a non-empty string, got ${show(value)}`);
+  if (/[\0\n]/.test(value)) fail(where, `must not contain NUL or newline`);
+  if (value.startsWith("/")) fail(where, `must be relative, got "${value}"`);
+  for (const segment of value.split("/")) {
+    if (segment === "") fail(where, `"${value}" has an empty path segment`);
+    if (segment === "." || segment === "..") fail(where, `"${value}" must not contain "${segment}" segments`);
+  }
+  return value;
+}
+
+function absolutePath(value: unknown, where: string): string {
+  if (typeof value !== "string" || value === "") fail(where, `expected an absolute path, got ${show(value)}`);
+  if (/[\0\n]/.test(value)) fail(where, `must not contain NUL or newline`);
+  if (!value.startsWith("/")) fail(where, `expected an absolute path, got "${value}"`);
+  if (value.split("/").some((s) => s === "..")) fail(where, `must not contain ".." segments: "${value}"`);
+  const normal = posix.normalize(value);
+  return normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
+}
+
+function parseMode(value: unknown, where: string): number {
+  if (typeof value !== "string" || !/^[0-7]{3,4}$/.test(value)) {
+    fail(where, `expected an octal mode string like "0400", got ${show(value)}`);
+  }
+  return parseInt(value, 8);
+}
+
+function account(value: unknown, where: string): string {
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0) return String(value);
+  if (typeof value !== "string" || value === "" || /[\0\n:]/.test(value)) {
+    fail(where, `expected a user/group name or numeric id, got ${show(value)}`);
+  }
+  return value;
+}
+
+function bool(value: unknown, where: string): boolean {
+  if (typeof value !== "boolean") fail(where, `expected true or false, got ${show(value)}`);
+  return value;
+}
+
+function expectObject(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(where, `expected an object, got ${show(value)}`);
+  return value as Record<string, unknown>;
+}
+
+/** True if `path` is strictly below `dir`. */
+export function isWithin(dir: string, path: string): boolean {
+  return path.startsWith(dir === "/" ? "/" : `${dir}/`) && path !== dir;
+}
+
+function show(value: unknown): string {
+  const s = JSON.stringify(value);
+  return s === undefined ? String(value) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function fail(where: string, message: string): never {
+  throw new ManifestError(`manifest: ${where}: ${message}`);
+}

@@ -1,0 +1,137 @@
+// A throwaway machine layout under /tmp for activation tests: host keys, an encrypted "store",
+// a manifest, and the secretsDir/secretsMountPoint pair. Tests run in a private mount namespace
+// (npm test wraps the runner in `unshare --mount`), so the ramfs mounts never reach the host.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ageEncrypt, generateSshKey, type KeyPair } from "./age-cli.js";
+
+export const AGENIXD = fileURLToPath(new URL("../../../dist/agenixd.mjs", import.meta.url));
+
+export interface SecretInput {
+  name: string;
+  plaintext?: string | Buffer;
+  /** Use this .age file instead of encrypting `plaintext`. */
+  file?: string;
+  path?: string;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  symlink?: boolean;
+  neededForUsers?: boolean;
+  recipients?: string[];
+}
+
+export interface RunResult {
+  status: number | null;
+  stderr: string;
+  logs: Array<Record<string, unknown>>;
+}
+
+export class Sandbox {
+  readonly root: string;
+  readonly secretsDir: string;
+  readonly mountPoint: string;
+  readonly store: string;
+  readonly hostKey: KeyPair;
+  private counter = 0;
+
+  constructor(readonly label = "t", sharedKey?: KeyPair) {
+    this.root = mkdtempSync(`/tmp/agenixd-${label}-`);
+    this.secretsDir = join(this.root, "run/agenix");
+    this.mountPoint = join(this.root, "run/agenix.d");
+    this.store = join(this.root, "store");
+    mkdirSync(this.store);
+    mkdirSync(join(this.root, "etc/ssh"), { recursive: true });
+    this.hostKey = sharedKey ?? generateSshKey(join(this.root, "etc/ssh"), "ed25519");
+  }
+
+  /** Encrypts to the host key (or `recipients`) into the fake store; returns the .age path. */
+  encrypt(plaintext: string | Buffer, recipients: string[] = [this.hostKey.recipient]): string {
+    const file = join(this.store, `${++this.counter}-secret.age`);
+    writeFileSync(file, ageEncrypt(plaintext, recipients));
+    return file;
+  }
+
+  manifest(secrets: SecretInput[], extra: Record<string, unknown> = {}): string {
+    const json = {
+      version: 1,
+      secretsDir: this.secretsDir,
+      secretsMountPoint: this.mountPoint,
+      identityPaths: [this.hostKey.privatePath],
+      keepGenerations: 1,
+      ...extra,
+      secrets: secrets.map((s) => ({
+        name: s.name,
+        file: s.file ?? this.encrypt(s.plaintext ?? `value of ${s.name}`, s.recipients),
+        path: s.path ?? `${this.secretsDir}/${s.name}`,
+        mode: s.mode ?? "0400",
+        owner: s.owner ?? "0",
+        group: s.group ?? "0",
+        symlink: s.symlink ?? true,
+        ...(s.neededForUsers === undefined ? {} : { neededForUsers: s.neededForUsers }),
+      })),
+    };
+    const file = join(this.root, `manifest-${++this.counter}.json`);
+    writeFileSync(file, JSON.stringify(json, null, 2));
+    return file;
+  }
+
+  run(manifestFile: string, args: string[] = []): RunResult {
+    const r = spawnSync(process.execPath, [AGENIXD, "activate", "--manifest", manifestFile, ...args], {
+      encoding: "utf8",
+      env: { ...process.env, NOTIFY_SOCKET: "" },
+    });
+    return { status: r.status, stderr: r.stderr, logs: parseLogs(r.stderr) };
+  }
+
+  /** Starts an activation without waiting (for kill and concurrency tests). */
+  start(manifestFile: string) {
+    return spawn(process.execPath, [AGENIXD, "activate", "--manifest", manifestFile], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, NOTIFY_SOCKET: "" },
+    });
+  }
+
+  read(relative: string): string {
+    return readFileSync(join(this.secretsDir, relative), "utf8");
+  }
+
+  cleanup(): void {
+    // Unmount everything below the sandbox (ramfs on the mount point, possibly stacked), then delete.
+    for (let i = 0; i < 5; i++) {
+      if (spawnSync("umount", ["-l", this.mountPoint], { stdio: "ignore" }).status !== 0) break;
+    }
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export function parseLogs(stderr: string): Array<Record<string, unknown>> {
+  return stderr
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Creates a real system user (and its group) for the duration of a test. */
+export function withUser(name: string): { uid: number; gid: number; remove(): void } {
+  spawnSync("userdel", [name], { stdio: "ignore" });
+  spawnSync("groupdel", [name], { stdio: "ignore" });
+  execFileSync("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name]);
+  const uid = Number(execFileSync("id", ["-u", name], { encoding: "utf8" }).trim());
+  const gid = Number(execFileSync("id", ["-g", name], { encoding: "utf8" }).trim());
+  return {
+    uid,
+    gid,
+    remove() {
+      spawnSync("userdel", [name], { stdio: "ignore" });
+      spawnSync("groupdel", [name], { stdio: "ignore" });
+    },
+  };
+}
+
+/** The filesystem type (statfs f_type) of a path, via stat(1), as a hex string. */
+export function fsType(path: string): string {
+  return execFileSync("stat", ["-f", "-c", "%t", path], { encoding: "utf8" }).trim();
+}
