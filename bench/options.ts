@@ -1,0 +1,68 @@
+// Bench configuration, from flags (`--n 20,100 --runs 3 --keys ed25519`) or the matching
+// BENCH_* environment variables, so a quick run needs no edit.
+import { parseArgs } from "node:util";
+
+export type KeyType = "ssh-ed25519" | "ssh-rsa" | "x25519";
+export const ALL_KEY_TYPES: readonly KeyType[] = ["ssh-ed25519", "ssh-rsa", "x25519"];
+
+export interface BenchOptions {
+  /** Secret counts to measure, ascending. */
+  counts: number[];
+  /** Measured repetitions per (tool, key type, count); medians are reported. */
+  runs: number;
+  /** Unmeasured repetitions before the measured ones (page cache, first-exec effects). */
+  warmup: number;
+  keyTypes: KeyType[];
+  /** Plaintext sizes in bytes, cycled over the secrets. */
+  sizes: number[];
+  /** Directory the table, chart and raw JSON are written to. */
+  outDir: string;
+  /** Command that runs agenixd; the bench appends `activate --manifest FILE`. */
+  agenixdCommand: string[];
+}
+
+const KEY_ALIASES: Record<string, KeyType> = {
+  ed25519: "ssh-ed25519", "ssh-ed25519": "ssh-ed25519",
+  rsa: "ssh-rsa", "ssh-rsa": "ssh-rsa",
+  x25519: "x25519", age: "x25519",
+};
+
+function parseIntList(text: string, what: string): number[] {
+  const values = text.split(",").map((s) => Number(s.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 0)) {
+    throw new Error(`${what}: expected a comma-separated list of non-negative integers, got "${text}"`);
+  }
+  return values;
+}
+
+export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: string): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      n: { type: "string" },
+      runs: { type: "string" },
+      warmup: { type: "string" },
+      keys: { type: "string" },
+      sizes: { type: "string" },
+      out: { type: "string" },
+      agenixd: { type: "string" },
+    },
+    strict: true,
+  });
+  const counts = parseIntList(values.n ?? env.BENCH_N ?? "20,100,1000", "--n/BENCH_N").sort((a, b) => a - b);
+  const [runs] = parseIntList(values.runs ?? env.BENCH_RUNS ?? "5", "--runs/BENCH_RUNS");
+  const [warmup] = parseIntList(values.warmup ?? env.BENCH_WARMUP ?? "1", "--warmup/BENCH_WARMUP");
+  const keyTypes = (values.keys ?? env.BENCH_KEYS ?? "ed25519,rsa,x25519").split(",").map((k) => {
+    const type = KEY_ALIASES[k.trim()];
+    if (!type) throw new Error(`--keys/BENCH_KEYS: unknown key type "${k}" (ed25519, rsa, x25519)`);
+    return type;
+  });
+  const sizes = parseIntList(values.sizes ?? env.BENCH_SIZES ?? "64,512,4096", "--sizes/BENCH_SIZES");
+  const outDir = values.out ?? env.BENCH_OUT ?? `${repoRoot}/bench/results`;
+  // Whitespace-separated; lets an experiment (other node flags, another bundle) be benchmarked as is.
+  const agenixdCommand = (values.agenixd ?? env.BENCH_AGENIXD ?? `${process.execPath} ${repoRoot}/dist/agenixd.mjs`)
+    .split(/\s+/).filter((s) => s.length > 0);
+  if (runs === undefined || runs < 1) throw new Error("--runs must be at least 1");
+  if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");
+  return { counts, runs, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand };
+}

@@ -1,0 +1,64 @@
+// Renders the results as the Markdown tables committed in bench/results/ and quoted in docs/.
+import { cell, perSecret, rows, type BenchResults } from "./results.js";
+import { median } from "./stats.js";
+
+const ms = (x: number | null): string => (x === null || Number.isNaN(x) ? "–" : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const us = (x: number): string => (Number.isNaN(x) ? "–" : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const ok = (pass: boolean): string => (pass ? "✅" : "❌");
+
+export function renderMarkdown(r: BenchResults): string {
+  const bare = median(r.bareNodeMs);
+  const lines: string[] = [];
+  lines.push("# agenixd benchmark results", "");
+  lines.push(`${r.machine.date} · ${r.machine.cpu} (${r.machine.cores} cores) · Linux ${r.machine.kernel} · Node ${r.machine.node} · Go age ${r.machine.age}`, "");
+  lines.push(`Medians of ${r.settings.runs} runs (after ${r.settings.warmup} warm-up) per cell, each a fresh ramfs in a private mount namespace. ` +
+    `Plaintext sizes cycle over ${r.settings.sizes.join(", ")} bytes. agenixd command: \`${r.settings.agenixdCommand}\`.`, "");
+
+  lines.push("## Whole activation, agenixd (a) vs agenix's bash loop (b)", "");
+  lines.push("| key | N | loop (b) ms | agenixd (a) ms | a/b | start→READY=1 ms | a − bare node ms | agenixd peak RSS MiB | loop peak RSS MiB |");
+  lines.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const x of rows(r)) {
+    lines.push(`| ${x.keyType} | ${x.count} | ${ms(x.loopMs)} | ${ms(x.agenixdMs)} | ${x.ratio.toFixed(3)} | ${ms(x.readyMs)} | ${ms(x.aboveBareNodeMs)} | ${x.agenixdRssMiB.toFixed(1)} | ${x.loopRssMiB.toFixed(1)} |`);
+  }
+  lines.push("");
+
+  lines.push("## Fixed cost", "");
+  lines.push("| what | median ms |", "|---|---:|");
+  lines.push(`| bare \`node -e 0\` | ${ms(bare)} |`);
+  for (const keyType of new Set(r.cells.map((c) => c.keyType))) {
+    const a = cell(r, "agenixd", keyType, 0);
+    const b = cell(r, "agenix-loop", keyType, 0);
+    if (a) lines.push(`| agenixd, 0 secrets, ${keyType} identity (process start + module import + mount + swap + notify) | ${ms(median(a.samples.map((s) => s.wallMs)))} |`);
+    if (b) lines.push(`| agenix loop, 0 secrets, ${keyType} identity | ${ms(median(b.samples.map((s) => s.wallMs)))} |`);
+  }
+  lines.push("");
+
+  lines.push("## Per-secret cost against the crypto floor", "");
+  lines.push("Marginal cost of one more secret (least-squares slope of the medians over N). The floor is node:crypto doing only the " +
+    "age cryptography (X25519 [+ ssh-ed25519 tweak] or RSA-OAEP, HKDF-SHA256, ChaCha20-Poly1305, header HMAC) for the same sizes, in the same run.", "");
+  lines.push("| key | loop µs/secret | agenixd µs/secret | crypto floor µs/secret | agenixd / floor |");
+  lines.push("|---|---:|---:|---:|---:|");
+  for (const p of perSecret(r)) {
+    lines.push(`| ${p.keyType} | ${us(p.loopUs)} | ${us(p.agenixdUs)} | ${us(p.floorUs)} | ${(p.agenixdUs / p.floorUs).toFixed(2)} |`);
+  }
+  lines.push("");
+
+  lines.push("## Targets (issue #5)", "");
+  lines.push("| target | reached | result |", "|---|---|---:|");
+  const all = rows(r);
+  const at = (keyType: string, count: number) => all.find((x) => x.keyType === keyType && x.count === count);
+  const big = at("ssh-ed25519", 1000);
+  const small = at("ssh-ed25519", 20);
+  const ed = perSecret(r).find((p) => p.keyType === "ssh-ed25519");
+  if (big) lines.push(`| N=1000 ssh-ed25519: a/b ≤ 0.05 | ${ok(big.ratio <= 0.05)} | ${big.ratio.toFixed(3)} |`);
+  if (ed) lines.push(`| ssh-ed25519 per-secret ≤ 2× floor | ${ok(ed.agenixdUs <= 2 * ed.floorUs)} | ${(ed.agenixdUs / ed.floorUs).toFixed(2)}× |`);
+  if (small) lines.push(`| N=20 ssh-ed25519: a/b ≤ 0.8 | ${ok(small.ratio <= 0.8)} | ${small.ratio.toFixed(3)} |`);
+  if (small) lines.push(`| N=20 ssh-ed25519: a ≤ bare node + 40 ms | ${ok(small.aboveBareNodeMs <= 40)} | +${ms(small.aboveBareNodeMs)} ms |`);
+  const rssAt1000 = all.filter((x) => x.count === 1000);
+  if (rssAt1000.length) {
+    const worst = Math.max(...rssAt1000.map((x) => x.agenixdRssMiB));
+    lines.push(`| N=1000 peak RSS ≤ 80 MiB (worst key type) | ${ok(worst <= 80)} | ${worst.toFixed(1)} MiB |`);
+  }
+  lines.push("");
+  return lines.join("\n");
+}

@@ -1,0 +1,141 @@
+// `npm run bench`: times agenixd against agenix's bash loop for every key type and secret
+// count, plus bare Node start and the crypto floor, and writes bench/results/.
+// Quick run: `BENCH_N=20 BENCH_RUNS=3 BENCH_KEYS=ed25519 BENCH_OUT=/tmp/bench npm run bench`.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, release, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkActivation } from "./activation-check.js";
+import { writeAgenixScript } from "./agenix-script.js";
+import { renderChart } from "./chart.js";
+import { measureCryptoFloor } from "./crypto-floor.js";
+import { prepareFixture, type Fixture } from "./fixtures.js";
+import { ensurePrivateMountNamespace } from "./namespace.js";
+import { parseBenchOptions, type BenchOptions } from "./options.js";
+import { timeProcess, type ProcessTiming } from "./process-timer.js";
+import { renderMarkdown } from "./report.js";
+import type { BenchResults, Cell, Sample, Tool } from "./results.js";
+import { makeScenario, writeManifest, type Scenario } from "./scenario.js";
+import { median } from "./stats.js";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const childEnv = { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", LANG: "C" };
+
+function log(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+function isMounted(path: string): boolean {
+  return readFileSync("/proc/self/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === path);
+}
+
+function cleanUp(s: Scenario): void {
+  while (isMounted(s.secretsMountPoint)) execFileSync("umount", [s.secretsMountPoint]);
+  rmSync(s.root, { recursive: true, force: true });
+}
+
+function toSample(t: ProcessTiming): Sample {
+  return { wallMs: t.wallMs, readyMs: t.readyMs, maxRssKiB: t.maxRssKiB, cpuMs: t.cpuMs };
+}
+
+function runOnce(tool: Tool, fixture: Fixture, runDir: string, opts: BenchOptions): Sample {
+  const scenario = makeScenario(runDir, fixture);
+  const logPath = join(runDir, `${tool}.log`);
+  try {
+    let timing: ProcessTiming;
+    if (tool === "agenix-loop") {
+      const script = writeAgenixScript(scenario, join(runDir, "activate-agenix.sh"));
+      timing = timeProcess({ argv: ["bash", script], env: childEnv, log: logPath });
+    } else {
+      const manifest = writeManifest(scenario, join(runDir, "manifest.json"));
+      timing = timeProcess({
+        argv: [...opts.agenixdCommand, "activate", "--manifest", manifest],
+        env: childEnv, log: logPath, notifySocket: join(runDir, "notify.sock"),
+      });
+    }
+    if (timing.exitCode !== 0) {
+      throw new Error(`${tool} exited with ${timing.exitCode}; its output:\n${readFileSync(logPath, "utf8").slice(-4000)}`);
+    }
+    checkActivation(scenario, fixture.secrets, tool);
+    return toSample(timing);
+  } finally {
+    cleanUp(scenario);
+  }
+}
+
+function machineInfo(): BenchResults["machine"] {
+  const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
+  const age = execFileSync("age", ["--version"], { encoding: "utf8" }).trim();
+  return { cpu: cpuModel, cores: cpus().length, kernel: release(), node: process.version, age, date: new Date().toISOString().slice(0, 10) };
+}
+
+async function main(): Promise<void> {
+  ensurePrivateMountNamespace();
+  const opts = parseBenchOptions(process.argv.slice(2), process.env, repoRoot);
+  const entry = opts.agenixdCommand.find((a) => a.endsWith(".mjs") || a.endsWith(".js"));
+  if (entry && !existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first`);
+
+  const workDir = join(repoRoot, "bench", "work");
+  const maxCount = Math.max(...opts.counts);
+  const fixtures: Fixture[] = [];
+  for (const keyType of opts.keyTypes) fixtures.push(await prepareFixture(workDir, keyType, maxCount, opts.sizes));
+
+  const scratch = mkdtempSync(join(tmpdir(), "agenixd-bench-"));
+  const results: BenchResults = {
+    machine: machineInfo(),
+    settings: { counts: opts.counts, runs: opts.runs, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" ") },
+    bareNodeMs: [],
+    floors: [],
+    cells: [],
+  };
+  try {
+    for (let r = 0; r < opts.warmup + opts.runs; r++) {
+      const t = timeProcess({ argv: [process.execPath, "-e", "0"], env: childEnv, log: join(scratch, "node.log") });
+      if (r >= opts.warmup) results.bareNodeMs.push(t.wallMs);
+    }
+    log(`bare node -e 0: ${median(results.bareNodeMs).toFixed(1)} ms`);
+
+    let runNumber = 0;
+    for (const fixture of fixtures) {
+      // N = 0 measures each contestant's fixed cost and anchors the per-secret slope.
+      for (const count of [0, ...opts.counts.filter((n) => n > 0)]) {
+        const subset: Fixture = { ...fixture, secrets: fixture.secrets.slice(0, count) };
+        const cells: Record<Tool, Cell> = {
+          "agenix-loop": { tool: "agenix-loop", keyType: fixture.keyType, count, samples: [] },
+          agenixd: { tool: "agenixd", keyType: fixture.keyType, count, samples: [] },
+        };
+        for (let r = 0; r < opts.warmup + opts.runs; r++) {
+          // Alternate which contestant goes first, so drift (thermal, page cache) hits both alike.
+          const order: Tool[] = r % 2 ? ["agenixd", "agenix-loop"] : ["agenix-loop", "agenixd"];
+          const line: string[] = [];
+          for (const tool of order) {
+            const sample = runOnce(tool, subset, join(scratch, `run-${runNumber++}`), opts);
+            if (r >= opts.warmup) cells[tool].samples.push(sample);
+            line.push(`${tool} ${sample.wallMs.toFixed(1)} ms`);
+          }
+          log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${opts.runs}`}: ${line.join(", ")}`);
+        }
+        results.cells.push(cells["agenix-loop"], cells.agenixd);
+      }
+      const floor = measureCryptoFloor(fixture.keyType, opts.sizes, Math.max(200, Math.min(maxCount, 1000)), 5);
+      results.floors.push(floor);
+      log(`${fixture.keyType} crypto floor: ${floor.perSecretUs.toFixed(1)} µs/secret`);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+
+  mkdirSync(opts.outDir, { recursive: true });
+  writeFileSync(join(opts.outDir, "results.json"), JSON.stringify(results, null, 1) + "\n");
+  const markdown = renderMarkdown(results);
+  writeFileSync(join(opts.outDir, "results.md"), markdown);
+  writeFileSync(join(opts.outDir, "chart.svg"), renderChart(results));
+  process.stdout.write(markdown);
+  log(`wrote ${opts.outDir}/results.{md,json} and chart.svg`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
