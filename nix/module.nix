@@ -258,9 +258,9 @@ in
       inherit message;
     }) (import ./checks.nix optionValues);
 
-    warnings = lib.optional (options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority) ''
-      age.ageBin is set, but agenixd does not run an age executable; the option is ignored.
-    '';
+    warnings = lib.optional (
+      options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority
+    ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored.";
 
     systemd.services = run.services;
 

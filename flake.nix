@@ -1,0 +1,37 @@
+{
+  description = "agenixd: agenix's NixOS module, with secrets installed by a systemd service";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+    in
+    {
+      overlays.default = final: _prev: { agenixd = final.callPackage ./nix/package.nix { }; };
+
+      packages = forAllSystems (pkgs: rec {
+        agenixd = pkgs.callPackage ./nix/package.nix { };
+        default = agenixd;
+      });
+
+      # The module's `age.package` defaults to `pkgs.agenixd` (the overlay) or builds ./nix/package.nix.
+      nixosModules.agenixd = ./nix/module.nix;
+      nixosModules.default = self.nixosModules.agenixd;
+
+      checks = forAllSystems (
+        pkgs:
+        import ./vm-tests {
+          inherit pkgs;
+          agenixdModule = self.nixosModules.default;
+        }
+      );
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
+    };
+}

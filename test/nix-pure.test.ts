@@ -1,0 +1,383 @@
+// The Nix side without nixpkgs: every .nix file parses, and the pure functions in nix/
+// (manifest.nix, checks.nix, unit.nix, unit-file.nix) give the expected manifest and units for
+// example configurations, and refuse the bad ones. Evaluated with Debian's nix-instantiate
+// against the dummy store, so nothing is written to /nix.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const nixDir = join(root, "nix");
+const scratch = mkdtempSync(join(tmpdir(), "agenixd-nix-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const nixEnv = { ...process.env, NIX_STATE_DIR: join(scratch, "state"), XDG_CACHE_HOME: join(scratch, "cache") };
+
+class NixError extends Error {}
+
+/** Evaluates `expr` (a Nix function of `json`) applied to the JSON of `arg`. */
+function nixEval(expr: string, arg: unknown = null): unknown {
+  const r = spawnSync(
+    "nix-instantiate",
+    ["--store", "dummy://", "--eval", "--strict", "--json", "--argstr", "json", JSON.stringify(arg), "-E", `{ json }: let arg = builtins.fromJSON json; in ${expr}`],
+    { encoding: "utf8", env: nixEnv },
+  );
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new NixError(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+const manifestOf = (config: unknown) => nixEval(`import ${nixDir}/manifest.nix arg`, config) as Manifest;
+const unitOf = (args: unknown) => nixEval(`import ${nixDir}/unit.nix arg`, args) as UnitPlan;
+
+interface ManifestSecret {
+  name: string;
+  file: string;
+  path: string;
+  mode: string;
+  owner: string;
+  group: string;
+  symlink: boolean;
+  neededForUsers: boolean;
+}
+interface Manifest {
+  version: number;
+  secretsDir: string;
+  secretsMountPoint: string;
+  identityPaths: string[];
+  keepGenerations: number;
+  secrets: ManifestSecret[];
+}
+interface Service {
+  description: string;
+  wantedBy: string[];
+  requiredBy: string[];
+  before: string[];
+  after: string[];
+  conflicts: string[];
+  unitConfig: { DefaultDependencies: boolean; RequiresMountsFor: string[] };
+  serviceConfig: { Type: string; RemainAfterExit: boolean; ExecStart: string };
+  restartTriggers: string[];
+  stopIfChanged: boolean;
+}
+interface UnitPlan {
+  services: Record<string, Service>;
+  activationScripts: Record<string, { text?: string; deps: string[] }>;
+  unitFiles: Record<string, string>;
+}
+
+function secret(attr: string, extra: Partial<ManifestSecret> = {}) {
+  return {
+    name: attr,
+    file: `/nix/store/00000000000000000000000000000000-${attr.replaceAll("/", "-")}.age`,
+    path: `/run/agenix/${extra.name ?? attr}`,
+    mode: "0400",
+    owner: "0",
+    group: "0",
+    symlink: true,
+    ...extra,
+  };
+}
+
+function options(secrets: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return {
+    secrets,
+    identityPaths: ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"],
+    secretsDir: "/run/agenix",
+    secretsMountPoint: "/run/agenix.d",
+    keepGenerations: 1,
+    ...extra,
+  };
+}
+
+function nixFiles(dir: string): string[] {
+  const skip = new Set(["node_modules", "build", "dist", ".git"]);
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    if (e.isDirectory()) return skip.has(e.name) ? [] : nixFiles(join(dir, e.name));
+    return e.name.endsWith(".nix") ? [join(dir, e.name)] : [];
+  });
+}
+
+describe("every .nix file", () => {
+  const files = nixFiles(root);
+  test("includes the module, the pure functions, the package and the flake", () => {
+    const names = files.map((f) => relative(root, f));
+    for (const expected of ["flake.nix", "nix/module.nix", "nix/manifest.nix", "nix/checks.nix", "nix/unit.nix", "nix/unit-file.nix", "nix/package.nix"]) {
+      assert.ok(names.includes(expected), `${expected} missing from ${names.join(", ")}`);
+    }
+  });
+  for (const file of files) {
+    test(`parses: ${relative(root, file)}`, () => {
+      execFileSync("nix-instantiate", ["--store", "dummy://", "--parse", file], { env: nixEnv, stdio: ["ignore", "ignore", "pipe"] });
+    });
+  }
+});
+
+describe("nix/manifest.nix", () => {
+  test("writes every field of every secret, sorted by attribute name", () => {
+    const m = manifestOf(
+      options(
+        {
+          "db/password": secret("db/password", { owner: "postgres", group: "postgres" }),
+          "-leading-hyphen": secret("-leading-hyphen", { mode: "440" }),
+          tls: secret("tls", { name: "nginx/key.pem", path: "/var/lib/nginx/key.pem", symlink: false, mode: "0440", owner: "996", group: "nginx" }),
+          "root-password": secret("root-password"),
+        },
+        { keepGenerations: 3, passwordFilePaths: ["/run/agenix/root-password"] },
+      ),
+    );
+    assert.deepEqual(m, {
+      version: 1,
+      secretsDir: "/run/agenix",
+      secretsMountPoint: "/run/agenix.d",
+      identityPaths: ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"],
+      keepGenerations: 3,
+      secrets: [
+        {
+          name: "-leading-hyphen",
+          file: "/nix/store/00000000000000000000000000000000--leading-hyphen.age",
+          path: "/run/agenix/-leading-hyphen",
+          mode: "0440",
+          owner: "0",
+          group: "0",
+          symlink: true,
+          neededForUsers: false,
+        },
+        {
+          name: "db/password",
+          file: "/nix/store/00000000000000000000000000000000-db-password.age",
+          path: "/run/agenix/db/password",
+          mode: "0400",
+          owner: "postgres",
+          group: "postgres",
+          symlink: true,
+          neededForUsers: false,
+        },
+        {
+          name: "root-password",
+          file: "/nix/store/00000000000000000000000000000000-root-password.age",
+          path: "/run/agenix/root-password",
+          mode: "0400",
+          owner: "0",
+          group: "0",
+          symlink: true,
+          neededForUsers: true,
+        },
+        {
+          name: "nginx/key.pem",
+          file: "/nix/store/00000000000000000000000000000000-tls.age",
+          path: "/var/lib/nginx/key.pem",
+          mode: "0440",
+          owner: "996",
+          group: "nginx",
+          symlink: false,
+          neededForUsers: false,
+        },
+      ],
+    });
+  });
+
+  test("orders by attribute name, not by the secret's name", () => {
+    const m = manifestOf(options({ b: secret("b", { name: "a" }), a: secret("a", { name: "z" }) }));
+    assert.deepEqual(
+      m.secrets.map((s) => s.name),
+      ["z", "a"],
+    );
+  });
+
+  test("an empty configuration needs no identity", () => {
+    const m = manifestOf(options({}, { identityPaths: [] }));
+    assert.deepEqual(m.secrets, []);
+    assert.deepEqual(m.identityPaths, []);
+  });
+
+  test("never copies an identity given as a path value into the store; copies `file` (ciphertext)", () => {
+    const key = join(scratch, "host_key");
+    const ciphertext = join(scratch, "secret.age");
+    writeFileSync(key, "not a real key\n");
+    writeFileSync(ciphertext, "not real ciphertext\n");
+    const m = nixEval(`import ${nixDir}/manifest.nix {
+      secrets.s = { name = "s"; file = ${ciphertext}; path = "/run/agenix/s"; mode = "0400"; owner = "0"; group = "0"; symlink = true; };
+      identityPaths = [ ${key} ]; secretsDir = /run/agenix; secretsMountPoint = "/run/agenix.d"; keepGenerations = 1; }`) as Manifest;
+    assert.deepEqual(m.identityPaths, [key]);
+    assert.equal(m.secretsDir, "/run/agenix");
+    assert.match(m.secrets[0]!.file, /^\/nix\/store\/[0-9a-z]{32}-secret\.age$/);
+  });
+
+  const refusals: [string, unknown, RegExp][] = [
+    ["a name with `..`", options({ x: secret("x", { name: "../shadow", path: "/etc/shadow-copy" }) }), /age\.secrets\."x"\.name = "\.\.\/shadow" contains a `\.\.` component/],
+    ["a name with `..` inside", options({ x: secret("x", { name: "a/../../b" }) }), /age\.secrets\."x"\.name = "a\/\.\.\/\.\.\/b" contains a `\.\.` component/],
+    ["an absolute name", options({ x: secret("x", { name: "/etc/passwd", path: "/srv/x" }) }), /age\.secrets\."x"\.name = "\/etc\/passwd" must be relative/],
+    ["an empty component in the name", options({ x: secret("x", { name: "a//b" }) }), /must be a normalized relative path/],
+    ["a relative path", options({ x: secret("x", { path: "run/x" }) }), /age\.secrets\."x"\.path = "run\/x" must be an absolute path/],
+    ["symlink = false with the default path (agenix #291)", options({ x: secret("x", { symlink: false }) }), /age\.secrets\."x": symlink = false needs a path outside age\.secretsDir \(\/run\/agenix\).*agenix #291/],
+    ["symlink = false with a path below secretsDir", options({ x: secret("x", { symlink: false, path: "/run/agenix/sub/y" }) }), /agenix #291/],
+    ["a symbolic mode", options({ x: secret("x", { mode: "u=r" }) }), /age\.secrets\."x"\.mode = "u=r" must be an octal mode/],
+    ["two secrets at one path", options({ a: secret("a", { path: "/srv/p" }), b: secret("b", { path: "/srv/p" }) }), /age\.secrets\."a" and age\.secrets\."b" have the same path "\/srv\/p"/],
+    ["two symlinked secrets with one name", options({ a: secret("a", { name: "n", path: "/srv/a" }), b: secret("b", { name: "n", path: "/srv/b" }) }), /have the same name "n"/],
+    ["secrets without identities", options({ x: secret("x") }, { identityPaths: [] }), /age\.identityPaths must be set, for example by enabling openssh\./],
+    ["a relative identity path", options({ x: secret("x") }, { identityPaths: ["etc/key"] }), /age\.identityPaths entry "etc\/key" must be an absolute path/],
+    ["a mount point with a trailing slash", options({}, { secretsMountPoint: "/run/agenix.d/" }), /age\.secretsMountPoint = "\/run\/agenix\.d\/" must be a non-empty absolute path without a trailing slash/],
+    ["an empty mount point", options({}, { secretsMountPoint: "" }), /age\.secretsMountPoint = "" must be a non-empty/],
+    ["secretsDir inside the mount point", options({}, { secretsDir: "/run/agenix.d/current" }), /must not contain one another/],
+    ["keepGenerations = 0", options({}, { keepGenerations: 0 }), /age\.keepGenerations must be a positive integer/],
+  ];
+  for (const [what, config, message] of refusals) {
+    test(`refuses ${what}`, () => {
+      assert.throws(() => manifestOf(config), (e: unknown) => {
+        assert.ok(e instanceof NixError, String(e));
+        assert.match(e.message, /agenixd: refusing this age configuration/);
+        assert.match(e.message, message);
+        return true;
+      });
+    });
+  }
+
+  test("checks.nix reports every problem at once, and none for a sound configuration", () => {
+    const problems = nixEval(`import ${nixDir}/checks.nix arg`, options({ a: secret("a", { symlink: false }), b: secret("b", { name: "..", path: "/srv/b" }) })) as string[];
+    assert.equal(problems.length, 2, problems.join("\n"));
+    assert.deepEqual(nixEval(`import ${nixDir}/checks.nix arg`, options({ a: secret("a"), c: secret("c", { symlink: false, path: "/srv/c" }) })), []);
+  });
+});
+
+describe("nix/unit.nix", () => {
+  const base = {
+    agenixd: "/nix/store/00000000000000000000000000000000-agenixd/bin/agenixd",
+    manifest: "/nix/store/11111111111111111111111111111111-agenixd-manifest.json",
+    identityPaths: ["/persist/etc/ssh/ssh_host_ed25519_key"],
+  };
+  const activate = `${base.agenixd} activate --manifest ${base.manifest}`;
+
+  test("agenixd.service runs before sysinit.target and is re-run by sysinit-reactivation.target", () => {
+    const plan = unitOf(base);
+    assert.deepEqual(Object.keys(plan.services), ["agenixd"]);
+    const s = plan.services.agenixd!;
+    assert.equal(s.serviceConfig.Type, "notify");
+    assert.equal(s.serviceConfig.RemainAfterExit, true);
+    assert.equal(s.serviceConfig.ExecStart, activate);
+    assert.equal(s.unitConfig.DefaultDependencies, false);
+    assert.deepEqual(s.unitConfig.RequiresMountsFor, base.identityPaths);
+    assert.deepEqual(s.wantedBy, ["sysinit.target"]);
+    assert.deepEqual(s.requiredBy, ["sysinit-reactivation.target"]);
+    assert.ok(s.before.includes("sysinit.target"));
+    assert.ok(s.before.includes("sysinit-reactivation.target"));
+    assert.deepEqual(s.after, ["local-fs.target"]);
+    assert.deepEqual(s.restartTriggers, [base.manifest]);
+    assert.equal(s.stopIfChanged, false);
+  });
+
+  test("perl activation without password secrets: only the empty agenix anchor", () => {
+    const plan = unitOf(base);
+    assert.deepEqual(plan.activationScripts, { agenix: { text: "", deps: ["specialfs", "users"] } });
+  });
+
+  test("perl activation with password secrets: a snippet that `users` waits for", () => {
+    const plan = unitOf({ ...base, usersPhase: true });
+    assert.deepEqual(Object.keys(plan.services), ["agenixd"]);
+    assert.deepEqual(plan.activationScripts.agenixdUsers, { text: `${activate} --phase users`, deps: ["specialfs"] });
+    assert.deepEqual(plan.activationScripts.users, { deps: ["agenixdUsers"] });
+    assert.ok(plan.activationScripts.agenix!.deps.includes("agenixdUsers"));
+  });
+
+  for (const [mode, usersUnit] of [
+    ["sysusers", "systemd-sysusers.service"],
+    ["userborn", "userborn.service"],
+  ] as const) {
+    test(`${mode}: agenixd.service after ${usersUnit}; no early unit without password secrets`, () => {
+      const plan = unitOf({ ...base, userManagement: mode });
+      assert.deepEqual(Object.keys(plan.services), ["agenixd"]);
+      assert.deepEqual(plan.services.agenixd!.after, ["local-fs.target", usersUnit]);
+      assert.deepEqual(plan.activationScripts, { agenix: { text: "", deps: ["specialfs"] } });
+    });
+
+    test(`${mode} with password secrets: agenixd-users.service before ${usersUnit} and agenixd.service`, () => {
+      const plan = unitOf({ ...base, userManagement: mode, usersPhase: true });
+      assert.deepEqual(Object.keys(plan.services).sort(), ["agenixd", "agenixd-users"]);
+      const early = plan.services["agenixd-users"]!;
+      assert.equal(early.serviceConfig.ExecStart, `${activate} --phase users`);
+      assert.equal(early.serviceConfig.Type, "notify");
+      assert.equal(early.unitConfig.DefaultDependencies, false);
+      assert.deepEqual(early.unitConfig.RequiresMountsFor, base.identityPaths);
+      for (const unit of [usersUnit, "agenixd.service", "sysinit.target", "sysinit-reactivation.target"]) {
+        assert.ok(early.before.includes(unit), `Before= lacks ${unit}`);
+      }
+      assert.ok(early.wantedBy.includes(usersUnit));
+      assert.deepEqual(early.requiredBy, ["sysinit-reactivation.target"]);
+      assert.deepEqual(plan.services.agenixd!.after, ["local-fs.target", usersUnit, "agenixd-users.service"]);
+      assert.equal(plan.activationScripts.agenixdUsers, undefined);
+      assert.equal(plan.activationScripts.users, undefined);
+    });
+  }
+
+  test("refuses an unknown user manager", () => {
+    assert.throws(() => unitOf({ ...base, userManagement: "homed" }), /userManagement must be "perl", "sysusers" or "userborn", not "homed"/);
+  });
+
+  test("each rendered unit file says what the structured settings say", () => {
+    const plan = unitOf({ ...base, userManagement: "userborn", usersPhase: true });
+    assert.deepEqual(Object.keys(plan.unitFiles).sort(), ["agenixd-users.service", "agenixd.service"]);
+    for (const [name, service] of Object.entries(plan.services)) {
+      const file = parseUnitFile(plan.unitFiles[`${name}.service`]!);
+      assert.deepEqual(file.Unit, {
+        Description: [service.description],
+        Conflicts: [service.conflicts.join(" ")],
+        After: [service.after.join(" ")],
+        Before: [service.before.join(" ")],
+        DefaultDependencies: ["false"],
+        RequiresMountsFor: [service.unitConfig.RequiresMountsFor.join(" ")],
+        "X-Restart-Triggers": [base.manifest],
+      });
+      assert.deepEqual(file.Service, {
+        ExecStart: [service.serviceConfig.ExecStart],
+        RemainAfterExit: ["true"],
+        Type: ["notify"],
+        "X-StopIfChanged": ["false"],
+      });
+      assert.deepEqual(file.Install, { WantedBy: [service.wantedBy.join(" ")], RequiredBy: [service.requiredBy.join(" ")] });
+    }
+  });
+
+  test("leaves out empty settings (an empty `Key=` would reset it in systemd)", () => {
+    const plan = unitOf({ ...base, identityPaths: [] });
+    assert.doesNotMatch(plan.unitFiles["agenixd.service"]!, /RequiresMountsFor/);
+  });
+
+  test("systemd-analyze verify accepts the rendered units", (t) => {
+    if (spawnSync("systemd-analyze", ["--version"]).error) return t.skip("systemd-analyze not installed");
+    const dir = join(scratch, "units");
+    execFileSync("mkdir", ["-p", dir]);
+    const manifest = join(scratch, "manifest.json");
+    writeFileSync(manifest, "{}\n");
+    // Real executables and files, so verify checks the settings rather than missing paths.
+    const plan = unitOf({ agenixd: "/bin/true", manifest, identityPaths: ["/etc/hostname"], userManagement: "sysusers", usersPhase: true });
+    const files = Object.entries(plan.unitFiles).map(([name, text]) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    });
+    const r = spawnSync("systemd-analyze", ["verify", "--man=no", ...files], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.trim(), "", r.stderr);
+  });
+});
+
+/** Minimal unit-file reader: section -> key -> values in order. */
+function parseUnitFile(text: string): Record<string, Record<string, string[]>> {
+  const sections: Record<string, Record<string, string[]>> = {};
+  let current: Record<string, string[]> | undefined;
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const header = /^\[(\w+)\]$/.exec(line);
+    if (header) {
+      current = sections[header[1]!] = {};
+      continue;
+    }
+    const eq = line.indexOf("=");
+    assert.ok(current && eq > 0, `malformed line: ${line}`);
+    (current[line.slice(0, eq)] ??= []).push(line.slice(eq + 1));
+  }
+  return sections;
+}
