@@ -1,14 +1,14 @@
 // The activation pipeline: validate → load identities → decrypt all → mount → write generation →
 // install targets → swap → prune → notify. Each step lives in its own module; this file is the order.
 import { dirname, relative } from "node:path";
-import { lstatSync, mkdirSync, readlinkSync, chownSync, chmodSync } from "node:fs";
+import { lstatSync, readlinkSync, chownSync, chmodSync } from "node:fs";
 import { loadIdentities } from "./identities.js";
 import { decryptAll, type Decrypted } from "./decrypt-all.js";
 import { readAccounts, type Accounts } from "./accounts.js";
 import { ensureRamfs } from "./ramfs.js";
 import { acquireLock } from "./lock.js";
 import { createGeneration, currentGeneration, generationDir, pruneGenerations, swapSecretsDir } from "./generations.js";
-import { makeDirs, readFileNoFollow, replaceWithFile, replaceWithSymlink, writeNewFile, type Ownership } from "./secure-fs.js";
+import { makeDirs, makeParentDirs, readFileNoFollow, replaceWithFile, replaceWithSymlink, writeNewFile, type Ownership } from "./secure-fs.js";
 import { isWithin, type Manifest, type SecretSpec } from "./manifest.js";
 import type { Logger } from "./log.js";
 import type { Notifier } from "./notify.js";
@@ -156,7 +156,7 @@ function installTarget(manifest: Manifest, genDir: string, secret: SecretSpec, p
     else replaceWithFile(inGeneration, plaintext, own);
     return;
   }
-  mkdirSync(dirname(secret.path), { recursive: true, mode: 0o755 });
+  makeParentDirs(secret.path);
   if (secret.symlink) {
     if (readlinkOrUndefined(secret.path) !== linkTarget) replaceWithSymlink(secret.path, linkTarget);
   } else {

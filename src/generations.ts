@@ -1,7 +1,7 @@
 // Generations: /run/agenix.d/N directories, the secretsDir symlink that selects one, and pruning.
 import { lstatSync, readdirSync, readlinkSync, rmSync, rmdirSync, renameSync, symlinkSync, unlinkSync, chownSync, chmodSync, mkdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { tempNameBeside } from "./secure-fs.js";
+import { makeParentDirs, tempNameBeside } from "./secure-fs.js";
 
 /** The generation number `secretsDir` points at, or undefined (no link, or not one of ours). */
 export function currentGeneration(secretsDir: string, mountPoint: string): number | undefined {
@@ -38,7 +38,7 @@ export function createGeneration(mountPoint: string, n: number, dirGid: number):
  * A real directory at `secretsDir` (left by older agenix setups) is replaced only when empty.
  */
 export function swapSecretsDir(secretsDir: string, genDir: string): void {
-  mkdirSync(dirname(secretsDir), { recursive: true, mode: 0o755 });
+  makeParentDirs(secretsDir);
   let existing;
   try {
     existing = lstatSync(secretsDir);

@@ -1,7 +1,7 @@
 // File operations that never follow a planted symlink and never expose a byte before the file
 // has its final owner and mode.
 import {
-  closeSync, constants, fchmodSync, fchownSync, fstatSync, lstatSync, mkdirSync, chownSync, chmodSync,
+  closeSync, constants, existsSync, fchmodSync, fchownSync, fstatSync, lstatSync, mkdirSync, chownSync, chmodSync,
   openSync, readSync, renameSync, symlinkSync, unlinkSync, writeSync,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -60,6 +60,20 @@ export function makeDirs(root: string, relative: string, own: Ownership): void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       if (!lstatSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory`);
+    }
+  }
+}
+
+/** mkdir -p for the parents of a target outside the ramfs: created directories get 0755, as agenix's `mkdir -p` gives them. */
+export function makeParentDirs(path: string): void {
+  const missing: string[] = [];
+  for (let dir = dirname(path); !existsSync(dir); dir = dirname(dir)) missing.unshift(dir);
+  for (const dir of missing) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+      chmodSync(dir, 0o755);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
   }
 }

@@ -116,6 +116,7 @@ test("custom paths: a symlink through secretsDir, a copy with owner and mode, an
   );
   assert.equal(r.status, 0, r.stderr);
   assert.equal(readlinkSync(linkPath), `${sb.secretsDir}/token`);
+  assert.equal(mode(join(sb.root, "var/lib/app")), "0755", "parents of a target are made like mkdir -p, despite the 077 umask");
   assert.equal(readFileSync(linkPath, "utf8"), "tok");
   assert.ok(lstatSync(copyPath).isFile());
   assert.equal(readFileSync(copyPath, "utf8"), "[server]\ntoken = 'x'\n");
