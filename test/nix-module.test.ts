@@ -1,0 +1,185 @@
+// The whole NixOS module (nix/module.nix) under nixpkgs' lib.evalModules, with minimal stand-ins
+// for the NixOS options it touches (nix/tests/eval-module.nix). Needs a copy of nixpkgs' lib:
+// NIXPKGS_LIB=/path/to/nixpkgs.lib (the directory holding lib/, or lib/ itself).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), "agenixd-nix-module-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const nixEnv = { ...process.env, NIX_STATE_DIR: join(scratch, "state"), XDG_CACHE_HOME: join(scratch, "cache") };
+
+function libDir(): string | undefined {
+  const given = process.env.NIXPKGS_LIB;
+  if (!given) return undefined;
+  const dir = existsSync(join(given, "lib", "default.nix")) ? join(given, "lib") : given;
+  assert.ok(existsSync(join(dir, "modules.nix")), `NIXPKGS_LIB=${given} holds no nixpkgs lib`);
+  return dir;
+}
+
+interface Evaluation {
+  assertions: string[];
+  warnings: string[];
+  identityPaths: string[];
+  secrets: Record<string, { name: string; path: string; mode: string; owner: string; group: string; symlink: boolean }>;
+  manifest: { identityPaths: string[]; secrets: { name: string; path: string; group: string; neededForUsers: boolean }[] };
+  services: Record<string, { after: string[]; before: string[]; wantedBy: string[]; unitConfig: { RequiresMountsFor: string[] }; serviceConfig: { ExecStart: string } }>;
+  activationScripts: Record<string, { text: string; deps: string[] }>;
+}
+
+/** Evaluates the module for `config`, a NixOS module written as a Nix expression. */
+function evalModule(lib: string, config: string, what = "r"): Evaluation {
+  const expr = `let r = import ${root}nix/tests/eval-module.nix { lib = import ${lib}; config = ${config}; }; in ${what}`;
+  const res = spawnSync("nix-instantiate", ["--store", "dummy://", "--eval", "--strict", "--json", "-E", expr], { encoding: "utf8", env: nixEnv });
+  if (res.error) throw res.error;
+  if (res.status !== 0) throw new Error(res.stderr);
+  return JSON.parse(res.stdout) as Evaluation;
+}
+
+const file = (n: string) => `"/nix/store/00000000000000000000000000000000-${n}.age"`;
+
+describe("nix/module.nix with nixpkgs' lib", () => {
+  const lib = libDir();
+
+  test("full module evaluation", async (t) => {
+    if (!lib) return t.skip("NIXPKGS_LIB not set: full module evaluation not run");
+
+    await t.test("identityPaths default to openssh's rsa and ed25519 host keys", () => {
+      const r = evalModule(
+        lib,
+        `{ services.openssh.enable = true;
+           services.openssh.hostKeys = [
+             { type = "ed25519"; path = "/persist/ssh/ssh_host_ed25519_key"; }
+             { type = "ecdsa"; path = "/persist/ssh/ssh_host_ecdsa_key"; }
+             { type = "rsa"; bits = 4096; path = "/persist/ssh/ssh_host_rsa_key"; } ];
+           age.secrets.s.file = ${file("s")}; }`,
+      );
+      assert.deepEqual(r.assertions, []);
+      assert.deepEqual(r.identityPaths, ["/persist/ssh/ssh_host_ed25519_key", "/persist/ssh/ssh_host_rsa_key"]);
+      assert.deepEqual(r.manifest.identityPaths, r.identityPaths);
+      assert.deepEqual(r.services.agenixd!.unitConfig.RequiresMountsFor, r.identityPaths);
+    });
+
+    await t.test("without openssh and without identities, secrets are refused with agenix's message", () => {
+      const r = evalModule(lib, `{ age.secrets.s.file = ${file("s")}; }`, "{ inherit (r) assertions identityPaths; }");
+      assert.deepEqual(r.identityPaths, []);
+      assert.deepEqual(r.assertions, ["age.identityPaths must be set, for example by enabling openssh."]);
+    });
+
+    await t.test("no secrets: nothing is configured and nothing is asserted", () => {
+      const r = evalModule(lib, `{ }`, "{ inherit (r) assertions services activationScripts; }");
+      assert.deepEqual(r.assertions, []);
+      assert.deepEqual(r.services, {});
+      assert.deepEqual(r.activationScripts, {});
+    });
+
+    await t.test("agenix's defaults: path, mode, owner, group from users.users.<owner>.group, symlink", () => {
+      const r = evalModule(
+        lib,
+        `{ age.identityPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
+           users.users.postgres.group = "postgres-group";
+           age.secrets.db = { file = ${file("db")}; owner = "postgres"; };
+           age.secrets.plain.file = ${file("plain")};
+           age.secrets.unknown-owner = { file = ${file("u")}; owner = "nobody-declared"; };
+           age.secrets.renamed = { file = ${file("r")}; name = "nginx/cert.pem"; }; }`,
+      );
+      assert.deepEqual(r.assertions, []);
+      assert.deepEqual(r.secrets.db, { name: "db", file: "/nix/store/00000000000000000000000000000000-db.age", path: "/run/agenix/db", mode: "0400", owner: "postgres", group: "postgres-group", symlink: true });
+      assert.equal(r.secrets.plain!.owner, "0");
+      assert.equal(r.secrets.plain!.group, "0");
+      assert.equal(r.secrets["unknown-owner"]!.group, "0");
+      assert.equal(r.secrets.renamed!.path, "/run/agenix/nginx/cert.pem");
+      assert.deepEqual(
+        r.manifest.secrets.map((s) => s.name),
+        ["db", "plain", "nginx/cert.pem", "unknown-owner"],
+      );
+    });
+
+    await t.test("secretsDir moves the default paths", () => {
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secretsDir = "/run/secrets"; age.secrets.a.file = ${file("a")}; }`);
+      assert.equal(r.secrets.a!.path, "/run/secrets/a");
+    });
+
+    await t.test("symlink = false with the default path is refused (agenix #291)", () => {
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.copy = { file = ${file("c")}; symlink = false; }; }`, "{ inherit (r) assertions; }");
+      assert.equal(r.assertions.length, 1);
+      assert.match(r.assertions[0]!, /age\.secrets\."copy": symlink = false needs a path outside age\.secretsDir.*#291/);
+    });
+
+    await t.test("a name with `..` is refused", () => {
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.evil = { file = ${file("e")}; name = "../../etc/shadow"; path = "/srv/x"; }; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(r.assertions, ['age.secrets."evil".name = "../../etc/shadow" contains a `..` component, which would place the secret outside age.secretsDir.']);
+    });
+
+    await t.test("secretsMountPoint keeps agenix's type check", () => {
+      assert.throws(() => evalModule(lib, `{ age.secretsMountPoint = "/run/agenix.d/"; }`, "r.manifest"), /non-empty without trailing slash/);
+    });
+
+    await t.test("the renamed age.sshKeyPaths still sets identityPaths, with a warning", () => {
+      const r = evalModule(lib, `{ age.sshKeyPaths = [ "/etc/ssh/key" ]; age.secrets.a.file = ${file("a")}; }`);
+      assert.deepEqual(r.identityPaths, ["/etc/ssh/key"]);
+      assert.ok(r.warnings.some((w) => w.includes("age.sshKeyPaths") && w.includes("age.identityPaths")), r.warnings.join("\n"));
+    });
+
+    await t.test("age.ageBin is accepted and ignored, with a warning only when set", () => {
+      const set = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.ageBin = "/bin/rage"; age.secrets.a.file = ${file("a")}; }`);
+      assert.deepEqual(set.warnings, ["age.ageBin is set, but agenixd does not run an age executable; the option is ignored."]);
+      const unset = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`);
+      assert.deepEqual(unset.warnings, []);
+    });
+
+    await t.test("a secret used as a hashedPasswordFile is installed before users (perl activation)", () => {
+      const r = evalModule(
+        lib,
+        `{ age.identityPaths = [ "/k" ];
+           age.secrets.root-pw.file = ${file("root-pw")};
+           age.secrets.other.file = ${file("other")};
+           users.users.root.hashedPasswordFile = "/run/agenix/root-pw"; }`,
+      );
+      assert.deepEqual(
+        r.manifest.secrets.map((s) => [s.name, s.neededForUsers]),
+        [
+          ["other", false],
+          ["root-pw", true],
+        ],
+      );
+      assert.deepEqual(Object.keys(r.services), ["agenixd"]);
+      assert.match(r.activationScripts.agenixdUsers!.text, /\/bin\/agenixd activate --manifest \/nix\/store\/\S+-agenixd-manifest\.json --phase users$/);
+      assert.deepEqual(r.activationScripts.users!.deps, ["agenixdUsers"]);
+      assert.ok(r.activationScripts.agenix!.deps.includes("agenixdUsers"));
+    });
+
+    for (const [option, unit] of [
+      ["systemd.sysusers.enable", "systemd-sysusers.service"],
+      ["services.userborn.enable", "userborn.service"],
+    ] as const) {
+      await t.test(`with ${option}, password secrets get a unit before ${unit}`, () => {
+        const r = evalModule(
+          lib,
+          `{ ${option} = true; age.identityPaths = [ "/k" ];
+             age.secrets.pw = { file = ${file("pw")}; path = "/run/keys/alice"; symlink = true; };
+             users.users.alice.hashedPasswordFile = "/run/keys/alice"; }`,
+        );
+        assert.deepEqual(r.assertions, []);
+        assert.deepEqual(Object.keys(r.services).sort(), ["agenixd", "agenixd-users"]);
+        assert.ok(r.services["agenixd-users"]!.before.includes(unit));
+        assert.ok(r.services["agenixd-users"]!.wantedBy.includes(unit));
+        assert.match(r.services["agenixd-users"]!.serviceConfig.ExecStart, / --phase users$/);
+        assert.ok(r.services.agenixd!.after.includes(unit));
+        assert.equal(r.activationScripts.agenixdUsers, undefined);
+        assert.equal(r.activationScripts.users, undefined);
+      });
+    }
+
+    await t.test("no password secret, no early phase", () => {
+      const r = evalModule(lib, `{ systemd.sysusers.enable = true; age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; users.users.bob.hashedPasswordFile = "/etc/bob.pw"; }`);
+      assert.deepEqual(Object.keys(r.services), ["agenixd"]);
+      assert.deepEqual(r.manifest.secrets.map((s) => s.neededForUsers), [false]);
+    });
+  });
+});
