@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { decryptAge } from "../src/age/index.js";
+import { type IdentityWarning, loadIdentities } from "../src/identities.js";
+import { ageEncrypt, generateAgeKey, generatePassphraseSshKey, generateSshKey } from "./helpers/age-cli.js";
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "agenixd-identities-"));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function loadOne(path: string) {
+  const warnings: IdentityWarning[] = [];
+  const identities = await loadIdentities([path], (w) => warnings.push(w));
+  return { identities, warnings };
+}
+
+async function assertSkipped(path: string, reason: RegExp): Promise<void> {
+  const { identities, warnings } = await loadOne(path);
+  assert.equal(identities.length, 0);
+  assert.equal(warnings.length, 1);
+  assert.equal(warnings[0]!.path, path);
+  assert.match(warnings[0]!.reason, reason);
+}
+
+test("a missing file is skipped with a warning", async () => {
+  await assertSkipped(join(dir, "does-not-exist"), /^file does not exist$/);
+});
+
+test("an empty file is skipped with a warning", async () => {
+  const path = join(dir, "empty");
+  writeFileSync(path, "");
+  await assertSkipped(path, /^empty file$/);
+});
+
+test("unreadable paths are skipped: a directory, a path through a regular file, a FIFO", async () => {
+  // chmod 000 does not stop root, so use paths that cannot be read by anyone.
+  const directory = join(dir, "a-directory");
+  mkdirSync(directory);
+  await assertSkipped(directory, /directory/);
+
+  const regular = join(dir, "regular");
+  writeFileSync(regular, "x");
+  await assertSkipped(join(regular, "key"), /^unreadable: a parent of the path is not a directory$/);
+
+  // A FIFO would block a naive read forever; it must be refused without opening it.
+  const fifo = join(dir, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  await assertSkipped(fifo, /^is not a regular file$/);
+});
+
+test("passphrase-protected SSH keys are skipped with a clear warning", async () => {
+  for (const type of ["ed25519", "rsa"] as const) {
+    const key = generatePassphraseSshKey(dir, type, "correct horse battery");
+    await assertSkipped(key.privatePath, /^passphrase-protected; agenixd cannot use it$/);
+  }
+});
+
+test("garbage, public keys and half-valid age files are skipped without quoting key material", async () => {
+  const garbage = join(dir, "garbage");
+  writeFileSync(garbage, "this is not a key\n");
+  await assertSkipped(garbage, /^line 1 is not an age identity or SSH private key$/);
+
+  const ssh = generateSshKey(dir, "ed25519", 0, "for_pub");
+  await assertSkipped(`${ssh.privatePath}.pub`, /^line 1 is not an age identity/);
+
+  const brokenPem = join(dir, "broken-pem");
+  writeFileSync(brokenPem, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAnotbase64!!\n-----END OPENSSH PRIVATE KEY-----\n");
+  await assertSkipped(brokenPem, /^cannot parse as an SSH private key$/);
+
+  const good = readFileSync(generateAgeKey(dir, "good.key").privatePath, "utf8");
+  const goodLine = good.split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
+  const halfValid = join(dir, "half-valid");
+  // A corrupted checksum on line 3: the whole file is rejected, as Go age does.
+  const corrupted = goodLine.slice(0, -1) + (goodLine.endsWith("Q") ? "P" : "Q");
+  writeFileSync(halfValid, `${goodLine}\n\n${corrupted}\n`);
+  const { warnings } = await loadOne(halfValid);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!.reason, /^line 3: invalid Bech32 checksum$/);
+  assert.ok(!warnings[0]!.reason.includes("AGE-SECRET-KEY"));
+
+  const onlyComments = join(dir, "only-comments");
+  writeFileSync(onlyComments, "# nothing here\n\n");
+  await assertSkipped(onlyComments, /^contains no identities$/);
+});
+
+test("an age identity file may hold several keys, comments, blank lines and CRLF", async () => {
+  const a = generateAgeKey(dir, "a.key");
+  const b = generateAgeKey(dir, "b.key");
+  const keyLine = (path: string) => readFileSync(path, "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
+  const path = join(dir, "several.key");
+  writeFileSync(path, `# first\r\n${keyLine(a.privatePath)}\r\n\r\n   # second, indented comment\n${keyLine(b.privatePath)}\n`);
+  const { identities, warnings } = await loadOne(path);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(identities.map((i) => [i.type, i.source]), [["X25519", path], ["X25519", path]]);
+  // Each loaded key is the right one: it alone opens the file for its recipient.
+  assert.equal((await decryptAge(ageEncrypt("for a", [a.recipient]), [identities[0]!])).toString(), "for a");
+  assert.equal((await decryptAge(ageEncrypt("for b", [b.recipient]), [identities[1]!])).toString(), "for b");
+  await assert.rejects(decryptAge(ageEncrypt("for b", [b.recipient]), [identities[0]!]), /no identity matches/);
+});
+
+test("SSH host keys (OpenSSH ed25519, OpenSSH RSA, PEM RSA) load in path order, skipping bad ones", async () => {
+  const ed = generateSshKey(dir, "ed25519", 0, "host_ed25519");
+  const rsa = generateSshKey(dir, "rsa", 2048, "host_rsa");
+  const pemPath = join(dir, "host_rsa_pem");
+  execFileSync("ssh-keygen", ["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "", "-f", pemPath]);
+  assert.match(readFileSync(pemPath, "utf8"), /^-----BEGIN RSA PRIVATE KEY-----/);
+  const pemRecipient = readFileSync(`${pemPath}.pub`, "utf8").trim();
+
+  const warnings: IdentityWarning[] = [];
+  const missing = join(dir, "missing_host_key");
+  const identities = await loadIdentities([missing, ed.privatePath, rsa.privatePath, pemPath], (w) => warnings.push(w));
+  assert.deepEqual(warnings.map((w) => w.path), [missing]);
+  assert.deepEqual(identities.map((i) => [i.type, i.source]), [
+    ["ssh-ed25519", ed.privatePath],
+    ["ssh-rsa", rsa.privatePath],
+    ["ssh-rsa", pemPath],
+  ]);
+  const file = ageEncrypt("host secret", [pemRecipient]);
+  assert.equal((await decryptAge(file, identities)).toString(), "host secret");
+});
+
+test("unsupported SSH key types are skipped with a warning", async () => {
+  const path = join(dir, "ecdsa_key");
+  execFileSync("ssh-keygen", ["-q", "-t", "ecdsa", "-N", "", "-C", "", "-f", path]);
+  await assertSkipped(path, /^unsupported SSH key type "ecdsa"/);
+});
