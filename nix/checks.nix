@@ -53,6 +53,8 @@ let
     in
     if name == "" then
       [ "${option} is empty." ]
+    else if match ".*\n.*" name != null then
+      [ "${option} contains a newline." ]
     else if isAbsolute name then
       [ "${option} = \"${name}\" must be relative to age.secretsDir, not an absolute path." ]
     else if elem ".." (components name) then
@@ -71,6 +73,8 @@ let
       [ "${option} = \"${path}\" must be an absolute path." ]
     else if elem ".." (components path) then
       [ "${option} = \"${path}\" contains a `..` component." ]
+    else if path == mountPoint || isUnder mountPoint path then
+      [ "${option} = \"${path}\" is inside age.secretsMountPoint (${mountPoint}), where only agenixd's generations live." ]
     else
       [ ];
 

@@ -213,6 +213,8 @@ describe("nix/manifest.nix", () => {
     ["a name with `..` inside", options({ x: secret("x", { name: "a/../../b" }) }), /age\.secrets\."x"\.name = "a\/\.\.\/\.\.\/b" contains a `\.\.` component/],
     ["an absolute name", options({ x: secret("x", { name: "/etc/passwd", path: "/srv/x" }) }), /age\.secrets\."x"\.name = "\/etc\/passwd" must be relative/],
     ["an empty component in the name", options({ x: secret("x", { name: "a//b" }) }), /must be a normalized relative path/],
+    ["a newline in the name", options({ x: secret("x", { name: "a\nb", path: "/srv/x" }) }), /age\.secrets\."x"\.name contains a newline/],
+    ["a path inside the mount point", options({ x: secret("x", { path: "/run/agenix.d/1/x" }) }), /age\.secrets\."x"\.path = "\/run\/agenix\.d\/1\/x" is inside age\.secretsMountPoint/],
     ["a relative path", options({ x: secret("x", { path: "run/x" }) }), /age\.secrets\."x"\.path = "run\/x" must be an absolute path/],
     ["symlink = false with the default path (agenix #291)", options({ x: secret("x", { symlink: false }) }), /age\.secrets\."x": symlink = false needs a path outside age\.secretsDir \(\/run\/agenix\).*agenix #291/],
     ["symlink = false with a path below secretsDir", options({ x: secret("x", { symlink: false, path: "/run/agenix/sub/y" }) }), /agenix #291/],
