@@ -1,8 +1,8 @@
 # Renders one service, given as NixOS `systemd.services.<name>` settings, into unit file text.
 # Builtins only. Used by ./unit.nix so the boot harness runs the same unit the module declares.
 #
-# Argument: { description, wantedBy, requiredBy, wants, requires, before, after, conflicts,
-#             unitConfig, serviceConfig, restartTriggers, stopIfChanged } (all but description
+# Argument: { description, wantedBy, requiredBy, aliases, wants, requires, before, after,
+#             conflicts, unitConfig, serviceConfig, restartTriggers, stopIfChanged } (all but description
 #             optional). Lists of dependencies are written space-separated on one line; a list in
 #             unitConfig/serviceConfig the same way; booleans as true/false, like NixOS does.
 # Result: the text of the unit file: [Unit], [Service] and, when the unit is wanted or required
@@ -54,6 +54,7 @@ let
   installSection = lines [
     { key = "WantedBy"; value = get "wantedBy"; }
     { key = "RequiredBy"; value = get "requiredBy"; }
+    { key = "Alias"; value = get "aliases"; }
   ];
 in
 "[Unit]\n"

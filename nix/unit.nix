@@ -65,6 +65,8 @@ let
 
   agenixdService = common // {
     description = "Install agenix secrets";
+    # agenix's unit under sysusers/userborn; units ordered after it keep working.
+    aliases = [ "agenix-install-secrets.service" ];
     # Before= is what makes ordinary services (ordered after sysinit.target) find their secrets.
     wantedBy = [ "sysinit.target" ];
     before = [

@@ -63,6 +63,7 @@ interface Service {
   serviceConfig: { Type: string; RemainAfterExit: boolean; ExecStart: string };
   restartTriggers: string[];
   stopIfChanged: boolean;
+  aliases?: string[];
 }
 interface UnitPlan {
   services: Record<string, Service>;
@@ -270,6 +271,7 @@ describe("nix/unit.nix", () => {
     assert.deepEqual(s.after, ["local-fs.target"]);
     assert.deepEqual(s.restartTriggers, [base.manifest]);
     assert.equal(s.stopIfChanged, false);
+    assert.deepEqual(s.aliases, ["agenix-install-secrets.service"]);
   });
 
   test("perl activation without password secrets: only the empty agenix anchor", () => {
@@ -322,6 +324,7 @@ describe("nix/unit.nix", () => {
   test("each rendered unit file says what the structured settings say", () => {
     const plan = unitOf({ ...base, userManagement: "userborn", usersPhase: true });
     assert.deepEqual(Object.keys(plan.unitFiles).sort(), ["agenixd-users.service", "agenixd.service"]);
+    assert.match(plan.unitFiles["agenixd.service"]!, /^Alias=agenix-install-secrets\.service$/m);
     for (const [name, service] of Object.entries(plan.services)) {
       const file = parseUnitFile(plan.unitFiles[`${name}.service`]!);
       assert.deepEqual(file.Unit, {
@@ -339,7 +342,9 @@ describe("nix/unit.nix", () => {
         Type: ["notify"],
         "X-StopIfChanged": ["false"],
       });
-      assert.deepEqual(file.Install, { WantedBy: [service.wantedBy.join(" ")], RequiredBy: [service.requiredBy.join(" ")] });
+      const install: Record<string, string[]> = { WantedBy: [service.wantedBy.join(" ")], RequiredBy: [service.requiredBy.join(" ")] };
+      if (service.aliases) install.Alias = [service.aliases.join(" ")];
+      assert.deepEqual(file.Install, install);
     }
   });
 
