@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { generateHybridIdentity } from "age-encryption";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -129,4 +130,34 @@ test("unsupported SSH key types are skipped with a warning", async () => {
   const path = join(dir, "ecdsa_key");
   execFileSync("ssh-keygen", ["-q", "-t", "ecdsa", "-N", "", "-C", "", "-f", path]);
   await assertSkipped(path, /^unsupported SSH key type "ecdsa"/);
+});
+
+// Spawns a fresh Node that records which heavy packages get resolved while loading identities.
+function packagesLoadedFor(paths: string[]): string[] {
+  const hooks = `import { writeSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  const m = /node_modules\\/(sshpk|age-encryption)\\//.exec(r.url);
+  if (m) writeSync(1, "LOADED " + m[1] + "\\n");
+  return r;
+}`;
+  const script = join(dir, "probe.mjs");
+  writeFileSync(script, `import { register } from "node:module";
+register("data:text/javascript," + encodeURIComponent(${JSON.stringify(hooks)}));
+const { loadIdentities } = await import(${JSON.stringify(new URL("../src/identities.js", import.meta.url).href)});
+const ids = await loadIdentities(process.argv.slice(2), (w) => { throw new Error(w.reason); });
+console.log("TYPES " + ids.map((i) => i.type).join(","));
+`);
+  const out = execFileSync(process.execPath, [script, ...paths], { encoding: "utf8" });
+  return [...new Set(out.split("\n").filter((l) => l.length > 0))].sort();
+}
+
+test("sshpk and age-encryption are loaded only when a key needs them", async () => {
+  const age = generateAgeKey(dir, "lazy-age.key");
+  const ssh = generateSshKey(dir, "ed25519", 0, "lazy_ed25519");
+  const pqPath = join(dir, "lazy-pq.key");
+  writeFileSync(pqPath, `${await generateHybridIdentity()}\n`);
+  assert.deepEqual(packagesLoadedFor([age.privatePath]), ["TYPES X25519"]);
+  assert.deepEqual(packagesLoadedFor([ssh.privatePath]), ["LOADED sshpk", "TYPES ssh-ed25519"]);
+  assert.deepEqual(packagesLoadedFor([pqPath, age.privatePath]), ["LOADED age-encryption", "TYPES mlkem768x25519,X25519"]);
 });
