@@ -45,6 +45,8 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
     if (phase === "users" && selected.length === 0) {
       log.info("no secret is needed for users; nothing to do in this phase");
+      notify.status("no secret is needed for users");
+      notify.ready();
       return { generation: previous, swapped: false, installed: [], failed: [] };
     }
 
@@ -60,6 +62,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
         for (const f of failures) log.error({ secret: f.secret.name, file: f.secret.file, cause: (f as FailedSecret).cause, keptPrevious: true }, "secret not installed");
         log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
         notify.status(`all ${selected.length} secrets failed; generation ${previous} kept`);
+        notify.ready();
         return { generation: previous, swapped: false, installed: [], failed: failures.map((f) => failure(f as FailedSecret, true)) };
       }
 

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AGENIXD, Sandbox } from "./helpers/sandbox.js";
 
@@ -22,22 +22,27 @@ while True:
         break
 `;
 
-test("sends STATUS= while working and READY=1 once the new generation is live", async (t) => {
-  const sb = new Sandbox("notify");
-  t.after(() => sb.cleanup());
+/** Runs one activation with a real NOTIFY_SOCKET; returns its exit status and the datagrams received. */
+async function activateNotified(sb: Sandbox, manifest: string, args: string[] = []): Promise<{ status: number | null; messages: string[] }> {
   const socketPath = join(sb.root, "notify.sock");
   const received = join(sb.root, "received.txt");
   const receiver = spawn("python3", ["-c", RECEIVER, socketPath, received], { stdio: ["ignore", "pipe", "inherit"] });
   await once(receiver.stdout, "data");
-  const manifest = sb.manifest([{ name: "a" }, { name: "b" }]);
-  const r = spawnSync(process.execPath, [AGENIXD, "activate", "--manifest", manifest], {
+  const r = spawnSync(process.execPath, [AGENIXD, "activate", "--manifest", manifest, ...args], {
     encoding: "utf8",
     env: { ...process.env, NOTIFY_SOCKET: socketPath },
   });
-  assert.equal(r.status, 0, r.stderr);
   const [code] = (await once(receiver, "exit")) as [number];
   assert.equal(code, 0, "receiver saw READY=1");
-  const messages = readFileSync(received, "utf8").trim().split("\n");
+  rmSync(socketPath);
+  return { status: r.status, messages: readFileSync(received, "utf8").trim().split("\n") };
+}
+
+test("sends STATUS= while working and READY=1 once the new generation is live", async (t) => {
+  const sb = new Sandbox("notify");
+  t.after(() => sb.cleanup());
+  const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "a" }, { name: "b" }]));
+  assert.equal(status, 0);
   const statuses = messages.filter((m) => m.startsWith("STATUS="));
   assert.ok(statuses.some((s) => s.includes("decrypting 2 secrets")), messages.join("\n"));
   assert.ok(statuses.some((s) => s.includes("generation 1: 2 secrets installed")), messages.join("\n"));
@@ -46,4 +51,16 @@ test("sends STATUS= while working and READY=1 once the new generation is live", 
   assert.ok(swapIndex >= 0 && readyIndex > swapIndex, "READY=1 comes after the swap");
   assert.ok(existsSync(sb.secretsDir));
   assert.equal(readlinkSync(sb.secretsDir), `${sb.mountPoint}/1`);
+});
+
+test("READY=1 also when there is nothing to do (users phase) and when every secret failed", async (t) => {
+  const sb = new Sandbox("notify-noop");
+  t.after(() => sb.cleanup());
+  const idle = await activateNotified(sb, sb.manifest([{ name: "a" }]), ["--phase", "users"]);
+  assert.equal(idle.status, 0);
+  assert.ok(idle.messages.some((m) => m.includes("no secret is needed for users")));
+  assert.equal(sb.run(sb.manifest([{ name: "a" }])).status, 0);
+  const failed = await activateNotified(sb, sb.manifest([{ name: "a", file: "/nonexistent.age" }]));
+  assert.equal(failed.status, 1, "the unit still fails");
+  assert.ok(failed.messages.some((m) => m.includes("generation 1 kept")));
 });
