@@ -6,6 +6,7 @@ import { loadIdentities } from "./identities.js";
 import { decryptAll, type Decrypted } from "./decrypt-all.js";
 import { readAccounts, type Accounts } from "./accounts.js";
 import { ensureRamfs } from "./ramfs.js";
+import { diffSecrets } from "./diff.js";
 import { acquireLock } from "./lock.js";
 import { createGeneration, currentGeneration, generationDir, pruneGenerations, swapSecretsDir } from "./generations.js";
 import { makeDirs, makeParentDirs, readFileNoFollow, replaceWithFile, replaceWithSymlink, writeNewFile, type Ownership } from "./secure-fs.js";
@@ -66,6 +67,16 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
         return { generation: previous, swapped: false, installed: [], failed: failures.map((f) => failure(f as FailedSecret, true)) };
       }
 
+      const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
+      const changes = diffSecrets(prevDir, plan.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
+      if (phase === "users" && previous !== undefined && failures.length === 0 && changes.added.length + changes.changed.length === 0) {
+        // Perl activation runs this phase at every switch; an unchanged password needs no new generation.
+        log.info({ generation: previous, unchanged: changes.unchanged.length }, "secrets needed for users are unchanged");
+        notify.status(`secrets needed for users unchanged in generation ${previous}`);
+        notify.ready();
+        return { generation: previous, swapped: false, installed: [], failed: [] };
+      }
+
       ensureRamfs(manifest.secretsMountPoint);
       const keysGid = accounts.gid("keys") ?? 0;
       chownSync(manifest.secretsMountPoint, 0, keysGid);
@@ -73,7 +84,6 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       const generation = (previous ?? 0) + 1;
       notify.status(`writing generation ${generation}`);
       const genDir = createGeneration(manifest.secretsMountPoint, generation, keysGid);
-      const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
       const dirOwn: Ownership = { uid: 0, gid: keysGid, mode: 0o751 };
 
       const installed: string[] = [];
@@ -114,7 +124,10 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       notify.status(`switching ${manifest.secretsDir} to generation ${generation}`);
       swapSecretsDir(manifest.secretsDir, genDir);
       const pruned = pruneGenerations(manifest.secretsMountPoint, generation, manifest.keepGenerations);
-      log.info({ generation, installed: installed.length, failed: failed.length, pruned }, `generation ${generation} is active`);
+      log.info(
+        { generation, installed: installed.length, failed: failed.length, added: changes.added, changed: changes.changed, unchanged: changes.unchanged.length, pruned },
+        `generation ${generation} is active`,
+      );
       notify.status(
         failed.length === 0
           ? `generation ${generation}: ${installed.length} secrets installed`

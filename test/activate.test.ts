@@ -311,6 +311,20 @@ test("phase users installs only neededForUsers secrets and keeps every other sec
   assert.equal(sb.read("api"), "api-1", "not decrypted in this phase: carried over");
   assert.equal(statSync(`${sb.secretsDir}/api`).uid, 4242);
 
+  // Perl activation runs this phase at every switch: unchanged early secrets make no new generation.
+  const again = sb.run(sb.manifest([{ name: "hash", plaintext: "$6$new", neededForUsers: true }, { name: "api", plaintext: "api-2" }]), ["--phase", "users"]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal(readlinkSync(sb.secretsDir), `${sb.mountPoint}/2`);
+  assert.ok(again.logs.some((l) => l.msg === "secrets needed for users are unchanged"));
+
+  // The full activation that follows reports what changed.
+  const full = sb.run(sb.manifest([{ name: "hash", plaintext: "$6$new", neededForUsers: true }, { name: "api", plaintext: "api-2" }, { name: "extra" }]));
+  assert.equal(full.status, 0);
+  const active = full.logs.find((l) => l.msg === "generation 3 is active");
+  assert.deepEqual(active?.changed, ["api"]);
+  assert.deepEqual(active?.added, ["extra"]);
+  assert.equal(active?.unchanged, 1);
+
   // At first boot there is no current generation: only the early secrets exist.
   const fresh = new Sandbox("phase-fresh");
   t.after(() => fresh.cleanup());
