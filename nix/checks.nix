@@ -86,8 +86,9 @@ let
     in
     nameProblems attr secret.name
     ++ pathProblems attr path
-    ++ optional (match "[0-7]{3,4}" secret.mode == null)
-      "age.secrets.\"${attr}\".mode = \"${secret.mode}\" must be an octal mode such as \"0400\" or \"440\"."
+    # What chmod(1) accepts, as in agenix: octal, or symbolic clauses ("u=rw,g=r").
+    ++ optional (match "[0-7]{1,4}|[ugoa]*([-+=]([ugo]|[rwxXst]*))+(,[ugoa]*([-+=]([ugo]|[rwxXst]*))+)*" secret.mode == null)
+      "age.secrets.\"${attr}\".mode = \"${secret.mode}\" is not a chmod mode such as \"0400\" or \"u=r,g=r\"."
     ++ optional (secret.owner == "") "age.secrets.\"${attr}\".owner is empty."
     ++ optional (secret.group == "") "age.secrets.\"${attr}\".group is empty."
     # agenix #291: a copy written below secretsDir lands inside the current generation, which the

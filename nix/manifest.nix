@@ -44,8 +44,8 @@ let
         symlink
         ;
       inherit path;
-      # Four octal digits, as agenixd expects; agenix accepted "440" as well.
-      mode = if builtins.stringLength secret.mode == 3 then "0${secret.mode}" else secret.mode;
+      # As given: agenixd reads octal and symbolic modes the way agenix's `chmod` does.
+      mode = secret.mode;
       file = "${secret.file}";
       neededForUsers = builtins.elem path passwordFiles;
     };

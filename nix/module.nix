@@ -101,7 +101,9 @@ let
           default = "0400";
           example = "0440";
           description = ''
-            Permissions of the decrypted secret, in octal (`"0400"`, `"440"`).
+            Permissions of the decrypted secret, in a format understood by chmod: octal
+            (`"0400"`, `"440"`) or symbolic (`"u=rw,g=r"`), applied as agenix does (`chmod` on a
+            file created 0400).
           '';
         };
         owner = mkOption {

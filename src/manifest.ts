@@ -1,6 +1,7 @@
 // The manifest: the contract between the NixOS module and the service (docs/manifest.md).
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
+import { parseMode } from "./mode.js";
 
 export interface SecretSpec {
   /** Relative name under secretsDir; may contain "/" for nested directories. */
@@ -92,12 +93,12 @@ function parseSecret(json: unknown, where: string, secretsDir: string, mountPoin
   const path = absolutePath(o.path ?? `${secretsDir}/${name}`, `${where}.path`);
   if (path === secretsDir) fail(`${where}.path`, `must not be secretsDir itself`);
   if (path === mountPoint || isWithin(mountPoint, path)) fail(`${where}.path`, `must not be inside secretsMountPoint (${mountPoint})`);
-  const mode = parseMode(o.mode ?? "0400", `${where}.mode`);
+  const bits = mode(o.mode ?? "0400", `${where}.mode`);
   const owner = account(o.owner ?? "0", `${where}.owner`);
   const group = account(o.group ?? "0", `${where}.group`);
   const symlink = bool(o.symlink ?? true, `${where}.symlink`);
   const neededForUsers = bool(o.neededForUsers ?? false, `${where}.neededForUsers`);
-  return { name, file, path, mode, owner, group, symlink, neededForUsers };
+  return { name, file, path, mode: bits, owner, group, symlink, neededForUsers };
 }
 
 /** Secret names become paths under the generation directory, so they must stay inside it. */
@@ -121,11 +122,10 @@ function absolutePath(value: unknown, where: string): string {
   return normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
 }
 
-function parseMode(value: unknown, where: string): number {
-  if (typeof value !== "string" || !/^[0-7]{3,4}$/.test(value)) {
-    fail(where, `expected an octal mode string like "0400", got ${show(value)}`);
-  }
-  return parseInt(value, 8);
+function mode(value: unknown, where: string): number {
+  const bits = typeof value === "string" ? parseMode(value) : undefined;
+  if (bits === undefined) fail(where, `expected a chmod mode like "0400" or "u=r,g=r", got ${show(value)}`);
+  return bits;
 }
 
 function account(value: unknown, where: string): string {

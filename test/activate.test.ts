@@ -279,7 +279,7 @@ test("malformed manifests are refused with an error naming the field; nothing in
     ["{not json", /not valid JSON/],
     [JSON.stringify({ version: 2 }), /version: expected 1/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "../escape", file: "/x.age", path: "/x", mode: "0400", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.name: .*"\.\." segments/],
-    [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", mode: "rw", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.mode: expected an octal mode/],
+    [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", mode: "rw", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.mode: expected a chmod mode/],
   ];
   for (const [text, expected] of cases) {
     const file = join(sb.root, "bad.json");

@@ -17,6 +17,7 @@ test("a valid manifest parses, with agenix's defaults for omitted secret fields"
   const m = parseManifest({ ...base, secrets: [secret, { name: "b", file: "/nix/store/y.age" }] });
   assert.equal(m.secrets[0]!.mode, 0o400);
   assert.equal(m.secrets[0]!.neededForUsers, false);
+  assert.equal(parseManifest({ ...base, secrets: [{ ...secret, mode: "u=rw,g=r" }] }).secrets[0]!.mode, 0o640, "symbolic, as chmod on 0400");
   assert.deepEqual(
     { ...m.secrets[1] },
     { name: "b", file: "/nix/store/y.age", path: "/run/agenix/b", mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false },
@@ -36,7 +37,7 @@ const bad: Array<[string, unknown, RegExp]> = [
   ["newline in name", { ...base, secrets: [{ ...secret, name: "a\nb" }] }, /secrets\[0\]\.name: must not contain NUL or newline/],
   ["NUL in path", { ...base, secrets: [{ ...secret, path: "/run/x\0y" }] }, /secrets\[0\]\.path: must not contain NUL/],
   ["path in mount point", { ...base, secrets: [{ ...secret, path: "/run/agenix.d/1/x" }] }, /secrets\[0\]\.path: must not be inside secretsMountPoint/],
-  ["symbolic mode", { ...base, secrets: [{ ...secret, mode: "u=r" }] }, /secrets\[0\]\.mode: expected an octal mode string/],
+  ["invalid mode", { ...base, secrets: [{ ...secret, mode: "rw" }] }, /secrets\[0\]\.mode: expected a chmod mode like "0400"/],
   ["owner with colon", { ...base, secrets: [{ ...secret, owner: "a:b" }] }, /secrets\[0\]\.owner/],
   ["symlink not bool", { ...base, secrets: [{ ...secret, symlink: "yes" }] }, /secrets\[0\]\.symlink: expected true or false/],
   ["duplicate names", { ...base, secrets: [secret, { ...secret, path: "/other" }] }, /secrets\[1\]\.name: "db\/password" is also the name of secrets\[0\]/],
