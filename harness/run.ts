@@ -1,0 +1,107 @@
+// Runs the vm-tests scenarios under a real systemd:
+//   node build/harness/run.js [--backend nspawn|qemu|all] [--list] [scenario...]
+// nspawn runs every scenario; qemu those marked "qemu": true. Prints each scenario's time; a
+// failing scenario prints the machine's journal for agenixd. Exits 1 if any scenario failed.
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { cacheDir, repoRoot } from "./cache.js";
+import { debianRoot } from "./debian-root.js";
+import { agenixdRoot, buildFixture } from "./fixture.js";
+import { Machine } from "./machine.js";
+import { NspawnBackend } from "./nspawn.js";
+import { loadScenario, scenarioNames, type Scenario } from "./scenario.js";
+import { runSteps } from "./steps.js";
+
+type BackendName = "nspawn" | "qemu";
+
+async function machineFor(backend: BackendName, scenario: Scenario, runDir: string): Promise<Machine> {
+  const fixture = join(runDir, "fixture");
+  await buildFixture(scenario, fixture);
+  const log = (line: string) => console.log(`  ${line}`);
+  if (backend === "nspawn") {
+    const root = await debianRoot("nspawn");
+    return new Machine(scenario.name, new NspawnBackend({
+      name: scenario.name,
+      layers: [fixture, root],
+      binds: [
+        { host: process.execPath, container: "/usr/local/bin/node" },
+        { host: join(repoRoot, "dist"), container: `${agenixdRoot}/dist` },
+        { host: join(repoRoot, "node_modules"), container: `${agenixdRoot}/node_modules` },
+      ],
+      stateDir: join(runDir, "machine"),
+    }), log);
+  }
+  const { QemuBackend } = await import("./qemu.js");
+  return new Machine(scenario.name, await QemuBackend.create({ name: scenario.name, fixture, stateDir: join(runDir, "machine") }), log);
+}
+
+async function runScenario(backend: BackendName, scenario: Scenario): Promise<boolean> {
+  const runDir = join(cacheDir(), "runs", `${scenario.name}-${backend}-${process.pid}`);
+  rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true });
+  const started = Date.now();
+  console.log(`=== ${scenario.name} (${backend}): ${scenario.description}`);
+  let machine: Machine | undefined;
+  let ok = false;
+  try {
+    machine = await machineFor(backend, scenario, runDir);
+    await runSteps(machine, scenario.steps);
+    ok = true;
+  } catch (error) {
+    console.log(`  FAILED: ${(error as Error).stack ?? String(error)}`);
+    if (machine) {
+      console.log("  --- journal of agenixd (all boots) ---");
+      const journal = await machine.journal(["-u", "agenixd.service", "-u", "agenixd-users.service", "-u", "systemd-sysusers.service"]).catch((e: Error) => e.message);
+      console.log(journal.replace(/^/gm, "  | "));
+    }
+  } finally {
+    await machine?.dispose().catch((e: Error) => console.log(`  cleanup failed: ${e.message}`));
+    rmSync(runDir, { recursive: true, force: true });
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`=== ${scenario.name} (${backend}): ${ok ? "ok" : "FAILED"} in ${seconds} s`);
+  return ok;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { backend: { type: "string", default: "nspawn" }, list: { type: "boolean" } },
+  });
+  const all = scenarioNames();
+  if (values.list) {
+    for (const name of all) {
+      const s = loadScenario(name);
+      console.log(`${name}${s.qemu ? " (nspawn, qemu)" : " (nspawn)"}: ${s.description}`);
+    }
+    return 0;
+  }
+  const backends: BackendName[] = values.backend === "all" ? ["nspawn", "qemu"] : [values.backend as BackendName];
+  if (!backends.every((b) => b === "nspawn" || b === "qemu")) {
+    console.error(`unknown backend ${values.backend}: nspawn, qemu or all`);
+    return 2;
+  }
+  const unknown = positionals.filter((n) => !all.includes(n));
+  if (unknown.length) {
+    console.error(`unknown scenario(s): ${unknown.join(", ")}; known: ${all.join(", ")}`);
+    return 2;
+  }
+  const names = positionals.length ? positionals : all;
+  const failed: string[] = [];
+  const started = Date.now();
+  for (const backend of backends) {
+    for (const name of names) {
+      const scenario = loadScenario(name);
+      // Asked for by name, a scenario runs on the backend given; otherwise QEMU runs only the
+      // scenarios marked for it (each takes minutes under TCG).
+      if (backend === "qemu" && !scenario.qemu && positionals.length === 0) continue;
+      if (!(await runScenario(backend, scenario))) failed.push(`${name} (${backend})`);
+    }
+  }
+  const total = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(failed.length ? `harness: ${failed.length} failed in ${total} s: ${failed.join(", ")}` : `harness: all passed in ${total} s`);
+  return failed.length ? 1 : 0;
+}
+
+process.exitCode = await main();

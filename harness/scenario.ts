@@ -1,0 +1,96 @@
+// Scenarios are data (vm-tests/scenarios/<name>.json), shared by this harness and by the NixOS
+// VM tests (vm-tests/*.nix), which read the same file with builtins.fromJSON.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot } from "./cache.js";
+
+export interface SecretDef {
+  /** Plaintext the .age file is made from. */
+  content: string;
+  name?: string;
+  path?: string;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  symlink?: boolean;
+  /** File name of the ciphertext (without .age); the attribute name by default. */
+  sourceName?: string;
+  /** Encrypted to a key the machine does not have. */
+  undecryptable?: boolean;
+}
+
+export interface UserDef {
+  uid: number;
+  group: string;
+  gid: number;
+  isNormalUser?: boolean;
+  /** Attribute name of the secret that is this user's hashedPasswordFile. */
+  hashedPasswordSecret?: string;
+}
+
+export interface ServiceDef {
+  description?: string;
+  wantedBy?: string[];
+  serviceConfig?: Record<string, string | boolean>;
+  script: string;
+}
+
+export type Step =
+  | { op: "start" }
+  | { op: "waitForUnit"; unit: string }
+  | { op: "succeed"; command: string; equals?: string; contains?: string }
+  | { op: "fail"; command: string }
+  | { op: "waitUntilSucceeds"; command: string }
+  | {
+      op: "assertSecret";
+      path: string;
+      content: string;
+      mode: string;
+      owner: string;
+      group: string;
+      uid: number;
+      gid: number;
+      symlink?: boolean;
+    }
+  | { op: "switch"; to: string; mayFail?: boolean }
+  | { op: "reboot" }
+  | { op: "crash" }
+  | { op: "shutdown" }
+  | { op: "repeat"; times: number; steps: Step[] }
+  | { op: "checkPassword"; user: string; password: string };
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** Also run on the QEMU backend. */
+  qemu?: boolean;
+  users?: Record<string, UserDef>;
+  secrets: Record<string, SecretDef>;
+  /** Other configurations (NixOS specialisations): each secret given replaces the base one. */
+  specialisations?: Record<string, { secrets: Record<string, SecretDef> }>;
+  services?: Record<string, ServiceDef>;
+  steps: Step[];
+}
+
+export const scenariosDir = join(repoRoot, "vm-tests", "scenarios");
+
+export function scenarioNames(): string[] {
+  return readdirSync(scenariosDir)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.slice(0, -".json".length))
+    .sort();
+}
+
+export function loadScenario(name: string): Scenario {
+  const text = readFileSync(join(scenariosDir, `${name}.json`), "utf8");
+  return { name, ...(JSON.parse(text) as Omit<Scenario, "name">) };
+}
+
+/** The base configuration is named "base"; the others are the specialisations. */
+export function configurations(s: Scenario): Record<string, Record<string, SecretDef>> {
+  const result: Record<string, Record<string, SecretDef>> = { base: s.secrets };
+  for (const [name, spec] of Object.entries(s.specialisations ?? {})) {
+    result[name] = { ...s.secrets, ...spec.secrets };
+  }
+  return result;
+}
