@@ -1,0 +1,11 @@
+# The NixOS VM tests, one per scenario in ./scenarios (also run by ../harness without Nix).
+# The flake: checks.<system> = import ./vm-tests { inherit pkgs; agenixdModule = self.nixosModules.default; }
+{ pkgs, agenixdModule }:
+{
+  boot = import ./boot.nix { inherit pkgs agenixdModule; };
+  ordering = import ./ordering.nix { inherit pkgs agenixdModule; };
+  switch = import ./switch.nix { inherit pkgs agenixdModule; };
+  failure = import ./failure.nix { inherit pkgs agenixdModule; };
+  reboot = import ./reboot.nix { inherit pkgs agenixdModule; };
+  password = import ./password.nix { inherit pkgs agenixdModule; };
+}

@@ -1,0 +1,6 @@
+# Scenario "failure" (scenarios/failure.json) as a NixOS VM test.
+{ pkgs, agenixdModule }:
+(import ./lib.nix { inherit pkgs agenixdModule; }).scenarioTest {
+  name = "failure";
+  userManagement = [ "perl" ];
+}

@@ -1,0 +1,6 @@
+# Scenario "reboot" (scenarios/reboot.json) as a NixOS VM test.
+{ pkgs, agenixdModule }:
+(import ./lib.nix { inherit pkgs agenixdModule; }).scenarioTest {
+  name = "reboot";
+  userManagement = [ "perl" ];
+}

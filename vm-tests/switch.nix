@@ -1,0 +1,6 @@
+# Scenario "switch" (scenarios/switch.json) as a NixOS VM test.
+{ pkgs, agenixdModule }:
+(import ./lib.nix { inherit pkgs agenixdModule; }).scenarioTest {
+  name = "switch";
+  userManagement = [ "perl" ];
+}
