@@ -19,6 +19,8 @@ export interface BenchOptions {
   outDir: string;
   /** Command that runs agenixd; the bench appends `activate --manifest FILE`. */
   agenixdCommand: string[];
+  /** Skip the bash loop (experiments on agenixd alone); the table then has no ratios. */
+  skipLoop: boolean;
 }
 
 const KEY_ALIASES: Record<string, KeyType> = {
@@ -46,6 +48,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
       sizes: { type: "string" },
       out: { type: "string" },
       agenixd: { type: "string" },
+      "skip-loop": { type: "boolean" },
     },
     strict: true,
   });
@@ -64,5 +67,6 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
     .split(/\s+/).filter((s) => s.length > 0);
   if (runs === undefined || runs < 1) throw new Error("--runs must be at least 1");
   if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");
-  return { counts, runs, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand };
+  const skipLoop = values["skip-loop"] ?? env.BENCH_SKIP_LOOP === "1";
+  return { counts, runs, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, skipLoop };
 }

@@ -21,7 +21,7 @@ export interface Cell {
 
 export interface BenchResults {
   machine: { cpu: string; cores: number; kernel: string; node: string; age: string; date: string };
-  settings: { counts: number[]; runs: number; warmup: number; sizes: number[]; agenixdCommand: string };
+  settings: { counts: number[]; runs: number; warmup: number; sizes: number[]; agenixdCommand: string; skipLoop?: boolean };
   bareNodeMs: number[];
   floors: CryptoFloor[];
   cells: Cell[];
@@ -60,9 +60,9 @@ export function rows(r: BenchResults): Row[] {
     for (const count of r.settings.counts) {
       const a = cell(r, "agenixd", keyType, count);
       const b = cell(r, "agenix-loop", keyType, count);
-      if (!a || !b) continue;
+      if (!a) continue;
       const agenixdMs = med(a.samples.map((s) => s.wallMs));
-      const loopMs = med(b.samples.map((s) => s.wallMs));
+      const loopMs = b ? med(b.samples.map((s) => s.wallMs)) : NaN;
       const readies = a.samples.map((s) => s.readyMs).filter((x): x is number => x !== null);
       out.push({
         keyType, count, loopMs, agenixdMs,
@@ -70,7 +70,7 @@ export function rows(r: BenchResults): Row[] {
         readyMs: readies.length === a.samples.length ? med(readies) : null,
         aboveBareNodeMs: agenixdMs - bare,
         agenixdRssMiB: Math.max(...a.samples.map((s) => s.maxRssKiB)) / 1024,
-        loopRssMiB: Math.max(...b.samples.map((s) => s.maxRssKiB)) / 1024,
+        loopRssMiB: b ? Math.max(...b.samples.map((s) => s.maxRssKiB)) / 1024 : NaN,
       });
     }
   }

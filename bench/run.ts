@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), "agenixd-bench-"));
   const results: BenchResults = {
     machine: machineInfo(),
-    settings: { counts: opts.counts, runs: opts.runs, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" ") },
+    settings: { counts: opts.counts, runs: opts.runs, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" "), skipLoop: opts.skipLoop },
     bareNodeMs: [],
     floors: [],
     cells: [],
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
         };
         for (let r = 0; r < opts.warmup + opts.runs; r++) {
           // Alternate which contestant goes first, so drift (thermal, page cache) hits both alike.
-          const order: Tool[] = r % 2 ? ["agenixd", "agenix-loop"] : ["agenix-loop", "agenixd"];
+          const order = (r % 2 ? ["agenixd", "agenix-loop"] : ["agenix-loop", "agenixd"]).filter((t) => !(opts.skipLoop && t === "agenix-loop")) as Tool[];
           const line: string[] = [];
           for (const tool of order) {
             const sample = runOnce(tool, subset, join(scratch, `run-${runNumber++}`), opts);
@@ -116,7 +116,8 @@ async function main(): Promise<void> {
           }
           log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${opts.runs}`}: ${line.join(", ")}`);
         }
-        results.cells.push(cells["agenix-loop"], cells.agenixd);
+        if (!opts.skipLoop) results.cells.push(cells["agenix-loop"]);
+        results.cells.push(cells.agenixd);
       }
       const floor = measureCryptoFloor(fixture.keyType, opts.sizes, Math.max(200, Math.min(maxCount, 1000)), 5);
       results.floors.push(floor);

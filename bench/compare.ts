@@ -1,0 +1,68 @@
+// `node build/bench/compare.js --n 20 --runs 20 --keys ed25519 "node dist/agenixd.mjs" "node other/agenixd.mjs"`:
+// A/B test of agenixd builds. Runs the given commands interleaved (so machine load hits all
+// alike) on the same fixture and prints median and minimum wall and CPU time for each.
+// Made for judging start-up changes worth 5-40 ms on a shared, noisy machine.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { checkActivation } from "./activation-check.js";
+import { prepareFixture } from "./fixtures.js";
+import { ensurePrivateMountNamespace } from "./namespace.js";
+import { parseBenchOptions } from "./options.js";
+import { timeProcess, type ProcessTiming } from "./process-timer.js";
+import { makeScenario, writeManifest } from "./scenario.js";
+import { median } from "./stats.js";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+async function main(): Promise<void> {
+  ensurePrivateMountNamespace();
+  const { values, positionals } = parseArgs({
+    args: process.argv.slice(2), allowPositionals: true,
+    options: { keys: { type: "string", default: "ed25519" }, n: { type: "string", default: "20" }, runs: { type: "string", default: "20" } },
+  });
+  const commands = positionals.length > 0 ? positionals : [`${process.execPath} ${repoRoot}/dist/agenixd.mjs`];
+  const opts = parseBenchOptions(["--keys", values.keys!, "--n", values.n!, "--runs", values.runs!], {}, repoRoot);
+  const fixture = await prepareFixture(join(repoRoot, "bench", "work"), opts.keyTypes[0]!, opts.counts[0]!, opts.sizes);
+  const variants = [["node -e 0", `${process.execPath} -e 0`], ...commands.map((c) => [c, c])] as [string, string][];
+  const timings: ProcessTiming[][] = variants.map(() => []);
+  const scratch = mkdtempSync(join(tmpdir(), "agenixd-compare-"));
+  try {
+    for (let r = 0; r < opts.runs + 1; r++) {
+      variants.forEach(([, command], v) => {
+        const root = join(scratch, `run-${r}-${v}`);
+        const scenario = makeScenario(root, fixture);
+        const isNode = v === 0;
+        const argv = command.split(/\s+/).filter(Boolean);
+        const t = timeProcess({
+          argv: isNode ? argv : [...argv, "activate", "--manifest", writeManifest(scenario, join(root, "manifest.json"))],
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, log: join(root, "log"), notifySocket: isNode ? undefined : join(root, "notify.sock"),
+        });
+        if (t.exitCode !== 0) throw new Error(`${command} exited with ${t.exitCode}:\n${readFileSync(join(root, "log"), "utf8")}`);
+        if (!isNode) {
+          checkActivation(scenario, fixture.secrets, command);
+          execFileSync("umount", [scenario.secretsMountPoint]);
+        }
+        rmSync(root, { recursive: true, force: true });
+        if (r > 0) timings[v]!.push(t);
+      });
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  process.stdout.write(`${fixture.keyType}, N=${fixture.secrets.length}, ${opts.runs} interleaved runs (ms)\n`);
+  process.stdout.write("wall median   wall min   cpu median    cpu min   rss MiB   command\n");
+  variants.forEach(([name], v) => {
+    const t = timings[v]!;
+    const col = (xs: number[], f: (x: number[]) => number) => f(xs).toFixed(1).padStart(10);
+    process.stdout.write(`${col(t.map((x) => x.wallMs), median)} ${col(t.map((x) => x.wallMs), (x) => Math.min(...x))} ${col(t.map((x) => x.cpuMs), median)} ${col(t.map((x) => x.cpuMs), (x) => Math.min(...x))} ${(Math.max(...t.map((x) => x.maxRssKiB)) / 1024).toFixed(1).padStart(9)}   ${name}\n`);
+  });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`compare: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
