@@ -32,6 +32,8 @@ export async function cached(name: string, inputs: unknown, build: (dir: string)
     renameSync(partial, dir);
   } catch (error) {
     rmSync(partial, { recursive: true, force: true });
+    // Another run built the same entry meanwhile: theirs is as good as ours.
+    if (existsSync(dir)) return dir;
     throw error;
   }
   return dir;

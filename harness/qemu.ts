@@ -80,7 +80,9 @@ export class QemuBackend implements Backend {
       `tsc_early_khz=${tscKhz()}`,
       "panic=-1",
       "loglevel=4",
-      "systemd.show_status=false",
+      // microvm has no keyboard controller nor ACPI reset register: reboot by triple fault,
+      // which -no-reboot turns into QEMU exiting.
+      "reboot=t",
     ].join(" ");
     const args = [
       "-M", "microvm,rtc=on,isa-serial=on",
@@ -280,6 +282,8 @@ function buildPayload(fixture: string, dir: string): void {
     "StandardError=tty",
     "TTYPath=/dev/hvc0",
     "TTYReset=yes",
+    // An interactive shell ignores SIGTERM; without this, every shutdown waits 90 s for it.
+    "KillSignal=SIGKILL",
     "",
   ].join("\n"));
   symlinkSync("../harness-backdoor.service", join(units, "multi-user.target.wants", "harness-backdoor.service"));

@@ -36,6 +36,15 @@ async function machineFor(backend: BackendName, scenario: Scenario, runDir: stri
   return new Machine(scenario.name, await QemuBackend.create({ name: scenario.name, fixture, stateDir: join(runDir, "machine") }), log);
 }
 
+/** Machines to stop if the run is interrupted, so that no QEMU or container outlives it. */
+const running = new Set<Machine>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    console.log(`harness: ${signal}, stopping ${running.size} machine(s)`);
+    void Promise.allSettled([...running].map((m) => m.dispose())).then(() => process.exit(130));
+  });
+}
+
 async function runScenario(backend: BackendName, scenario: Scenario): Promise<boolean> {
   const runDir = join(cacheDir(), "runs", `${scenario.name}-${backend}-${process.pid}`);
   rmSync(runDir, { recursive: true, force: true });
@@ -46,6 +55,7 @@ async function runScenario(backend: BackendName, scenario: Scenario): Promise<bo
   let ok = false;
   try {
     machine = await machineFor(backend, scenario, runDir);
+    running.add(machine);
     await runSteps(machine, scenario.steps);
     ok = true;
   } catch (error) {
@@ -57,6 +67,7 @@ async function runScenario(backend: BackendName, scenario: Scenario): Promise<bo
     }
   } finally {
     await machine?.dispose().catch((e: Error) => console.log(`  cleanup failed: ${e.message}`));
+    if (machine) running.delete(machine);
     rmSync(runDir, { recursive: true, force: true });
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
