@@ -294,6 +294,11 @@ function buildPayload(fixture: string, dir: string): void {
   writeFileSync(join(dir, "etc/fstab"), "LABEL=agxroot / ext4 rw 0 1\n");
 }
 
+/** Builds the cached images the QEMU machines boot, if missing. */
+export async function prepareQemu(): Promise<void> {
+  await bootFiles();
+}
+
 /** Kernel (vmlinux for a PVH boot), initrd and root image, cached by the Debian root they come from. */
 async function bootFiles(): Promise<BootFiles> {
   const root = await debianRoot("qemu");

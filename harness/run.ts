@@ -2,7 +2,7 @@
 //   node build/harness/run.js [--backend nspawn|qemu|all] [--list] [scenario...]
 // nspawn runs every scenario; qemu those marked "qemu": true. Prints each scenario's time; a
 // failing scenario prints the machine's journal for agenixd. Exits 1 if any scenario failed.
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cacheDir, repoRoot } from "./cache.js";
@@ -43,6 +43,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     console.log(`harness: ${signal}, stopping ${running.size} machine(s)`);
     void Promise.allSettled([...running].map((m) => m.dispose())).then(() => process.exit(130));
   });
+}
+
+/** Builds (or finds in the cache) what the backend boots, so scenario times are scenario times. */
+async function prepare(backend: BackendName): Promise<void> {
+  const started = Date.now();
+  if (backend === "nspawn") await debianRoot("nspawn");
+  else await (await import("./qemu.js")).prepareQemu();
+  console.log(`harness: ${backend} images ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 async function runScenario(backend: BackendName, scenario: Scenario): Promise<boolean> {
@@ -98,16 +106,27 @@ async function main(): Promise<number> {
     console.error(`unknown scenario(s): ${unknown.join(", ")}; known: ${all.join(", ")}`);
     return 2;
   }
+  if (!existsSync(join(repoRoot, "dist", "agenixd.mjs"))) {
+    console.error("harness: dist/agenixd.mjs is missing; run `npm run build` first");
+    return 2;
+  }
   const names = positionals.length ? positionals : all;
   const failed: string[] = [];
   const started = Date.now();
   for (const backend of backends) {
-    for (const name of names) {
-      const scenario = loadScenario(name);
-      // Asked for by name, a scenario runs on the backend given; otherwise QEMU runs only the
-      // scenarios marked for it (each takes minutes under TCG).
-      if (backend === "qemu" && !scenario.qemu && positionals.length === 0) continue;
-      if (!(await runScenario(backend, scenario))) failed.push(`${name} (${backend})`);
+    // Asked for by name, a scenario runs on the backend given; otherwise QEMU runs only the
+    // scenarios marked for it (each takes minutes under TCG).
+    const scenarios = names.map(loadScenario).filter((s) => backend !== "qemu" || s.qemu || positionals.length > 0);
+    if (scenarios.length === 0) continue;
+    try {
+      await prepare(backend);
+    } catch (error) {
+      console.log(`harness: preparing the ${backend} backend failed: ${(error as Error).stack ?? String(error)}`);
+      failed.push(...scenarios.map((s) => `${s.name} (${backend})`));
+      continue;
+    }
+    for (const scenario of scenarios) {
+      if (!(await runScenario(backend, scenario))) failed.push(`${scenario.name} (${backend})`);
     }
   }
   const total = ((Date.now() - started) / 1000).toFixed(1);
