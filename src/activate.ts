@@ -89,12 +89,13 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       const installed: string[] = [];
       const failed: SecretFailure[] = [];
       const byName = new Map(plan.map((p) => [p.secret.name, p]));
+      const knownDirs = new Set<string>();
       for (const secret of manifest.secrets) {
         const entry = byName.get(secret.name);
         let cause = entry && !entry.ok ? entry.cause : undefined;
         if (entry?.ok) {
           try {
-            makeDirs(genDir, dirname(secret.name), dirOwn);
+            makeDirs(genDir, dirname(secret.name), dirOwn, knownDirs);
             writeNewFile(`${genDir}/${secret.name}`, entry.plaintext, entry.own);
           } catch (e) {
             cause = `cannot write ${genDir}/${secret.name}: ${(e as Error).message}`;

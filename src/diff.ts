@@ -18,10 +18,10 @@ export function diffSecrets(previousDir: string | undefined, planned: readonly P
   const added: string[] = [];
   const changed: string[] = [];
   const unchanged: string[] = [];
+  if (previousDir === undefined) return { added: planned.map((p) => p.name), changed, unchanged };
   for (const p of planned) {
     let previous;
     try {
-      if (previousDir === undefined) throw new Error("no previous generation");
       previous = readFileNoFollow(`${previousDir}/${p.name}`);
     } catch {
       added.push(p.name);

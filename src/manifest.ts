@@ -79,8 +79,9 @@ export function parseManifest(json: unknown): Manifest {
   });
   for (const s of secrets) {
     // A name that is a directory of another name ("a" and "a/b") cannot both be files.
-    for (const other of secrets) {
-      if (other.name.startsWith(`${s.name}/`)) fail("secrets", `"${s.name}" is a file but "${other.name}" needs it to be a directory`);
+    for (let slash = s.name.indexOf("/"); slash > 0; slash = s.name.indexOf("/", slash + 1)) {
+      const parent = s.name.slice(0, slash);
+      if (names.has(parent)) fail("secrets", `"${parent}" is a file but "${s.name}" needs it to be a directory`);
     }
   }
   return { version: 1, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets };

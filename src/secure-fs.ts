@@ -48,11 +48,18 @@ export function readFileNoFollow(path: string): { data: Buffer; own: Ownership }
   }
 }
 
-/** mkdir -p below `root` (which exists), each created directory getting `own`. Refuses symlinks on the way. */
-export function makeDirs(root: string, relative: string, own: Ownership): void {
+/**
+ * mkdir -p below `root` (which exists), each created directory getting `own`. Refuses symlinks on
+ * the way. `known` remembers directories already made or checked, so a thousand secrets in one
+ * directory cost one mkdir.
+ */
+export function makeDirs(root: string, relative: string, own: Ownership, known: Set<string> = new Set()): void {
   let dir = root;
-  for (const segment of relative.split("/").filter(Boolean)) {
+  for (const segment of relative.split("/")) {
+    if (segment === "" || segment === ".") continue;
     dir = join(dir, segment);
+    if (known.has(dir)) continue;
+    known.add(dir);
     try {
       mkdirSync(dir, { mode: 0o700 });
       chownSync(dir, own.uid, own.gid);
