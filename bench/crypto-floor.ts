@@ -140,21 +140,28 @@ function decrypt(identity: Identity, file: SyntheticFile): Buffer {
 
 export interface CryptoFloor {
   keyType: KeyType;
-  /** Median over repetitions of the per-secret cost, in microseconds, for the fixtures' size mix. */
+  /** Median of the samples: per-secret cost in microseconds for the fixtures' size mix. */
   perSecretUs: number;
+  samplesUs: number[];
 }
 
-/** Measures the floor for `count` secrets with the given size mix, `repetitions` times. */
-export function measureCryptoFloor(keyType: KeyType, sizes: number[], count: number, repetitions: number): CryptoFloor {
+export interface CryptoFloorProbe {
+  /** Decrypts every synthetic file once; returns the mean cost per secret in microseconds. */
+  sample(): number;
+}
+
+/**
+ * Prepares `count` synthetic files with the given size mix. The bench takes one sample after
+ * each timed run, so the floor sees the same machine load as the contestants do.
+ */
+export function prepareCryptoFloor(keyType: KeyType, sizes: number[], count: number): CryptoFloorProbe {
   const identity = makeIdentity(keyType);
   const files = Array.from({ length: count }, (_, i) => synthesise(identity, sizes[i % sizes.length]!));
-  const samples: number[] = [];
-  for (let r = 0; r < repetitions + 1; r++) {
+  const once = (): number => {
     const t0 = process.hrtime.bigint();
     for (const f of files) decrypt(identity, f).fill(0);
-    const elapsedUs = Number(process.hrtime.bigint() - t0) / 1e3;
-    if (r > 0) samples.push(elapsedUs / count); // the first pass warms up the JIT
-  }
-  samples.sort((a, b) => a - b);
-  return { keyType, perSecretUs: samples[Math.floor(samples.length / 2)]! };
+    return Number(process.hrtime.bigint() - t0) / 1e3 / count;
+  };
+  once(); // warms up the JIT and OpenSSL's algorithm fetch caches
+  return { sample: once };
 }

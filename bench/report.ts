@@ -35,7 +35,7 @@ export function renderMarkdown(r: BenchResults): string {
 
   lines.push("## Per-secret cost against the crypto floor", "");
   lines.push("Marginal cost of one more secret (least-squares slope of the medians over N). The floor is node:crypto doing only the " +
-    "age cryptography (X25519 [+ ssh-ed25519 tweak] or RSA-OAEP, HKDF-SHA256, ChaCha20-Poly1305, header HMAC) for the same sizes, in the same run.", "");
+    "age cryptography (X25519 [+ ssh-ed25519 tweak] or RSA-OAEP, HKDF-SHA256, ChaCha20-Poly1305, header HMAC) for the same sizes, sampled once after every timed run so that it sees the same machine load (median shown).", "");
   lines.push("| key | loop µs/secret | agenixd µs/secret | crypto floor µs/secret | agenixd / floor |");
   lines.push("|---|---:|---:|---:|---:|");
   for (const p of perSecret(r)) {

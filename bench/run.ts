@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { checkActivation } from "./activation-check.js";
 import { writeAgenixScript } from "./agenix-script.js";
 import { renderChart } from "./chart.js";
-import { measureCryptoFloor } from "./crypto-floor.js";
+import { prepareCryptoFloor } from "./crypto-floor.js";
 import { prepareFixture, type Fixture } from "./fixtures.js";
 import { ensurePrivateMountNamespace } from "./namespace.js";
 import { parseBenchOptions, type BenchOptions } from "./options.js";
@@ -98,6 +98,8 @@ async function main(): Promise<void> {
 
     let runNumber = 0;
     for (const fixture of fixtures) {
+      const floorProbe = prepareCryptoFloor(fixture.keyType, opts.sizes, Math.min(Math.max(100, maxCount), 1000));
+      const floorSamples: number[] = [];
       // N = 0 measures each contestant's fixed cost and anchors the per-secret slope.
       for (const count of [0, ...opts.counts.filter((n) => n > 0)]) {
         const subset: Fixture = { ...fixture, secrets: fixture.secrets.slice(0, count) };
@@ -114,12 +116,13 @@ async function main(): Promise<void> {
             if (r >= opts.warmup) cells[tool].samples.push(sample);
             line.push(`${tool} ${sample.wallMs.toFixed(1)} ms`);
           }
+          if (r >= opts.warmup) floorSamples.push(floorProbe.sample());
           log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${opts.runs}`}: ${line.join(", ")}`);
         }
         if (!opts.skipLoop) results.cells.push(cells["agenix-loop"]);
         results.cells.push(cells.agenixd);
       }
-      const floor = measureCryptoFloor(fixture.keyType, opts.sizes, Math.max(200, Math.min(maxCount, 1000)), 5);
+      const floor = { keyType: fixture.keyType, perSecretUs: median(floorSamples), samplesUs: floorSamples };
       results.floors.push(floor);
       log(`${fixture.keyType} crypto floor: ${floor.perSecretUs.toFixed(1)} µs/secret`);
     }
