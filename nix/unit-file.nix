@@ -1,7 +1,7 @@
 # Renders one service, given as NixOS `systemd.services.<name>` settings, into unit file text.
 # Builtins only. Used by ./unit.nix so the boot harness runs the same unit the module declares.
 #
-# Argument: { description, wantedBy, requiredBy, aliases, wants, requires, before, after,
+# Argument: { description, wantedBy, requiredBy, aliases, wants, requires, partOf, before, after,
 #             conflicts, unitConfig, serviceConfig, restartTriggers, stopIfChanged } (all but description
 #             optional). Lists of dependencies are written space-separated on one line; a list in
 #             unitConfig/serviceConfig the same way; booleans as true/false, like NixOS does.
@@ -38,6 +38,7 @@ let
       { key = "Description"; value = service.description; }
       { key = "Wants"; value = get "wants"; }
       { key = "Requires"; value = get "requires"; }
+      { key = "PartOf"; value = get "partOf"; }
       { key = "Conflicts"; value = get "conflicts"; }
       { key = "After"; value = get "after"; }
       { key = "Before"; value = get "before"; }

@@ -48,6 +48,11 @@ let
   # switch-to-configuration through sysinit-reactivation.target whenever the manifest changes.
   common = {
     requiredBy = [ "sysinit-reactivation.target" ];
+    # switch-to-configuration restarts sysinit-reactivation.target at every switch; PartOf= carries
+    # that restart to us, so secrets are decrypted again at every switch as agenix's activation
+    # script does (a rotated host key, a `file` outside the store), not only when the manifest
+    # changes (restartTriggers).
+    partOf = [ "sysinit-reactivation.target" ];
     conflicts = [ "shutdown.target" ];
     unitConfig = {
       DefaultDependencies = false;

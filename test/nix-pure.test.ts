@@ -56,6 +56,7 @@ interface Service {
   description: string;
   wantedBy: string[];
   requiredBy: string[];
+  partOf: string[];
   before: string[];
   after: string[];
   conflicts: string[];
@@ -266,6 +267,7 @@ describe("nix/unit.nix", () => {
     assert.deepEqual(s.unitConfig.RequiresMountsFor, base.identityPaths);
     assert.deepEqual(s.wantedBy, ["sysinit.target"]);
     assert.deepEqual(s.requiredBy, ["sysinit-reactivation.target"]);
+    assert.deepEqual(s.partOf, ["sysinit-reactivation.target"], "re-run at every switch, as agenix is");
     assert.ok(s.before.includes("sysinit.target"));
     assert.ok(s.before.includes("sysinit-reactivation.target"));
     assert.deepEqual(s.after, ["local-fs.target"]);
@@ -330,6 +332,7 @@ describe("nix/unit.nix", () => {
       assert.deepEqual(file.Unit, {
         Description: [service.description],
         Conflicts: [service.conflicts.join(" ")],
+        PartOf: [service.partOf.join(" ")],
         After: [service.after.join(" ")],
         Before: [service.before.join(" ")],
         DefaultDependencies: ["false"],
