@@ -10,7 +10,8 @@ export function renderMarkdown(r: BenchResults): string {
   const bare = median(r.bareNodeMs);
   const lines: string[] = [];
   lines.push("# agenixd benchmark results", "");
-  lines.push(`${r.machine.date} · ${r.machine.cpu} (${r.machine.cores} cores) · Linux ${r.machine.kernel} · Node ${r.machine.node} · Go age ${r.machine.age}`, "");
+  lines.push(`${r.machine.date} · ${r.machine.cpu} (${r.machine.cores} cores) · Linux ${r.machine.kernel} · Node ${r.machine.node} · Go age ${r.machine.age}` +
+    (r.machine.loadBefore !== undefined ? ` · 1-min load average ${r.machine.loadBefore.toFixed(1)} before, ${r.machine.loadAfter?.toFixed(1)} after` : ""), "");
   lines.push(`Medians of ${r.settings.runs} runs (after ${r.settings.warmup} warm-up) per cell, each a fresh ramfs in a private mount namespace. ` +
     `Plaintext sizes cycle over ${r.settings.sizes.join(", ")} bytes. agenixd command: \`${r.settings.agenixdCommand}\`.`, "");
 

@@ -20,7 +20,7 @@ export interface Cell {
 }
 
 export interface BenchResults {
-  machine: { cpu: string; cores: number; kernel: string; node: string; age: string; date: string };
+  machine: { cpu: string; cores: number; kernel: string; node: string; age: string; date: string; loadBefore?: number; loadAfter?: number };
   settings: { counts: number[]; runs: number; warmup: number; sizes: number[]; agenixdCommand: string; skipLoop?: boolean };
   bareNodeMs: number[];
   floors: CryptoFloor[];

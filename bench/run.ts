@@ -3,7 +3,7 @@
 // Quick run: `BENCH_N=20 BENCH_RUNS=3 BENCH_KEYS=ed25519 BENCH_OUT=/tmp/bench npm run bench`.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, release, tmpdir } from "node:os";
+import { cpus, loadavg, release, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkActivation } from "./activation-check.js";
@@ -67,7 +67,7 @@ function runOnce(tool: Tool, fixture: Fixture, runDir: string, opts: BenchOption
 function machineInfo(): BenchResults["machine"] {
   const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
   const age = execFileSync("age", ["--version"], { encoding: "utf8" }).trim();
-  return { cpu: cpuModel, cores: cpus().length, kernel: release(), node: process.version, age, date: new Date().toISOString().slice(0, 10) };
+  return { cpu: cpuModel, cores: cpus().length, kernel: release(), node: process.version, age, date: new Date().toISOString().slice(0, 10), loadBefore: loadavg()[0] };
 }
 
 async function main(): Promise<void> {
@@ -90,11 +90,10 @@ async function main(): Promise<void> {
     cells: [],
   };
   try {
-    for (let r = 0; r < opts.warmup + opts.runs; r++) {
-      const t = timeProcess({ argv: [process.execPath, "-e", "0"], env: childEnv, log: join(scratch, "node.log") });
-      if (r >= opts.warmup) results.bareNodeMs.push(t.wallMs);
-    }
-    log(`bare node -e 0: ${median(results.bareNodeMs).toFixed(1)} ms`);
+    // Bare Node is sampled after every timed run, like the floor, so it sees the same load.
+    const sampleBareNode = (): number =>
+      timeProcess({ argv: [process.execPath, "-e", "0"], env: childEnv, log: join(scratch, "node.log") }).wallMs;
+    for (let r = 0; r < opts.warmup; r++) sampleBareNode();
 
     let runNumber = 0;
     for (const fixture of fixtures) {
@@ -116,7 +115,10 @@ async function main(): Promise<void> {
             if (r >= opts.warmup) cells[tool].samples.push(sample);
             line.push(`${tool} ${sample.wallMs.toFixed(1)} ms`);
           }
-          if (r >= opts.warmup) floorSamples.push(floorProbe.sample());
+          if (r >= opts.warmup) {
+            floorSamples.push(floorProbe.sample());
+            results.bareNodeMs.push(sampleBareNode());
+          }
           log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${opts.runs}`}: ${line.join(", ")}`);
         }
         if (!opts.skipLoop) results.cells.push(cells["agenix-loop"]);
@@ -130,6 +132,9 @@ async function main(): Promise<void> {
     rmSync(scratch, { recursive: true, force: true });
   }
 
+  log(`bare node -e 0: ${median(results.bareNodeMs).toFixed(1)} ms`);
+  // Other work on the machine inflates the fork-heavy loop more than agenixd; say how busy it was.
+  results.machine.loadAfter = loadavg()[0];
   mkdirSync(opts.outDir, { recursive: true });
   writeFileSync(join(opts.outDir, "results.json"), JSON.stringify(results, null, 1) + "\n");
   const markdown = renderMarkdown(results);
