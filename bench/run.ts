@@ -86,6 +86,7 @@ async function main(): Promise<void> {
     machine: machineInfo(),
     settings: { counts: opts.counts, runs: opts.runs, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" "), skipLoop: opts.skipLoop },
     bareNodeMs: [],
+    startImportMs: [],
     floors: [],
     cells: [],
   };
@@ -118,6 +119,7 @@ async function main(): Promise<void> {
           if (r >= opts.warmup) {
             floorSamples.push(floorProbe.sample());
             results.bareNodeMs.push(sampleBareNode());
+            results.startImportMs!.push(timeProcess({ argv: [...opts.agenixdCommand, "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
           }
           log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${opts.runs}`}: ${line.join(", ")}`);
         }
