@@ -1,6 +1,6 @@
-import { createPrivateKey } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import type SshPk from "sshpk";
+import { rsaPrivateKey } from "./rsa-key.js";
 import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X25519Identity } from "./age/index.js";
 
 export interface IdentityWarning {
@@ -122,12 +122,13 @@ async function parseSshKey(contents: Buffer, path: string): Promise<AgeIdentity[
         return [new SshEd25519Identity(path, seed, sshWirePublicKey)];
       }
       case "rsa": {
-        const pkcs8 = key.toBuffer("pkcs8", {});
-        try {
-          return [new SshRsaIdentity(path, createPrivateKey(pkcs8), sshWirePublicKey)];
-        } finally {
-          pkcs8.fill(0);
-        }
+        const part = (name: string) => {
+          const data = key.parts.find((p) => p.name === name)?.data;
+          if (!data) throw new SkipFile(`malformed RSA private key (no ${name})`);
+          return data;
+        };
+        const rsa = rsaPrivateKey({ n: part("n"), e: part("e"), d: part("d"), p: part("p"), q: part("q"), iqmp: part("iqmp") });
+        return [new SshRsaIdentity(path, rsa, sshWirePublicKey)];
       }
       default:
         throw new SkipFile(`unsupported SSH key type "${key.type}" (age supports ssh-ed25519 and ssh-rsa)`);
