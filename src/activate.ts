@@ -58,13 +58,13 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     try {
       const accounts = ctx.accounts ?? readAccounts();
       const plan = resolveOwnership(decrypted, accounts);
-      const failures = plan.filter((p) => !p.ok);
+      const failures = plan.filter((p): p is FailedSecret => !p.ok);
       if (selected.length > 0 && failures.length === selected.length && previous !== undefined) {
-        for (const f of failures) log.error({ secret: f.secret.name, file: f.secret.file, cause: (f as FailedSecret).cause, keptPrevious: true }, "secret not installed");
+        for (const f of failures) log.error({ secret: f.secret.name, file: f.secret.file, cause: f.cause, keptPrevious: true }, "secret not installed");
         log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
         notify.status(`all ${selected.length} secrets failed; generation ${previous} kept`);
         notify.ready();
-        return { generation: previous, swapped: false, installed: [], failed: failures.map((f) => failure(f as FailedSecret, true)) };
+        return { generation: previous, swapped: false, installed: [], failed: failures.map((f) => failure(f, true)) };
       }
 
       const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
@@ -86,41 +86,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       const genDir = createGeneration(manifest.secretsMountPoint, generation, keysGid);
       const dirOwn: Ownership = { uid: 0, gid: keysGid, mode: 0o751 };
 
-      const installed: string[] = [];
-      const failed: SecretFailure[] = [];
-      const byName = new Map(plan.map((p) => [p.secret.name, p]));
-      const knownDirs = new Set<string>();
-      for (const secret of manifest.secrets) {
-        const entry = byName.get(secret.name);
-        let cause = entry && !entry.ok ? entry.cause : undefined;
-        if (entry?.ok) {
-          try {
-            makeDirs(genDir, dirname(secret.name), dirOwn, knownDirs);
-            writeNewFile(`${genDir}/${secret.name}`, entry.plaintext, entry.own);
-          } catch (e) {
-            cause = `cannot write ${genDir}/${secret.name}: ${(e as Error).message}`;
-          }
-          if (cause === undefined) {
-            try {
-              installTarget(manifest, genDir, secret, entry.plaintext, entry.own);
-              installed.push(secret.name);
-              log.debug({ secret: secret.name, path: secret.path, generation }, "installed");
-            } catch (e) {
-              // The secret itself is in the new generation; only its extra path could not be made.
-              const f = { name: secret.name, file: secret.file, cause: `cannot install at ${secret.path}: ${(e as Error).message}`, keptPrevious: false };
-              failed.push(f);
-              log.error({ secret: f.name, file: f.file, path: secret.path, cause: f.cause }, "secret not installed at its path");
-            }
-            continue;
-          }
-        }
-        // Not decrypted, not writable, or not selected in the users phase: keep the previous generation's file.
-        const kept = prevDir !== undefined && carryOver(prevDir, genDir, secret, dirOwn, manifest);
-        if (cause !== undefined) {
-          failed.push({ name: secret.name, file: secret.file, cause, keptPrevious: kept });
-          log.error({ secret: secret.name, file: secret.file, cause, keptPrevious: kept }, "secret not installed");
-        }
-      }
+      const { installed, failed } = writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, log });
 
       notify.status(`switching ${manifest.secretsDir} to generation ${generation}`);
       swapSecretsDir(manifest.secretsDir, genDir);
@@ -146,6 +112,58 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
 
 type PlannedSecret = { ok: true; secret: SecretSpec; plaintext: Buffer; own: Ownership };
 type FailedSecret = { ok: false; secret: SecretSpec; cause: string };
+
+interface GenerationInput {
+  readonly manifest: Manifest;
+  readonly plan: readonly (PlannedSecret | FailedSecret)[];
+  readonly genDir: string;
+  readonly prevDir: string | undefined;
+  readonly dirOwn: Ownership;
+  readonly generation: number;
+  readonly log: Logger;
+}
+
+/**
+ * Fills the new generation in manifest order: each decrypted secret and its target path; every
+ * other secret (failed, or not selected in the users phase) as the previous generation had it.
+ */
+function writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, log }: GenerationInput): { installed: string[]; failed: SecretFailure[] } {
+  const installed: string[] = [];
+  const failed: SecretFailure[] = [];
+  const byName = new Map(plan.map((p) => [p.secret.name, p]));
+  const knownDirs = new Set<string>();
+  for (const secret of manifest.secrets) {
+    const entry = byName.get(secret.name);
+    let cause = entry && !entry.ok ? entry.cause : undefined;
+    if (entry?.ok) {
+      try {
+        makeDirs(genDir, dirname(secret.name), dirOwn, knownDirs);
+        writeNewFile(`${genDir}/${secret.name}`, entry.plaintext, entry.own);
+      } catch (e) {
+        cause = `cannot write ${genDir}/${secret.name}: ${(e as Error).message}`;
+      }
+      if (cause === undefined) {
+        try {
+          installTarget(manifest, genDir, secret, entry.plaintext, entry.own);
+          installed.push(secret.name);
+          log.debug({ secret: secret.name, path: secret.path, generation }, "installed");
+        } catch (e) {
+          // The secret itself is in the new generation; only its extra path could not be made.
+          const f = { name: secret.name, file: secret.file, cause: `cannot install at ${secret.path}: ${(e as Error).message}`, keptPrevious: false };
+          failed.push(f);
+          log.error({ secret: f.name, file: f.file, path: secret.path, cause: f.cause }, "secret not installed at its path");
+        }
+        continue;
+      }
+    }
+    const kept = prevDir !== undefined && carryOver(prevDir, genDir, secret, dirOwn, manifest);
+    if (cause !== undefined) {
+      failed.push({ name: secret.name, file: secret.file, cause, keptPrevious: kept });
+      log.error({ secret: secret.name, file: secret.file, cause, keptPrevious: kept }, "secret not installed");
+    }
+  }
+  return { installed, failed };
+}
 
 function resolveOwnership(decrypted: readonly Decrypted[], accounts: Accounts): (PlannedSecret | FailedSecret)[] {
   return decrypted.map((d) => {
