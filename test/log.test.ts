@@ -1,0 +1,27 @@
+// On a terminal the log is a short readable line per record; elsewhere (the journal) pino JSON.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { AGENIXD, Sandbox } from "./helpers/sandbox.js";
+
+test("logs read as lines on a terminal and as JSON elsewhere, without secret bytes in either", (t) => {
+  const sb = new Sandbox("log");
+  t.after(() => sb.cleanup());
+  const manifest = sb.manifest([{ name: "a", plaintext: "TTY-SECRET-1" }, { name: "b", plaintext: "TTY-SECRET-2", owner: "no-such-user-agx" }]);
+  // script(1) gives the process a pseudo-terminal, as an admin running it by hand has.
+  const tty = spawnSync("script", ["-qec", `${process.execPath} ${AGENIXD} activate --manifest ${manifest}`, "/dev/null"], {
+    encoding: "utf8",
+    env: { ...process.env, NOTIFY_SOCKET: "" },
+  });
+  assert.equal(tty.status, 1, tty.stdout);
+  const lines = tty.stdout.replace(/\x1b\[[0-9;]*m/g, "").trim().split(/\r?\n/);
+  assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d ERROR secret not installed .*secret=b .*cause=unknown owner "no-such-user-agx"/.test(l)), lines.join("\n"));
+  assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d INFO  generation 1 is active .*installed=1/.test(l)), lines.join("\n"));
+  assert.ok(!lines.some((l) => l.startsWith("{")), "no JSON on a terminal");
+  assert.ok(!tty.stdout.includes("TTY-SECRET"));
+
+  const piped = sb.run(sb.manifest([{ name: "a", plaintext: "TTY-SECRET-3" }]));
+  assert.equal(piped.status, 0);
+  assert.ok(piped.logs.length > 0 && piped.logs.every((l) => typeof l.level === "string" && typeof l.time === "number"));
+  assert.ok(!piped.stderr.includes("TTY-SECRET"));
+});
