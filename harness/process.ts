@@ -38,6 +38,10 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
         stderr: Buffer.concat(err).toString("utf8"),
       });
     });
+    // A command that exits without reading its input closes the pipe first: EPIPE is not a failure.
+    child.stdin?.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") reject(e);
+    });
     child.stdin?.end(opts.input ?? "");
   });
 }
