@@ -59,7 +59,6 @@ export function makeDirs(root: string, relative: string, own: Ownership, known: 
     if (segment === "" || segment === ".") continue;
     dir = join(dir, segment);
     if (known.has(dir)) continue;
-    known.add(dir);
     try {
       mkdirSync(dir, { mode: 0o700 });
       chownSync(dir, own.uid, own.gid);
@@ -68,6 +67,7 @@ export function makeDirs(root: string, relative: string, own: Ownership, known: 
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       if (!lstatSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory`);
     }
+    known.add(dir);
   }
 }
 
