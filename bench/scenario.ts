@@ -3,16 +3,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Fixture } from "./fixtures.js";
+import type { SecretEntry } from "../src/manifest.js";
 
-export interface ScenarioSecret {
-  name: string;
-  file: string;
-  path: string;
-  mode: string;
-  owner: string;
-  group: string;
-  symlink: boolean;
-}
+export type ScenarioSecret = SecretEntry;
 
 export interface Scenario {
   /** Fresh directory per run; everything the run creates is under it. */

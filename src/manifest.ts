@@ -3,6 +3,28 @@ import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { parseMode } from "./mode.js";
 
+/** One secret as the NixOS module writes it into the manifest (docs/manifest.md), before validation. */
+export interface SecretEntry {
+  name: string;
+  file: string;
+  path: string;
+  mode: string;
+  owner: string;
+  group: string;
+  symlink: boolean;
+  neededForUsers?: boolean;
+}
+
+/** The manifest file as the NixOS module writes it, before validation. */
+export interface ManifestFile {
+  version: 1;
+  secretsDir: string;
+  secretsMountPoint: string;
+  identityPaths: string[];
+  keepGenerations: number;
+  secrets: SecretEntry[];
+}
+
 export interface SecretSpec {
   /** Relative name under secretsDir; may contain "/" for nested directories. */
   readonly name: string;

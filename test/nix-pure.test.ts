@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import type { ManifestFile, SecretEntry } from "../src/manifest.js";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -34,22 +35,9 @@ function nixEval(expr: string, arg: unknown = null): unknown {
 const manifestOf = (config: unknown) => nixEval(`import ${nixDir}/manifest.nix arg`, config) as Manifest;
 const unitOf = (args: unknown) => nixEval(`import ${nixDir}/unit.nix arg`, args) as UnitPlan;
 
-interface ManifestSecret {
-  name: string;
-  file: string;
-  path: string;
-  mode: string;
-  owner: string;
-  group: string;
-  symlink: boolean;
-  neededForUsers: boolean;
-}
-interface Manifest {
-  version: number;
-  secretsDir: string;
-  secretsMountPoint: string;
-  identityPaths: string[];
-  keepGenerations: number;
+// The module always writes neededForUsers.
+type ManifestSecret = Required<SecretEntry>;
+interface Manifest extends ManifestFile {
   secrets: ManifestSecret[];
 }
 interface Service {
