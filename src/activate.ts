@@ -1,4 +1,4 @@
-// The activation pipeline: validate → load identities → decrypt all → mount → write generation →
+// The activation pipeline: validate → mount (in the background) → load identities → decrypt all → write generation →
 // install targets → swap → prune → notify. Each step lives in its own module; this file is the order.
 import { dirname, relative } from "node:path";
 import { lstatSync, readlinkSync, chownSync, chmodSync } from "node:fs";
@@ -51,6 +51,10 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       return { generation: previous, swapped: false, installed: [], failed: [] };
     }
 
+    // mount(8) runs while the identities load and the secrets decrypt; it is awaited before the first write.
+    const ramfsReady = ensureRamfs(manifest.secretsMountPoint);
+    ramfsReady.catch(() => {}); // an early return below must not leave its failure unhandled
+
     notify.status(`loading identities`);
     const identities = await loadIdentities(manifest.identityPaths, (w) => log.warn({ identity: w.path, cause: w.reason }, "identity skipped"));
     notify.status(`decrypting ${selected.length} secrets`);
@@ -77,7 +81,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
         return { generation: previous, swapped: false, installed: [], failed: [] };
       }
 
-      ensureRamfs(manifest.secretsMountPoint);
+      await ramfsReady;
       const keysGid = accounts.gid("keys") ?? 0;
       chownSync(manifest.secretsMountPoint, 0, keysGid);
       chmodSync(manifest.secretsMountPoint, 0o751);

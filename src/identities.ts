@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync, type Stats } from "node:fs";
 import type SshPk from "sshpk";
 import { rsaPrivateKey } from "./rsa-key.js";
 import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X25519Identity } from "./age/index.js";
@@ -24,7 +24,7 @@ export async function loadIdentities(
   for (const path of paths) {
     let contents: Buffer | undefined;
     try {
-      contents = await readIdentityFile(path);
+      contents = readIdentityFile(path);
       identities.push(...(await parseIdentityFile(contents, path)));
     } catch (err) {
       if (!(err instanceof SkipFile)) throw err;
@@ -36,19 +36,28 @@ export async function loadIdentities(
   return identities;
 }
 
-async function readIdentityFile(path: string): Promise<Buffer> {
+function readIdentityFile(path: string): Buffer {
+  let fd: number | undefined;
   try {
-    // stat first: reading a FIFO or a device would block or never end.
-    const info = await stat(path);
-    if (!info.isFile()) throw new SkipFile(info.isDirectory() ? "is a directory, not a key file" : "is not a regular file");
-    if (info.size === 0) throw new SkipFile("empty file");
-    const contents = await readFile(path);
+    // A FIFO or a device must be skipped without opening it (opening one can block or act); the
+    // fstat after a non-blocking open catches a path swapped for one in between.
+    checkRegularFile(statSync(path));
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    checkRegularFile(fstatSync(fd));
+    const contents = readFileSync(fd);
     if (contents.length === 0) throw new SkipFile("empty file");
     return contents;
   } catch (err) {
     if (err instanceof SkipFile) throw err;
     throw new SkipFile(describeFsError(err));
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+function checkRegularFile(info: Stats): void {
+  if (!info.isFile()) throw new SkipFile(info.isDirectory() ? "is a directory, not a key file" : "is not a regular file");
+  if (info.size === 0) throw new SkipFile("empty file");
 }
 
 function describeFsError(err: unknown): string {

@@ -1,5 +1,5 @@
 // The manifest: the contract between the NixOS module and the service (docs/manifest.md).
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { parseMode } from "./mode.js";
 
@@ -55,10 +55,11 @@ export class ManifestError extends Error {
   override name = "ManifestError";
 }
 
-export async function readManifest(file: string): Promise<Manifest> {
+/** Reads and validates the manifest. Synchronous: it is the first thing a start does, and node:fs/promises would cost a thread pool start-up. */
+export function readManifest(file: string): Manifest {
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = readFileSync(file, "utf8");
   } catch (e) {
     throw new ManifestError(`cannot read manifest ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
