@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     args: process.argv.slice(2), allowPositionals: true,
     options: { keys: { type: "string", default: "ed25519" }, n: { type: "string", default: "20" }, runs: { type: "string", default: "20" } },
   });
-  const commands = positionals.length > 0 ? positionals : [`${process.execPath} ${repoRoot}/dist/agenixd.mjs`];
+  const commands = positionals.length > 0 ? positionals : [`${process.execPath} --snapshot-blob ${repoRoot}/dist/agenixd.blob --`];
   const opts = parseBenchOptions(["--keys", values.keys!, "--n", values.n!, "--runs", values.runs!], {}, repoRoot);
   const fixture = await prepareFixture(join(repoRoot, "bench", "work"), opts.keyTypes[0]!, opts.counts[0]!, opts.sizes);
   const variants = [["node -e 0", `${process.execPath} -e 0`], ...commands.map((c) => [c, c])] as [string, string][];

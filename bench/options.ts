@@ -63,7 +63,8 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   const sizes = parseIntList(values.sizes ?? env.BENCH_SIZES ?? "64,512,4096", "--sizes/BENCH_SIZES");
   const outDir = values.out ?? env.BENCH_OUT ?? `${repoRoot}/bench/results`;
   // Whitespace-separated; lets an experiment (other node flags, another bundle) be benchmarked as is.
-  const agenixdCommand = (values.agenixd ?? env.BENCH_AGENIXD ?? `${process.execPath} ${repoRoot}/dist/agenixd.mjs`)
+  // The default is how the NixOS package starts agenixd: node from the startup snapshot.
+  const agenixdCommand = (values.agenixd ?? env.BENCH_AGENIXD ?? `${process.execPath} --snapshot-blob ${repoRoot}/dist/agenixd.blob --`)
     .split(/\s+/).filter((s) => s.length > 0);
   if (runs === undefined || runs < 1) throw new Error("--runs must be at least 1");
   if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");

@@ -1,7 +1,7 @@
-// `node build/bench/profile.js [--keys ed25519] [--n 1000] [--entry build/src/cli.js]`:
+// `node build/bench/profile.js [--keys ed25519] [--n 1000] [--entry build/src/main.js]`:
 // runs one agenixd activation under `node --cpu-prof` and prints where the CPU time went, by
 // function and by source file. Profiling the unbundled build (the default) names the modules;
-// `--entry dist/agenixd.mjs` profiles what ships.
+// `--entry dist/agenixd.mjs` profiles the ES module bundle.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   ensurePrivateMountNamespace();
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { keys: { type: "string", default: "ed25519" }, n: { type: "string", default: "1000" }, entry: { type: "string", default: "build/src/cli.js" }, top: { type: "string", default: "25" } },
+    options: { keys: { type: "string", default: "ed25519" }, n: { type: "string", default: "1000" }, entry: { type: "string", default: "build/src/main.js" }, top: { type: "string", default: "25" } },
   });
   const opts = parseBenchOptions(["--keys", values.keys!, "--n", values.n!], {}, repoRoot);
   const fixture = await prepareFixture(join(repoRoot, "bench", "work"), opts.keyTypes[0]!, opts.counts[0]!, opts.sizes);

@@ -27,6 +27,7 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push("| what | median ms |", "|---|---:|");
   lines.push(`| bare \`node -e 0\` | ${ms(bare)} |`);
   if (r.startImportMs?.length) lines.push(`| \`agenixd --help\` (process start + module import) | ${ms(median(r.startImportMs))} |`);
+  if (r.esmStartImportMs?.length) lines.push(`| \`node dist/agenixd.mjs --help\` (the same from the ES module bundle, without the snapshot) | ${ms(median(r.esmStartImportMs))} |`);
   for (const keyType of new Set(r.cells.map((c) => c.keyType))) {
     const a = cell(r, "agenixd", keyType, 0);
     const b = cell(r, "agenix-loop", keyType, 0);

@@ -25,6 +25,8 @@ export interface BenchResults {
   bareNodeMs: number[];
   /** `agenixd --help`: process start plus the import of everything the entry module loads. */
   startImportMs?: number[];
+  /** `node dist/agenixd.mjs --help`: the ES module bundle's start, without the snapshot. */
+  esmStartImportMs?: number[];
   floors: CryptoFloor[];
   cells: Cell[];
 }

@@ -87,6 +87,7 @@ async function main(): Promise<void> {
     settings: { counts: opts.counts, runs: opts.runs, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" "), skipLoop: opts.skipLoop },
     bareNodeMs: [],
     startImportMs: [],
+    esmStartImportMs: [],
     floors: [],
     cells: [],
   };
@@ -120,6 +121,7 @@ async function main(): Promise<void> {
             floorSamples.push(floorProbe.sample());
             results.bareNodeMs.push(sampleBareNode());
             results.startImportMs!.push(timeProcess({ argv: [...opts.agenixdCommand, "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
+            results.esmStartImportMs!.push(timeProcess({ argv: [process.execPath, join(repoRoot, "dist", "agenixd.mjs"), "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
           }
           log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${opts.runs}`}: ${line.join(", ")}`);
         }

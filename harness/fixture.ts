@@ -96,8 +96,8 @@ export async function buildFixture(scenario: Scenario, dir: string): Promise<voi
 
   mkdirSync(at("/var/log/journal"), { recursive: true });
   mkdirSync(at(`${agenixdRoot}/bin`), { recursive: true });
-  // As the package's wrapper does: the bundle run by a known node (dist/ is not executable).
-  writeFileSync(at(agenixdExe), `#!/bin/sh\nexec /usr/local/bin/node ${agenixdRoot}/dist/agenixd.mjs "$@"\n`, { mode: 0o755 });
+  // As the package's wrapper does: the startup snapshot run by the node that built it.
+  writeFileSync(at(agenixdExe), `#!/bin/sh\nexec /usr/local/bin/node --snapshot-blob ${agenixdRoot}/dist/agenixd.blob -- "$@"\n`, { mode: 0o755 });
   writeFileSync(at("/etc/hostname"), `${scenario.name}\n`);
 }
 

@@ -1,6 +1,7 @@
 # agenixd, built from this repository with buildNpmPackage. importNpmLock reads package-lock.json,
 # so there is no dependency hash to update. sd-notify is a native addon: npm rebuilds it with
-# node-gyp (python3) against libsystemd. The bundle in dist/ runs with nodejs through a wrapper.
+# node-gyp (python3) against libsystemd. bin/agenixd runs dist/agenixd.blob, a V8 startup snapshot
+# built here by the same nodejs that runs it (a snapshot only starts on the node that made it).
 {
   lib,
   buildNpmPackage,
@@ -10,7 +11,7 @@
   pkg-config,
   systemdLibs,
   util-linux,
-  makeWrapper,
+  makeBinaryWrapper,
 }:
 let
   packageJson = lib.importJSON ../package.json;
@@ -37,11 +38,12 @@ buildNpmPackage {
   nativeBuildInputs = [
     python3
     pkg-config
-    makeWrapper
+    makeBinaryWrapper
   ];
   buildInputs = [ systemdLibs ];
 
-  # esbuild bundles src/cli.ts into dist/; type checking is CI's job (`npm run typecheck`).
+  # esbuild bundles src/ into dist/ and node builds the snapshot from it (scripts/bundle.mjs);
+  # type checking is CI's job (`npm run typecheck`).
   buildPhase = ''
     runHook preBuild
     node scripts/bundle.mjs
@@ -49,13 +51,22 @@ buildNpmPackage {
   '';
 
   # The default install keeps package.json's "files" (dist/) and the production node_modules,
-  # where sd-notify's compiled addon lives; the bin link is replaced by a wrapper that pins nodejs
-  # and puts mount(8) on PATH for the ramfs.
+  # where sd-notify's compiled addon lives; the bin link is replaced by a compiled wrapper that
+  # pins nodejs, starts it from the snapshot and puts mount(8) on PATH for the ramfs. V8 flags
+  # from NODE_OPTIONS would make node refuse the snapshot, so they are dropped.
   postInstall = ''
     rm -f $out/bin/agenixd
-    makeWrapper ${lib.getExe nodejs} $out/bin/agenixd \
-      --add-flags $out/lib/node_modules/agenixd/dist/agenixd.mjs \
+    makeBinaryWrapper ${lib.getExe nodejs} $out/bin/agenixd \
+      --add-flags "--snapshot-blob $out/lib/node_modules/agenixd/dist/agenixd.blob --" \
+      --unset NODE_OPTIONS \
       --prefix PATH : ${lib.makeBinPath [ util-linux ]}
+  '';
+
+  doInstallCheck = true;
+  installCheckPhase = ''
+    runHook preInstallCheck
+    $out/bin/agenixd --help | grep -q '^usage: agenixd'
+    runHook postInstallCheck
   '';
 
   meta = {

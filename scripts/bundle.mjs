@@ -1,41 +1,110 @@
-// Bundles the CLI into dist/ so that a start loads one file instead of hundreds of modules.
-// Dynamic imports become separate chunks, loaded only when a code path needs them (sshpk for
-// SSH identity files, age-encryption for ML-KEM hybrid keys). docs/performance.md has the numbers.
+// Builds what runs agenixd, into dist/ (docs/performance.md has the numbers behind each choice):
+// - agenixd.mjs (+ chunks): one ES module bundle, `node dist/agenixd.mjs activate …`. Dynamic
+//   imports become chunks loaded only when a code path needs them (sshpk for SSH identity files,
+//   age-encryption for ML-KEM hybrid keys).
+// - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node --snapshot-blob dist/agenixd.blob --
+//   activate …`, which the NixOS package runs. It is specific to the node binary that built it.
 import { build } from "esbuild";
+import { spawnSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Encrypter, generateIdentity, identityToRecipient } from "age-encryption";
+import sshpk from "sshpk";
 
 const outdir = process.env.AGENIXD_BUNDLE_OUTDIR ?? "dist";
+rmSync(outdir, { recursive: true, force: true }); // no stale chunk or blob survives a build
 
 /**
  * pino.transport() runs log transports in worker threads (thread-stream, atomic-sleep, …).
  * agenixd only ever logs to fd 2 with pino.destination(), so the bundle gets a stub that
  * fails loudly if a transport is ever configured, and skips parsing ~30 KB on every start.
+ * pino asks worker_threads only whether it runs on the main thread, which agenixd always does.
  */
-const pinoWithoutTransports = {
-  name: "pino-without-transports",
+const pinoWithoutWorkers = {
+  name: "pino-without-workers",
   setup(b) {
-    b.onResolve({ filter: /^\.\/(lib\/)?transport$/ }, (args) =>
-      /[\\/]node_modules[\\/]pino[\\/]/.test(args.importer) ? { path: "pino-transport", namespace: "agenixd-stub" } : undefined);
+    const fromPino = (args) => /[\\/]node_modules[\\/]pino[\\/]/.test(args.importer);
+    b.onResolve({ filter: /^\.\/(lib\/)?transport$/ }, (args) => (fromPino(args) ? { path: "pino-transport", namespace: "agenixd-stub" } : undefined));
+    b.onResolve({ filter: /^(node:)?worker_threads$/ }, (args) => (fromPino(args) ? { path: "worker-threads", namespace: "agenixd-stub" } : undefined));
     b.onLoad({ filter: /^pino-transport$/, namespace: "agenixd-stub" }, () => ({
       contents: "module.exports = function transport() { throw new Error('pino transports are not bundled into agenixd'); };",
       loader: "js",
     }));
+    b.onLoad({ filter: /^worker-threads$/, namespace: "agenixd-stub" }, () => ({ contents: "module.exports = { isMainThread: true };", loader: "js" }));
   },
 };
 
-await build({
-  entryPoints: { agenixd: "src/cli.ts" },
-  outdir,
-  outExtension: { ".js": ".mjs" },
+const common = {
   bundle: true,
-  splitting: true,
-  format: "esm",
   platform: "node",
   target: "node20",
   // sd-notify is a native addon found through `bindings`; it must stay a real package.
   external: ["sd-notify"],
-  plugins: [pinoWithoutTransports],
+  plugins: [pinoWithoutWorkers],
+  logLevel: "warning",
+};
+
+await build({
+  ...common,
+  entryPoints: { agenixd: "src/main.ts" },
+  outdir,
+  outExtension: { ".js": ".mjs" },
+  splitting: true,
+  format: "esm",
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __agenixdCreateRequire } from 'node:module';\nconst require = __agenixdCreateRequire(import.meta.url);",
   },
-  logLevel: "warning",
 });
+
+// The snapshot's script: one CommonJS file (a snapshot cannot load further files while it is built).
+// Its source text lives in the snapshot's heap and is read at every start, hence the minifying;
+// names are kept, so that stack traces stay readable.
+const snapshotScript = join(outdir, "agenixd-snapshot.cjs");
+await build({ ...common, entryPoints: ["src/snapshot.ts"], outfile: snapshotScript, format: "cjs", minifyWhitespace: true, minifySyntax: true });
+
+const work = mkdtempSync(join(tmpdir(), "agenixd-snapshot-"));
+try {
+  const material = await writeWarmUpMaterial(work);
+  const blob = join(outdir, "agenixd.blob");
+  const built = spawnSync(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", snapshotScript], {
+    env: { ...process.env, AGENIXD_SNAPSHOT_WARMUP: material },
+    encoding: "utf8",
+  });
+  if (built.status !== 0) throw new Error(`building ${blob} failed (exit ${built.status}):\n${built.stderr}`);
+  const output = unexpectedOutput(built.stderr);
+  if (output) process.stderr.write(`${output}\n`);
+  const check = spawnSync(process.execPath, ["--snapshot-blob", blob, "--", "--help"], { encoding: "utf8" });
+  if (check.status !== 0 || !check.stdout.startsWith("usage: agenixd")) throw new Error(`${blob} does not start:\n${check.stderr}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+/** Throwaway keys, made for this build only, and an age file for them (src/snapshot.ts warms up with them). */
+async function writeWarmUpMaterial(dir) {
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const sshKey = join(dir, "ssh_host_ed25519_key");
+  writeFileSync(sshKey, sshpk.parsePrivateKey(privateKey.export({ type: "pkcs8", format: "pem" }), "pkcs8").toBuffer("openssh"), { mode: 0o600 });
+  const identity = await generateIdentity();
+  const ageKey = join(dir, "age.key");
+  writeFileSync(ageKey, `# warm-up key of one snapshot build\n${identity}\n`, { mode: 0o600 });
+  const plaintext = randomBytes(48).toString("base64");
+  const encrypter = new Encrypter();
+  encrypter.addRecipient(await identityToRecipient(identity));
+  const file = join(dir, "warm-up.age");
+  writeFileSync(file, await encrypter.encrypt(plaintext));
+  const material = join(dir, "material.json");
+  writeFileSync(material, JSON.stringify({ dir, sshKey, ageKey, file, plaintext }));
+  return material;
+}
+
+/**
+ * Node warns about every built-in module a snapshot loads that it has not verified for snapshots.
+ * agenixd's snapshot loads node:child_process (mount(8)) and node:module (the sd-notify addon);
+ * every activation test runs through the snapshot and uses both. Any other output is shown.
+ */
+function unexpectedOutput(stderr) {
+  const known = /\(node:\d+\) Warning: It's not yet fully verified whether built-in module "(node:)?(child_process|module)" works in user snapshot builder scripts\.\n.*\n.*\n/g;
+  return stderr.replace(known, "").replace(/^\(Use `node --trace-warnings.*\n/m, "").trim();
+}

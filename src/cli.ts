@@ -1,4 +1,5 @@
-// agenixd command line.
+// agenixd command line. Started by src/main.ts (the ES module bundle) or src/snapshot.ts (the V8
+// startup snapshot that the NixOS package runs).
 import { parseArgs } from "node:util";
 import { readManifest, ManifestError } from "./manifest.js";
 import { activate, type Phase } from "./activate.js";
@@ -14,7 +15,11 @@ const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users]
 
 exit status: 0 all secrets installed, 1 a secret failed or activation failed, 2 usage error`;
 
-async function main(argv: string[]): Promise<number> {
+/**
+ * Runs one command; resolves to the exit status.
+ * addonBase: the file URL of a file in the installed package (dist/…), from which the sd-notify addon is found.
+ */
+export async function main(argv: string[], addonBase: string | URL): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -42,9 +47,9 @@ async function main(argv: string[]): Promise<number> {
 
   process.umask(0o077);
   const log = createLogger();
-  const notify = createNotifier();
+  const notify = createNotifier(process.env, addonBase);
   try {
-    const manifest = await readManifest(values.manifest);
+    const manifest = readManifest(values.manifest);
     const result = await activate(manifest, values.phase as Phase, { log, notify });
     return result.failed.length === 0 ? 0 : 1;
   } catch (e) {
@@ -54,5 +59,3 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

@@ -9,7 +9,7 @@ test("logs read as lines on a terminal and as JSON elsewhere, without secret byt
   t.after(() => sb.cleanup());
   const manifest = sb.manifest([{ name: "a", plaintext: "TTY-SECRET-1" }, { name: "b", plaintext: "TTY-SECRET-2", owner: "no-such-user-agx" }]);
   // script(1) gives the process a pseudo-terminal, as an admin running it by hand has.
-  const tty = spawnSync("script", ["-qec", `${process.execPath} ${AGENIXD} activate --manifest ${manifest}`, "/dev/null"], {
+  const tty = spawnSync("script", ["-qec", `${process.execPath} ${AGENIXD.join(" ")} activate --manifest ${manifest}`, "/dev/null"], {
     encoding: "utf8",
     env: { ...process.env, NOTIFY_SOCKET: "" },
   });

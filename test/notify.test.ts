@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { AGENIXD, Sandbox } from "./helpers/sandbox.js";
+import { join, relative } from "node:path";
+import { AGENIXD, ENTRIES, type Entry, Sandbox } from "./helpers/sandbox.js";
 
 const RECEIVER = `
 import socket, sys, os
@@ -23,12 +23,12 @@ while True:
 `;
 
 /** Runs one activation with a real NOTIFY_SOCKET; returns its exit status and the datagrams received. */
-async function activateNotified(sb: Sandbox, manifest: string, args: string[] = []): Promise<{ status: number | null; messages: string[] }> {
+async function activateNotified(sb: Sandbox, manifest: string, args: string[] = [], entry: readonly string[] = AGENIXD): Promise<{ status: number | null; messages: string[] }> {
   const socketPath = join(sb.root, "notify.sock");
   const received = join(sb.root, "received.txt");
   const receiver = spawn("python3", ["-c", RECEIVER, socketPath, received], { stdio: ["ignore", "pipe", "inherit"] });
   await once(receiver.stdout, "data");
-  const r = spawnSync(process.execPath, [AGENIXD, "activate", "--manifest", manifest, ...args], {
+  const r = spawnSync(process.execPath, [...entry, "activate", "--manifest", manifest, ...args], {
     encoding: "utf8",
     env: { ...process.env, NOTIFY_SOCKET: socketPath },
   });
@@ -63,4 +63,24 @@ test("READY=1 also when there is nothing to do (users phase) and when every secr
   const failed = await activateNotified(sb, sb.manifest([{ name: "a", file: "/nonexistent.age" }]));
   assert.equal(failed.status, 1, "the unit still fails");
   assert.ok(failed.messages.some((m) => m.includes("generation 1 kept")));
+});
+
+for (const entry of Object.keys(ENTRIES) as Entry[]) {
+  test(`the ${entry} entry finds the sd-notify addon and reports READY=1`, async (t) => {
+    const sb = new Sandbox(`notify-${entry}`);
+    t.after(() => sb.cleanup());
+    const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], ENTRIES[entry]);
+    assert.equal(status, 0);
+    assert.ok(messages.some((m) => m.includes("READY=1")), messages.join("\n"));
+  });
+}
+
+test("the snapshot finds the addon also when its blob is named relatively, as --snapshot-blob=PATH", async (t) => {
+  const sb = new Sandbox("notify-relative-blob");
+  t.after(() => sb.cleanup());
+  const blob = relative(process.cwd(), ENTRIES.snapshot[1]!);
+  assert.ok(!blob.startsWith("/"));
+  const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], [`--snapshot-blob=${blob}`, "--"]);
+  assert.equal(status, 0);
+  assert.ok(messages.some((m) => m.includes("READY=1")), messages.join("\n"));
 });

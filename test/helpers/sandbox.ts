@@ -7,7 +7,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ageEncrypt, generateSshKey, type KeyPair } from "./age-cli.js";
 
-export const AGENIXD = fileURLToPath(new URL("../../../dist/agenixd.mjs", import.meta.url));
+/** The two ways to start agenixd that `npm run build` makes (scripts/bundle.mjs). */
+export const ENTRIES = {
+  /** The V8 startup snapshot, as the NixOS package runs it. */
+  snapshot: ["--snapshot-blob", fileURLToPath(new URL("../../../dist/agenixd.blob", import.meta.url)), "--"],
+  /** The ES module bundle (package.json's bin). */
+  esm: [fileURLToPath(new URL("../../../dist/agenixd.mjs", import.meta.url))],
+} as const;
+export type Entry = keyof typeof ENTRIES;
+
+/** node's arguments before agenixd's own: the snapshot, unless AGENIXD_TEST_ENTRY=esm. */
+export const AGENIXD: readonly string[] = ENTRIES[process.env.AGENIXD_TEST_ENTRY === "esm" ? "esm" : "snapshot"];
 
 export interface SecretInput {
   name: string;
@@ -78,8 +88,8 @@ export class Sandbox {
     return file;
   }
 
-  run(manifestFile: string, args: string[] = []): RunResult {
-    const r = spawnSync(process.execPath, [AGENIXD, "activate", "--manifest", manifestFile, ...args], {
+  run(manifestFile: string, args: string[] = [], entry: readonly string[] = AGENIXD): RunResult {
+    const r = spawnSync(process.execPath, [...entry, "activate", "--manifest", manifestFile, ...args], {
       encoding: "utf8",
       env: { ...process.env, NOTIFY_SOCKET: "" },
     });
@@ -88,7 +98,7 @@ export class Sandbox {
 
   /** Starts an activation without waiting (for kill and concurrency tests). */
   start(manifestFile: string) {
-    return spawn(process.execPath, [AGENIXD, "activate", "--manifest", manifestFile], {
+    return spawn(process.execPath, [...AGENIXD, "activate", "--manifest", manifestFile], {
       stdio: ["ignore", "ignore", "pipe"],
       env: { ...process.env, NOTIFY_SOCKET: "" },
     });

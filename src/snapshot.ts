@@ -1,0 +1,93 @@
+// Entry point of the V8 startup snapshot (dist/agenixd.blob), which the NixOS package runs as
+// `node --snapshot-blob agenixd.blob activate …`. scripts/bundle.mjs builds it with
+// `node --build-snapshot`: this file is evaluated once at build time, so a start finds every module
+// (pino, sshpk, node:crypto, …) already loaded, and the functions the warm-up ran already compiled.
+// docs/performance.md has the measurements.
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { startupSnapshot } from "node:v8";
+import { readAccounts } from "./accounts.js";
+import { main } from "./cli.js";
+import { decryptAll } from "./decrypt-all.js";
+import { diffSecrets } from "./diff.js";
+import { loadIdentities } from "./identities.js";
+import { acquireLock } from "./lock.js";
+import { createLogger } from "./log.js";
+import { parseManifest } from "./manifest.js";
+
+/**
+ * The warm-up material scripts/bundle.mjs generates for each build: throwaway keys made for this
+ * build alone and one age file encrypted to them. No real secret is ever near a snapshot build.
+ */
+interface WarmUpMaterial {
+  readonly dir: string;
+  /** An OpenSSH ed25519 private key file. */
+  readonly sshKey: string;
+  /** An age identity file (AGE-SECRET-KEY-1…). */
+  readonly ageKey: string;
+  /** An age file for the age key, and its plaintext. */
+  readonly file: string;
+  readonly plaintext: string;
+}
+
+/** Runs the activation path short of touching a mount point, so its code is compiled in the snapshot. */
+async function warmUp(material: WarmUpMaterial): Promise<void> {
+  const log = createLogger({ destination: { write() {} }, pretty: false });
+  const manifest = parseManifest({
+    version: 1,
+    secretsDir: join(material.dir, "agenix"),
+    secretsMountPoint: join(material.dir, "agenix.d"),
+    identityPaths: [material.sshKey, material.ageKey],
+    keepGenerations: 1,
+    secrets: [{ name: "warm-up", file: material.file, path: join(material.dir, "agenix/warm-up"), mode: "0400", owner: "0", group: "0", symlink: true }],
+  });
+  const lock = await acquireLock(manifest.secretsMountPoint);
+  try {
+    const identities = await loadIdentities(manifest.identityPaths, (w) => {
+      throw new Error(`snapshot warm-up: identity ${w.path} not loaded: ${w.reason}`);
+    });
+    const [decrypted] = await decryptAll(manifest.secrets, identities);
+    if (!decrypted?.ok) throw new Error(`snapshot warm-up: ${decrypted?.cause ?? "nothing decrypted"}`);
+    const matches = decrypted.plaintext.toString() === material.plaintext;
+    const own = { uid: 0, gid: 0, mode: 0o400 };
+    diffSecrets(undefined, [{ name: "warm-up", plaintext: decrypted.plaintext, own }]);
+    decrypted.plaintext.fill(0);
+    if (!matches) throw new Error("snapshot warm-up: the age file decrypted to the wrong plaintext");
+    readAccounts();
+    log.info({ generation: 1, installed: 1, failed: 0, added: ["warm-up"], changed: [], unchanged: 0, pruned: [] }, "generation 1 is active");
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The blob's own location (from --snapshot-blob), from which the sd-notify addon is resolved. */
+function blobLocation(): URL {
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const path = arg === "--snapshot-blob" ? args[i + 1] : arg.startsWith("--snapshot-blob=") ? arg.slice("--snapshot-blob=".length) : undefined;
+    if (path) return pathToFileURL(resolve(path));
+  }
+  throw new Error("agenixd: started from a snapshot, but no --snapshot-blob is among node's options");
+}
+
+if (!startupSnapshot.isBuildingSnapshot()) {
+  throw new Error("this file builds dist/agenixd.blob (node --build-snapshot); run dist/agenixd.mjs instead");
+}
+
+const materialFile = process.env.AGENIXD_SNAPSHOT_WARMUP;
+if (!materialFile) throw new Error("AGENIXD_SNAPSHOT_WARMUP must name the warm-up material (scripts/bundle.mjs sets it)");
+// A failed warm-up rejects, unhandled: the build of the snapshot fails with it.
+void warmUp(JSON.parse(readFileSync(materialFile, "utf8")) as WarmUpMaterial);
+
+startupSnapshot.setDeserializeMainFunction(() => {
+  // argv is [node, command, …]: a snapshot has no script path.
+  main(process.argv.slice(1), blobLocation()).then(
+    (status) => (process.exitCode = status),
+    (e: unknown) => {
+      process.stderr.write(`agenixd: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+});
