@@ -1,8 +1,12 @@
 // Entry point of the V8 startup snapshot (dist/agenixd.blob), which the NixOS package runs as
-// `node --snapshot-blob agenixd.blob activate …`. scripts/bundle.mjs builds it with
+// `node --snapshot-blob agenixd.blob -- activate …`. scripts/bundle.mjs builds it with
 // `node --build-snapshot`: this file is evaluated once at build time, so a start finds every module
 // (pino, sshpk, node:crypto, …) already loaded, and the functions the warm-up ran already compiled.
 // docs/performance.md has the measurements.
+//
+// What modules compute when they load is the build's, not the machine's: pino's default pid and
+// hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
+// checks stay on). process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
