@@ -15,15 +15,16 @@ const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users]
 
 exit status: 0 all secrets installed, 1 a secret failed or activation failed, 2 usage error`;
 
-/**
- * Runs one command; resolves to the exit status.
- * addonBase: the file URL of a file in the installed package (dist/…), from which the sd-notify addon is found.
- */
-export async function main(argv: string[], addonBase: string | URL): Promise<number> {
+export type Command =
+  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase }
+  | { readonly kind: "help" }
+  | { readonly kind: "usage"; readonly error?: string };
+
+export function parseCommand(argv: readonly string[]): Command {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: [...argv],
       allowPositionals: true,
       options: {
         manifest: { type: "string" },
@@ -32,16 +33,29 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
       },
     });
   } catch (e) {
-    process.stderr.write(`agenixd: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
+    return { kind: "usage", error: (e as Error).message };
   }
   const { values, positionals } = parsed;
-  if (values.help) {
+  if (values.help) return { kind: "help" };
+  const phase = values.phase;
+  if (positionals[0] !== "activate" || positionals.length !== 1 || !values.manifest || (phase !== "all" && phase !== "users")) {
+    return { kind: "usage" };
+  }
+  return { kind: "activate", manifest: values.manifest, phase };
+}
+
+/**
+ * Runs one command; resolves to the exit status.
+ * addonBase: the file URL of a file in the installed package (dist/…), from which the sd-notify addon is found.
+ */
+export async function main(argv: string[], addonBase: string | URL): Promise<number> {
+  const command = parseCommand(argv);
+  if (command.kind === "help") {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (positionals[0] !== "activate" || positionals.length !== 1 || !values.manifest || !["all", "users"].includes(values.phase!)) {
-    process.stderr.write(`${USAGE}\n`);
+  if (command.kind === "usage") {
+    process.stderr.write(`${command.error ? `agenixd: ${command.error}\n` : ""}${USAGE}\n`);
     return 2;
   }
 
@@ -49,8 +63,8 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
   const log = createLogger();
   const notify = createNotifier(process.env, addonBase);
   try {
-    const manifest = readManifest(values.manifest);
-    const result = await activate(manifest, values.phase as Phase, { log, notify });
+    const manifest = readManifest(command.manifest);
+    const result = await activate(manifest, command.phase, { log, notify });
     return result.failed.length === 0 ? 0 : 1;
   } catch (e) {
     const message = e instanceof ManifestError ? e.message : `activation failed: ${(e as Error).message}`;

@@ -7,18 +7,21 @@
 // What modules compute when they load is the build's, not the machine's: pino's default pid and
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
 // checks stay on). process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { startupSnapshot } from "node:v8";
 import { readAccounts } from "./accounts.js";
-import { main } from "./cli.js";
+import { main, parseCommand } from "./cli.js";
 import { decryptAll } from "./decrypt-all.js";
 import { diffSecrets } from "./diff.js";
+import { pruneGenerations, swapSecretsDir } from "./generations.js";
 import { loadIdentities } from "./identities.js";
 import { acquireLock } from "./lock.js";
 import { createLogger } from "./log.js";
 import { parseManifest } from "./manifest.js";
+import { makeDirs, writeNewFile } from "./secure-fs.js";
 
 /**
  * The warm-up material scripts/bundle.mjs generates for each build: throwaway keys made for this
@@ -35,8 +38,13 @@ interface WarmUpMaterial {
   readonly plaintext: string;
 }
 
-/** Runs the activation path short of touching a mount point, so its code is compiled in the snapshot. */
+/**
+ * Runs what an activation runs, so that its code is compiled in the snapshot: all but mount(2)
+ * and chown to root, since a Nix build is neither root nor may mount. Files go to the warm-up
+ * directory with the builder's own uid and gid.
+ */
 async function warmUp(material: WarmUpMaterial): Promise<void> {
+  parseCommand(["activate", "--manifest", join(material.dir, "manifest.json"), "--phase", "all"]);
   const log = createLogger({ destination: { write() {} }, pretty: false });
   const manifest = parseManifest({
     version: 1,
@@ -54,15 +62,32 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     const [decrypted] = await decryptAll(manifest.secrets, identities);
     if (!decrypted?.ok) throw new Error(`snapshot warm-up: ${decrypted?.cause ?? "nothing decrypted"}`);
     const matches = decrypted.plaintext.toString() === material.plaintext;
-    const own = { uid: 0, gid: 0, mode: 0o400 };
-    diffSecrets(undefined, [{ name: "warm-up", plaintext: decrypted.plaintext, own }]);
+    const own = { uid: process.getuid!(), gid: process.getgid!(), mode: 0o400 };
+    const genDir = join(manifest.secretsMountPoint, "1");
+    mkdirSync(genDir, { recursive: true });
+    makeDirs(genDir, "nested", { ...own, mode: 0o751 });
+    writeNewFile(join(genDir, "warm-up"), decrypted.plaintext, own);
+    diffSecrets(genDir, [{ name: "warm-up", plaintext: decrypted.plaintext, own }]);
+    swapSecretsDir(manifest.secretsDir, genDir);
+    pruneGenerations(manifest.secretsMountPoint, 1, manifest.keepGenerations);
     decrypted.plaintext.fill(0);
     if (!matches) throw new Error("snapshot warm-up: the age file decrypted to the wrong plaintext");
     readAccounts();
+    await runChild(process.execPath, ["--version"]);
     log.info({ generation: 1, installed: 1, failed: 0, added: ["warm-up"], changed: [], unchanged: 0, pruned: [] }, "generation 1 is active");
   } finally {
     await lock.release();
   }
+}
+
+/** A child process as ensureRamfs runs mount(8): node:child_process's spawn path, compiled. */
+function runChild(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+    child.stderr.resume();
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`snapshot warm-up: ${command} exited with ${code}`))));
+  });
 }
 
 /** The blob's own location (from --snapshot-blob), from which the sd-notify addon is resolved. */
