@@ -7,7 +7,9 @@ import type { Scenario } from "./scenario.js";
 
 export function checkActivation(s: Scenario, expected: readonly FixtureSecret[], who: string): void {
   const fail = (why: string): never => { throw new Error(`${who}: wrong result: ${why}`); };
-  if (!lstatSync(s.secretsDir).isSymbolicLink()) fail(`${s.secretsDir} is not a symlink`);
+  const link = lstatSync(s.secretsDir, { throwIfNoEntry: false });
+  if (!link) fail(`${s.secretsDir} does not exist`);
+  if (!link!.isSymbolicLink()) fail(`${s.secretsDir} is not a symlink`);
   const target = readlinkSync(s.secretsDir);
   if (!target.startsWith(s.secretsMountPoint)) fail(`${s.secretsDir} points to ${target}, outside the mount point`);
   s.secrets.forEach((secret, i) => {

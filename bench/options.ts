@@ -2,6 +2,9 @@
 // BENCH_* environment variables, so a quick run needs no edit.
 import { parseArgs } from "node:util";
 
+/** Counts up to this many secrets are measured `smallRuns` times. */
+export const SMALL_COUNT = 100;
+
 export type KeyType = "ssh-ed25519" | "ssh-rsa" | "x25519";
 export const ALL_KEY_TYPES: readonly KeyType[] = ["ssh-ed25519", "ssh-rsa", "x25519"];
 
@@ -10,6 +13,8 @@ export interface BenchOptions {
   counts: number[];
   /** Measured repetitions per (tool, key type, count); medians are reported. */
   runs: number;
+  /** Measured repetitions for counts up to SMALL_COUNT, whose runs take a second or two. */
+  smallRuns: number;
   /** Unmeasured repetitions before the measured ones (page cache, first-exec effects). */
   warmup: number;
   keyTypes: KeyType[];
@@ -43,6 +48,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
     options: {
       n: { type: "string" },
       runs: { type: "string" },
+      "small-runs": { type: "string" },
       warmup: { type: "string" },
       keys: { type: "string" },
       sizes: { type: "string" },
@@ -67,7 +73,11 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   const agenixdCommand = (values.agenixd ?? env.BENCH_AGENIXD ?? `${process.execPath} --snapshot-blob ${repoRoot}/dist/agenixd.blob --`)
     .split(/\s+/).filter((s) => s.length > 0);
   if (runs === undefined || runs < 1) throw new Error("--runs must be at least 1");
+  // A start-up figure of 100 ms moves by tens of ms with the load of a shared machine; more
+  // samples steady its median where they are cheap.
+  const [smallRuns = 3 * runs] = parseIntList(values["small-runs"] ?? env.BENCH_SMALL_RUNS ?? String(3 * runs), "--small-runs/BENCH_SMALL_RUNS");
+  if (smallRuns < 1) throw new Error("--small-runs must be at least 1");
   if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");
   const skipLoop = values["skip-loop"] ?? env.BENCH_SKIP_LOOP === "1";
-  return { counts, runs, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, skipLoop };
+  return { counts, runs, smallRuns, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, skipLoop };
 }

@@ -1,6 +1,7 @@
 // Renders the results as the Markdown tables committed in bench/results/ and quoted in docs/.
 import { cell, perSecret, rows, type BenchResults } from "./results.js";
 import { median } from "./stats.js";
+import { SMALL_COUNT } from "./options.js";
 
 const ms = (x: number | null): string => (x === null || Number.isNaN(x) ? "–" : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const us = (x: number): string => (Number.isNaN(x) ? "–" : x >= 100 ? x.toFixed(0) : x.toFixed(1));
@@ -12,7 +13,8 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push("# agenixd benchmark results", "");
   lines.push(`${r.machine.date} · ${r.machine.cpu} (${r.machine.cores} cores) · Linux ${r.machine.kernel} · Node ${r.machine.node} · Go age ${r.machine.age}` +
     (r.machine.loadBefore !== undefined ? ` · 1-min load average ${r.machine.loadBefore.toFixed(1)} before, ${r.machine.loadAfter?.toFixed(1)} after` : ""), "");
-  lines.push(`Medians of ${r.settings.runs} runs (after ${r.settings.warmup} warm-up) per cell, each a fresh ramfs in a private mount namespace. ` +
+  const smallRuns = r.settings.smallRuns !== undefined && r.settings.smallRuns !== r.settings.runs ? ` (${r.settings.smallRuns} for N ≤ ${SMALL_COUNT})` : "";
+  lines.push(`Medians of ${r.settings.runs} runs${smallRuns} (after ${r.settings.warmup} warm-up) per cell, each a fresh ramfs in a private mount namespace. ` +
     `Plaintext sizes cycle over ${r.settings.sizes.join(", ")} bytes. agenixd command: \`${r.settings.agenixdCommand}\`.`, "");
 
   lines.push("## Whole activation, agenixd (a) vs agenix's bash loop (b)", "");

@@ -21,7 +21,7 @@ export interface Cell {
 
 export interface BenchResults {
   machine: { cpu: string; cores: number; kernel: string; node: string; age: string; date: string; loadBefore?: number; loadAfter?: number };
-  settings: { counts: number[]; runs: number; warmup: number; sizes: number[]; agenixdCommand: string; skipLoop?: boolean };
+  settings: { counts: number[]; runs: number; smallRuns?: number; warmup: number; sizes: number[]; agenixdCommand: string; skipLoop?: boolean };
   bareNodeMs: number[];
   /** `agenixd --help`: process start plus the import of everything the entry module loads. */
   startImportMs?: number[];

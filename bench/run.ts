@@ -12,7 +12,7 @@ import { renderChart } from "./chart.js";
 import { prepareCryptoFloor } from "./crypto-floor.js";
 import { prepareFixture, type Fixture } from "./fixtures.js";
 import { ensurePrivateMountNamespace } from "./namespace.js";
-import { parseBenchOptions, type BenchOptions } from "./options.js";
+import { parseBenchOptions, SMALL_COUNT, type BenchOptions } from "./options.js";
 import { timeProcess, type ProcessTiming } from "./process-timer.js";
 import { renderMarkdown } from "./report.js";
 import type { BenchResults, Cell, Sample, Tool } from "./results.js";
@@ -73,7 +73,7 @@ function machineInfo(): BenchResults["machine"] {
 async function main(): Promise<void> {
   ensurePrivateMountNamespace();
   const opts = parseBenchOptions(process.argv.slice(2), process.env, repoRoot);
-  const entry = opts.agenixdCommand.find((a) => a.endsWith(".mjs") || a.endsWith(".js"));
+  const entry = opts.agenixdCommand.find((a) => /\.(mjs|js|blob)$/.test(a));
   if (entry && !existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first`);
 
   const workDir = join(repoRoot, "bench", "work");
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), "agenixd-bench-"));
   const results: BenchResults = {
     machine: machineInfo(),
-    settings: { counts: opts.counts, runs: opts.runs, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" "), skipLoop: opts.skipLoop },
+    settings: { counts: opts.counts, runs: opts.runs, smallRuns: opts.smallRuns, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" "), skipLoop: opts.skipLoop },
     bareNodeMs: [],
     startImportMs: [],
     esmStartImportMs: [],
@@ -108,7 +108,8 @@ async function main(): Promise<void> {
           "agenix-loop": { tool: "agenix-loop", keyType: fixture.keyType, count, samples: [] },
           agenixd: { tool: "agenixd", keyType: fixture.keyType, count, samples: [] },
         };
-        for (let r = 0; r < opts.warmup + opts.runs; r++) {
+        const runs = count <= SMALL_COUNT ? opts.smallRuns : opts.runs;
+        for (let r = 0; r < opts.warmup + runs; r++) {
           // Alternate which contestant goes first, so drift (thermal, page cache) hits both alike.
           const order = (r % 2 ? ["agenixd", "agenix-loop"] : ["agenix-loop", "agenixd"]).filter((t) => !(opts.skipLoop && t === "agenix-loop")) as Tool[];
           const line: string[] = [];
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
             results.startImportMs!.push(timeProcess({ argv: [...opts.agenixdCommand, "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
             results.esmStartImportMs!.push(timeProcess({ argv: [process.execPath, join(repoRoot, "dist", "agenixd.mjs"), "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
           }
-          log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${opts.runs}`}: ${line.join(", ")}`);
+          log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${runs}`}: ${line.join(", ")}`);
         }
         if (!opts.skipLoop) results.cells.push(cells["agenix-loop"]);
         results.cells.push(cells.agenixd);

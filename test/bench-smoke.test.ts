@@ -1,0 +1,41 @@
+// `npm run bench` takes minutes, so CI runs it in miniature: both contestants, the floor, the
+// fixed costs and the report must still come out, and a wrong activation must still fail it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const runJs = fileURLToPath(new URL("../bench/run.js", import.meta.url));
+
+test("the bench runs end to end in miniature and reports every table", (t) => {
+  const out = mkdtempSync(join(tmpdir(), "agenixd-bench-smoke-"));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  const r = spawnSync(process.execPath, [runJs, "--n", "3", "--runs", "1", "--small-runs", "2", "--warmup", "0", "--keys", "x25519", "--out", out], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+  assert.equal(results.settings.smallRuns, 2);
+  const cells = results.cells as Array<{ tool: string; count: number; samples: unknown[] }>;
+  for (const tool of ["agenix-loop", "agenixd"]) {
+    for (const count of [0, 3]) {
+      const cell = cells.find((c) => c.tool === tool && c.count === count);
+      assert.equal(cell?.samples.length, 2, `${tool} N=${count}`);
+    }
+  }
+  assert.ok(results.floors[0].perSecretUs > 0);
+  assert.equal(results.esmStartImportMs.length, 4);
+  const md = readFileSync(join(out, "results.md"), "utf8");
+  for (const heading of ["## Whole activation", "## Fixed cost", "## Per-secret cost", "## Targets"]) assert.ok(md.includes(heading), heading);
+  assert.match(md, /Medians of 1 runs \(2 for N ≤ 100\)/);
+  assert.match(readFileSync(join(out, "chart.svg"), "utf8"), /^<svg/);
+});
+
+test("the bench refuses an agenixd that installs nothing", (t) => {
+  const out = mkdtempSync(join(tmpdir(), "agenixd-bench-smoke-"));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  const r = spawnSync(process.execPath, [runJs, "--n", "2", "--runs", "1", "--small-runs", "1", "--warmup", "0", "--keys", "x25519", "--skip-loop", "--out", out, "--agenixd", "/bin/true"], { encoding: "utf8" });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /agenixd: wrong result: \S+\/agenix does not exist/);
+});
