@@ -23,7 +23,7 @@ export function renderMarkdown(r: BenchResults): string {
   for (const x of rows(r)) {
     lines.push(`| ${x.keyType} | ${x.count} | ${ms(x.loopMs)} | ${ms(x.agenixdMs)} | ${x.ratio.toFixed(3)} | ${ms(x.readyMs)} | ${ms(x.aboveBareNodeMs)} | ${x.agenixdRssMiB.toFixed(1)} | ${x.loopRssMiB.toFixed(1)} |`);
   }
-  lines.push("");
+  lines.push("", "a − bare node: the median, over the runs, of agenixd's time minus that of the `node -e 0` timed right after it.", "");
 
   lines.push("## Fixed cost", "");
   lines.push("| what | median ms |", "|---|---:|");

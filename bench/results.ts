@@ -10,6 +10,8 @@ export interface Sample {
   readyMs: number | null;
   maxRssKiB: number;
   cpuMs: number;
+  /** `node -e 0`, timed right after this run's pair: the machine as this sample saw it. */
+  bareNodeMs?: number;
 }
 
 export interface Cell {
@@ -68,11 +70,14 @@ export function rows(r: BenchResults): Row[] {
       const agenixdMs = med(a.samples.map((s) => s.wallMs));
       const loopMs = b ? med(b.samples.map((s) => s.wallMs)) : NaN;
       const readies = a.samples.map((s) => s.readyMs).filter((x): x is number => x !== null);
+      // Paired with the bare start timed right after each run, so that load drifting over the
+      // bench's ten minutes does not land on one cell; results without pairs use the overall median.
+      const paired = a.samples.every((s) => s.bareNodeMs !== undefined);
       out.push({
         keyType, count, loopMs, agenixdMs,
         ratio: agenixdMs / loopMs,
         readyMs: readies.length === a.samples.length ? med(readies) : null,
-        aboveBareNodeMs: agenixdMs - bare,
+        aboveBareNodeMs: paired ? med(a.samples.map((s) => s.wallMs - s.bareNodeMs!)) : agenixdMs - bare,
         agenixdRssMiB: Math.max(...a.samples.map((s) => s.maxRssKiB)) / 1024,
         loopRssMiB: b ? Math.max(...b.samples.map((s) => s.maxRssKiB)) / 1024 : NaN,
       });

@@ -120,7 +120,9 @@ async function main(): Promise<void> {
           }
           if (r >= opts.warmup) {
             floorSamples.push(floorProbe.sample());
-            results.bareNodeMs.push(sampleBareNode());
+            const bare = sampleBareNode();
+            results.bareNodeMs.push(bare);
+            for (const tool of order) cells[tool].samples.at(-1)!.bareNodeMs = bare;
             results.startImportMs!.push(timeProcess({ argv: [...opts.agenixdCommand, "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
             results.esmStartImportMs!.push(timeProcess({ argv: [process.execPath, join(repoRoot, "dist", "agenixd.mjs"), "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
           }

@@ -25,6 +25,8 @@ test("the bench runs end to end in miniature and reports every table", (t) => {
     }
   }
   assert.ok(results.floors[0].perSecretUs > 0);
+  // Each run is paired with the bare node start timed right after it.
+  for (const c of cells) for (const s of c.samples as Array<{ bareNodeMs?: number }>) assert.ok((s.bareNodeMs ?? 0) > 0, `${c.tool} N=${c.count}`);
   assert.equal(results.esmStartImportMs.length, 4);
   const md = readFileSync(join(out, "results.md"), "utf8");
   for (const heading of ["## Whole activation", "## Fixed cost", "## Per-secret cost", "## Targets"]) assert.ok(md.includes(heading), heading);
