@@ -10,27 +10,35 @@ export function isRamfs(path: string): boolean {
 
 /**
  * Creates the mount point (0751) and mounts a ramfs on it unless one is already there; resolves
- * to whether it mounted. The checks run at once; mount(8) runs as a child process, so the caller
- * can decrypt while it does and await the result before writing the first file.
+ * to whether it mounted. Everything up to starting mount(8) runs at the call, so the caller can
+ * decrypt while mount runs and await the result before writing the first file.
  */
-export function ensureRamfs(mountPoint: string): Promise<boolean> {
+export async function ensureRamfs(mountPoint: string): Promise<boolean> {
+  mkdirSync(mountPoint, { recursive: true, mode: 0o751 });
+  if (!lstatSync(mountPoint).isDirectory()) throw new Error(`secretsMountPoint ${mountPoint} is not a directory`);
+  if (isRamfs(mountPoint)) return false;
   try {
-    mkdirSync(mountPoint, { recursive: true, mode: 0o751 });
-    if (!lstatSync(mountPoint).isDirectory()) throw new Error(`secretsMountPoint ${mountPoint} is not a directory`);
-    if (isRamfs(mountPoint)) return Promise.resolve(false);
+    await runQuietly("mount", ["-t", "ramfs", "none", mountPoint, "-o", "nodev,nosuid,mode=0751"]);
   } catch (e) {
-    return Promise.reject(e);
+    throw new Error(`cannot mount a ramfs on ${mountPoint}: ${(e as Error).message}`);
   }
+  if (!isRamfs(mountPoint)) throw new Error(`mounted a ramfs on ${mountPoint} but statfs does not report one`);
+  return true;
+}
+
+/**
+ * Runs a command without input or output; resolves when it exits 0, else rejects with what it
+ * wrote to stderr (or how it ended). The snapshot's warm-up runs it too, to compile this path.
+ */
+export function runQuietly(command: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const fail = (cause: string) => reject(new Error(`cannot mount a ramfs on ${mountPoint}: ${cause}`));
-    const child = spawn("mount", ["-t", "ramfs", "none", mountPoint, "-o", "nodev,nosuid,mode=0751"], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
     const stderr: Buffer[] = [];
     child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-    child.on("error", (e) => fail(e.message));
+    child.on("error", reject);
     child.on("close", (code, signal) => {
-      if (code !== 0) return fail(Buffer.concat(stderr).toString().trim() || (signal ? `mount killed by ${signal}` : `mount exited with ${code}`));
-      if (!isRamfs(mountPoint)) return reject(new Error(`mounted a ramfs on ${mountPoint} but statfs does not report one`));
-      resolve(true);
+      if (code === 0) return resolve();
+      reject(new Error(Buffer.concat(stderr).toString().trim() || (signal ? `${command} killed by ${signal}` : `${command} exited with ${code}`)));
     });
   });
 }

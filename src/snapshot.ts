@@ -7,7 +7,6 @@
 // What modules compute when they load is the build's, not the machine's: pino's default pid and
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
 // checks stay on). process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -21,6 +20,7 @@ import { loadIdentities } from "./identities.js";
 import { acquireLock } from "./lock.js";
 import { createLogger } from "./log.js";
 import { parseManifest } from "./manifest.js";
+import { runQuietly } from "./ramfs.js";
 import { makeDirs, writeNewFile } from "./secure-fs.js";
 
 /**
@@ -73,21 +73,11 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     decrypted.plaintext.fill(0);
     if (!matches) throw new Error("snapshot warm-up: the age file decrypted to the wrong plaintext");
     readAccounts();
-    await runChild(process.execPath, ["--version"]);
+    await runQuietly(process.execPath, ["--version"]); // as ensureRamfs runs mount(8)
     log.info({ generation: 1, installed: 1, failed: 0, added: ["warm-up"], changed: [], unchanged: 0, pruned: [] }, "generation 1 is active");
   } finally {
     await lock.release();
   }
-}
-
-/** A child process as ensureRamfs runs mount(8): node:child_process's spawn path, compiled. */
-function runChild(command: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-    child.stderr.resume();
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`snapshot warm-up: ${command} exited with ${code}`))));
-  });
 }
 
 /** The blob's own location (from --snapshot-blob), from which the sd-notify addon is resolved. */

@@ -3,7 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox, fsType, withUser } from "./helpers/sandbox.js";
+import { spawnSync } from "node:child_process";
+import { AGENIXD, Sandbox, fsType, parseLogs, withUser } from "./helpers/sandbox.js";
 
 function mode(path: string): string {
   return (statSync(path).mode & 0o7777).toString(8).padStart(4, "0");
@@ -45,6 +46,20 @@ test("the ramfs is mounted once: a second activation reuses it", (t) => {
   assert.equal(sb.run(m).status, 0);
   const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4] === sb.mountPoint);
   assert.equal(mounts.length, 1, mounts.join("\n"));
+});
+
+test("a ramfs that cannot be mounted fails the activation with the cause; nothing is written", (t) => {
+  const sb = new Sandbox("no-mount");
+  t.after(() => sb.cleanup());
+  const m = sb.manifest([{ name: "a" }]);
+  // No mount(8) on PATH: the child process cannot even start.
+  const r = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", m], { encoding: "utf8", env: { PATH: "/nonexistent" } });
+  assert.equal(r.status, 1, r.stderr);
+  const fatal = parseLogs(r.stderr).find((l) => l.level === "fatal");
+  assert.equal(fatal?.cause, `activation failed: cannot mount a ramfs on ${sb.mountPoint}: spawn mount ENOENT`);
+  assert.notEqual(fsType(sb.mountPoint), "858458f6", "no ramfs was mounted");
+  assert.equal(existsSync(sb.secretsDir), false);
+  assert.deepEqual(readdirSync(sb.mountPoint), []);
 });
 
 test("second activation makes generation 2 and prunes generation 1; keepGenerations keeps more", (t) => {
