@@ -75,8 +75,8 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   if (runs === undefined || runs < 1) throw new Error("--runs must be at least 1");
   // A start-up figure of 100 ms moves by tens of ms with the load of a shared machine; more
   // samples steady its median where they are cheap.
-  const [smallRuns = 3 * runs] = parseIntList(values["small-runs"] ?? env.BENCH_SMALL_RUNS ?? String(3 * runs), "--small-runs/BENCH_SMALL_RUNS");
-  if (smallRuns < 1) throw new Error("--small-runs must be at least 1");
+  const [smallRuns] = parseIntList(values["small-runs"] ?? env.BENCH_SMALL_RUNS ?? String(3 * runs), "--small-runs/BENCH_SMALL_RUNS");
+  if (smallRuns === undefined || smallRuns < 1) throw new Error("--small-runs must be at least 1");
   if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");
   const skipLoop = values["skip-loop"] ?? env.BENCH_SKIP_LOOP === "1";
   return { counts, runs, smallRuns, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, skipLoop };

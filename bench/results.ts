@@ -10,7 +10,7 @@ export interface Sample {
   readyMs: number | null;
   maxRssKiB: number;
   cpuMs: number;
-  /** `node -e 0`, timed right after this run's pair: the machine as this sample saw it. */
+  /** `node -e 0`, timed right after this run's pair (set by the bench once that is done). */
   bareNodeMs?: number;
 }
 
@@ -60,7 +60,6 @@ export function cell(r: BenchResults, tool: Tool, keyType: KeyType, count: numbe
 }
 
 export function rows(r: BenchResults): Row[] {
-  const bare = med(r.bareNodeMs);
   const out: Row[] = [];
   for (const keyType of new Set(r.cells.map((c) => c.keyType))) {
     for (const count of r.settings.counts) {
@@ -71,13 +70,12 @@ export function rows(r: BenchResults): Row[] {
       const loopMs = b ? med(b.samples.map((s) => s.wallMs)) : NaN;
       const readies = a.samples.map((s) => s.readyMs).filter((x): x is number => x !== null);
       // Paired with the bare start timed right after each run, so that load drifting over the
-      // bench's ten minutes does not land on one cell; results without pairs use the overall median.
-      const paired = a.samples.every((s) => s.bareNodeMs !== undefined);
+      // bench's ten minutes does not land on one cell.
       out.push({
         keyType, count, loopMs, agenixdMs,
         ratio: agenixdMs / loopMs,
         readyMs: readies.length === a.samples.length ? med(readies) : null,
-        aboveBareNodeMs: paired ? med(a.samples.map((s) => s.wallMs - s.bareNodeMs!)) : agenixdMs - bare,
+        aboveBareNodeMs: med(a.samples.map((s) => s.wallMs - s.bareNodeMs!)),
         agenixdRssMiB: Math.max(...a.samples.map((s) => s.maxRssKiB)) / 1024,
         loopRssMiB: b ? Math.max(...b.samples.map((s) => s.maxRssKiB)) / 1024 : NaN,
       });
