@@ -35,11 +35,24 @@ export interface ActivationResult {
 export interface ActivationContext {
   readonly log: Logger;
   readonly notify: Notifier;
-  readonly accounts?: Accounts;
+  /** The machine by default; src/snapshot.ts's warm-up, built as an unprivileged user, passes its own. */
+  readonly host?: Host;
 }
+
+/** What an activation takes from the machine besides the manifest's own paths. */
+export interface Host {
+  /** Owner of the mount point and the generation directories. */
+  readonly rootUid: number;
+  /** Makes the mount point a ramfs; called before identities load, awaited before the first write. */
+  ensureRamfs(mountPoint: string): Promise<unknown>;
+  readAccounts(): Accounts;
+}
+
+const MACHINE: Host = { rootUid: 0, ensureRamfs, readAccounts };
 
 export async function activate(manifest: Manifest, phase: Phase, ctx: ActivationContext): Promise<ActivationResult> {
   const { log, notify } = ctx;
+  const host = ctx.host ?? MACHINE;
   const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
   const lock = await acquireLock(manifest.secretsMountPoint, { onWait: () => log.info("waiting for another activation to finish") });
   try {
@@ -52,7 +65,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     }
 
     // mount(8) runs while the identities load and the secrets decrypt; it is awaited before the first write.
-    const ramfsReady = ensureRamfs(manifest.secretsMountPoint);
+    const ramfsReady = host.ensureRamfs(manifest.secretsMountPoint);
     ramfsReady.catch(() => {}); // an early return below must not leave its failure unhandled
 
     notify.status(`loading identities`);
@@ -60,7 +73,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     notify.status(`decrypting ${selected.length} secrets`);
     const decrypted = await decryptAll(selected, identities);
     try {
-      const accounts = ctx.accounts ?? readAccounts();
+      const accounts = host.readAccounts();
       const plan = resolveOwnership(decrypted, accounts);
       const failures = plan.filter((p): p is FailedSecret => !p.ok);
       if (selected.length > 0 && failures.length === selected.length && previous !== undefined) {
@@ -83,12 +96,12 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
 
       await ramfsReady;
       const keysGid = accounts.gid("keys") ?? 0;
-      chownSync(manifest.secretsMountPoint, 0, keysGid);
+      chownSync(manifest.secretsMountPoint, host.rootUid, keysGid);
       chmodSync(manifest.secretsMountPoint, 0o751);
       const generation = (previous ?? 0) + 1;
       notify.status(`writing generation ${generation}`);
-      const genDir = createGeneration(manifest.secretsMountPoint, generation, keysGid);
-      const dirOwn: Ownership = { uid: 0, gid: keysGid, mode: 0o751 };
+      const dirOwn: Ownership = { uid: host.rootUid, gid: keysGid, mode: 0o751 };
+      const genDir = createGeneration(manifest.secretsMountPoint, generation, dirOwn);
 
       const { installed, failed } = writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, log });
 
@@ -148,7 +161,7 @@ function writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, 
       }
       if (cause === undefined) {
         try {
-          installTarget(manifest, genDir, secret, entry.plaintext, entry.own);
+          installTarget(manifest, genDir, secret, entry.plaintext, entry.own, dirOwn);
           installed.push(secret.name);
           log.debug({ secret: secret.name, path: secret.path, generation }, "installed");
         } catch (e) {
@@ -185,12 +198,12 @@ function failure(f: FailedSecret, keptPrevious: boolean): SecretFailure {
 }
 
 /** Where `secret.path` lands: inside the new generation when it is below secretsDir, else outside. */
-function installTarget(manifest: Manifest, genDir: string, secret: SecretSpec, plaintext: Buffer, own: Ownership): void {
+function installTarget(manifest: Manifest, genDir: string, secret: SecretSpec, plaintext: Buffer, own: Ownership, dirOwn: Ownership): void {
   const linkTarget = `${manifest.secretsDir}/${secret.name}`;
   if (secret.path === linkTarget) return;
   if (isWithin(manifest.secretsDir, secret.path)) {
     const inGeneration = `${genDir}/${relative(manifest.secretsDir, secret.path)}`;
-    makeDirs(genDir, dirname(relative(manifest.secretsDir, secret.path)), { uid: 0, gid: own.gid, mode: 0o751 });
+    makeDirs(genDir, dirname(relative(manifest.secretsDir, secret.path)), { uid: dirOwn.uid, gid: own.gid, mode: 0o751 });
     if (secret.symlink) replaceWithSymlink(inGeneration, linkTarget);
     else replaceWithFile(inGeneration, plaintext, own);
     return;
@@ -223,7 +236,7 @@ function carryOver(prevDir: string, genDir: string, secret: SecretSpec, dirOwn: 
     makeDirs(genDir, dirname(secret.name), dirOwn);
     writeNewFile(`${genDir}/${secret.name}`, previous.data, previous.own);
     if (isWithin(manifest.secretsDir, secret.path) && secret.path !== `${manifest.secretsDir}/${secret.name}`) {
-      installTarget(manifest, genDir, secret, previous.data, previous.own);
+      installTarget(manifest, genDir, secret, previous.data, previous.own, dirOwn);
     }
     return true;
   } finally {

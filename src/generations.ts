@@ -1,7 +1,7 @@
 // Generations: /run/agenix.d/N directories, the secretsDir symlink that selects one, and pruning.
 import { lstatSync, readdirSync, readlinkSync, rmSync, rmdirSync, renameSync, symlinkSync, unlinkSync, chownSync, chmodSync, mkdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { makeParentDirs, tempNameBeside } from "./secure-fs.js";
+import { makeParentDirs, tempNameBeside, type Ownership } from "./secure-fs.js";
 
 /** The generation number `secretsDir` points at, or undefined (no link, or not one of ours). */
 export function currentGeneration(secretsDir: string, mountPoint: string): number | undefined {
@@ -24,12 +24,12 @@ export function generationDir(mountPoint: string, n: number): string {
 }
 
 /** Creates generation `n` afresh: a leftover directory of that number (an aborted run) is removed, never reused. */
-export function createGeneration(mountPoint: string, n: number, dirGid: number): string {
+export function createGeneration(mountPoint: string, n: number, own: Ownership): string {
   const dir = generationDir(mountPoint, n);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o700 });
-  chownSync(dir, 0, dirGid);
-  chmodSync(dir, 0o751);
+  chownSync(dir, own.uid, own.gid);
+  chmodSync(dir, own.mode);
   return dir;
 }
 

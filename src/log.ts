@@ -4,9 +4,10 @@ import { pino, type Logger, type DestinationStream } from "pino";
 
 export type { Logger };
 
-export function createLogger(options: { level?: string; pretty?: boolean; destination?: DestinationStream } = {}): Logger {
+/** fd: where JSON lines go (stderr by default; the snapshot's warm-up logs to /dev/null). */
+export function createLogger(options: { level?: string; pretty?: boolean; fd?: number } = {}): Logger {
   const pretty = options.pretty ?? process.stderr.isTTY === true;
-  const destination = options.destination ?? (pretty ? readableStderr() : pino.destination({ fd: 2, sync: true }));
+  const destination = pretty ? readableStderr() : pino.destination({ fd: options.fd ?? 2, sync: true });
   return pino(
     {
       name: "agenixd",

@@ -7,21 +7,17 @@
 // What modules compute when they load is the build's, not the machine's: pino's default pid and
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
 // checks stay on). process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
-import { mkdirSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { startupSnapshot } from "node:v8";
 import { readAccounts } from "./accounts.js";
+import { activate, type ActivationResult, type Host } from "./activate.js";
 import { main, parseCommand } from "./cli.js";
-import { decryptAll } from "./decrypt-all.js";
-import { diffSecrets } from "./diff.js";
-import { pruneGenerations, swapSecretsDir } from "./generations.js";
-import { loadIdentities } from "./identities.js";
-import { acquireLock } from "./lock.js";
 import { createLogger } from "./log.js";
-import { parseManifest } from "./manifest.js";
-import { runQuietly } from "./ramfs.js";
-import { makeDirs, writeNewFile } from "./secure-fs.js";
+import { readManifest, type ManifestFile } from "./manifest.js";
+import { createNotifier } from "./notify.js";
+import { isRamfs, runQuietly } from "./ramfs.js";
 
 /**
  * The warm-up material scripts/bundle.mjs generates for each build: throwaway keys made for this
@@ -39,44 +35,63 @@ interface WarmUpMaterial {
 }
 
 /**
- * Runs what an activation runs, so that its code is compiled in the snapshot: all but mount(2)
- * and chown to root, since a Nix build is neither root nor may mount. Files go to the warm-up
- * directory with the builder's own uid and gid.
+ * Runs activations as a start runs them, so that every function on the way is compiled (V8 keeps
+ * the bytecode in the snapshot; what did not run is compiled at every start). A Nix build is
+ * neither root nor may mount, so the host differs: files belong to the builder, and in place of
+ * mount(8) a child process runs (node --version). Three runs: a first generation, an unchanged
+ * second one (diff against the first, pruning it), and a users phase with nothing to do.
  */
 async function warmUp(material: WarmUpMaterial): Promise<void> {
-  parseCommand(["activate", "--manifest", join(material.dir, "manifest.json"), "--phase", "all"]);
-  const log = createLogger({ destination: { write() {} }, pretty: false });
-  const manifest = parseManifest({
+  const own = { uid: process.getuid!(), gid: process.getgid!() };
+  const host: Host = {
+    rootUid: own.uid,
+    async ensureRamfs(mountPoint) {
+      mkdirSync(mountPoint, { recursive: true, mode: 0o751 });
+      isRamfs(mountPoint);
+      await runQuietly(process.execPath, ["--version"]);
+    },
+    readAccounts() {
+      const machine = readAccounts();
+      machine.uid("root");
+      machine.gid("keys");
+      return { uid: () => own.uid, gid: () => own.gid };
+    },
+  };
+  const secretsDir = join(material.dir, "agenix");
+  const secret = { file: material.file, mode: "0400", owner: "root", group: "keys" };
+  const manifestFile: ManifestFile = {
     version: 1,
-    secretsDir: join(material.dir, "agenix"),
+    secretsDir,
     secretsMountPoint: join(material.dir, "agenix.d"),
     identityPaths: [material.sshKey, material.ageKey],
     keepGenerations: 1,
-    secrets: [{ name: "warm-up", file: material.file, path: join(material.dir, "agenix/warm-up"), mode: "0400", owner: "0", group: "0", symlink: true }],
-  });
-  const lock = await acquireLock(manifest.secretsMountPoint);
+    secrets: [
+      { ...secret, name: "warm-up", path: join(secretsDir, "warm-up"), symlink: true },
+      { ...secret, name: "nested/linked", path: join(material.dir, "etc/linked"), symlink: true },
+      { ...secret, name: "copied", path: join(material.dir, "etc/copied"), symlink: false },
+    ],
+  };
+  const manifestPath = join(material.dir, "manifest.json");
+  writeFileSync(manifestPath, JSON.stringify(manifestFile));
+  parseCommand(["activate", "--manifest", manifestPath, "--phase", "all"]);
+
+  const sink = openSync("/dev/null", "w");
   try {
-    const identities = await loadIdentities(manifest.identityPaths, (w) => {
-      throw new Error(`snapshot warm-up: identity ${w.path} not loaded: ${w.reason}`);
-    });
-    const [decrypted] = await decryptAll(manifest.secrets, identities);
-    if (!decrypted?.ok) throw new Error(`snapshot warm-up: ${decrypted?.cause ?? "nothing decrypted"}`);
-    const matches = decrypted.plaintext.toString() === material.plaintext;
-    const own = { uid: process.getuid!(), gid: process.getgid!(), mode: 0o400 };
-    const genDir = join(manifest.secretsMountPoint, "1");
-    mkdirSync(genDir, { recursive: true });
-    makeDirs(genDir, "nested", { ...own, mode: 0o751 });
-    writeNewFile(join(genDir, "warm-up"), decrypted.plaintext, own);
-    diffSecrets(genDir, [{ name: "warm-up", plaintext: decrypted.plaintext, own }]);
-    swapSecretsDir(manifest.secretsDir, genDir);
-    pruneGenerations(manifest.secretsMountPoint, 1, manifest.keepGenerations);
-    decrypted.plaintext.fill(0);
-    if (!matches) throw new Error("snapshot warm-up: the age file decrypted to the wrong plaintext");
-    readAccounts();
-    await runQuietly(process.execPath, ["--version"]); // as ensureRamfs runs mount(8)
-    log.info({ generation: 1, installed: 1, failed: 0, added: ["warm-up"], changed: [], unchanged: 0, pruned: [] }, "generation 1 is active");
+    const ctx = { log: createLogger({ pretty: false, fd: sink }), notify: createNotifier({}, pathToFileURL(material.dir)), host };
+    const manifest = readManifest(manifestPath);
+    expect(await activate(manifest, "all", ctx), 3, "first generation");
+    const installed = readFileSync(join(secretsDir, "warm-up"), "utf8");
+    if (installed !== material.plaintext) throw new Error("snapshot warm-up: the age file decrypted to the wrong plaintext");
+    expect(await activate(manifest, "all", ctx), 3, "second generation");
+    expect(await activate(manifest, "users", ctx), 0, "users phase");
   } finally {
-    await lock.release();
+    closeSync(sink);
+  }
+}
+
+function expect(result: ActivationResult, installed: number, what: string): void {
+  if (result.failed.length > 0 || result.installed.length !== installed) {
+    throw new Error(`snapshot warm-up, ${what}: ${JSON.stringify(result.failed)} (${result.installed.length} installed)`);
   }
 }
 

@@ -1,0 +1,38 @@
+// The startup snapshot is built in the Nix sandbox, without root's powers: its warm-up
+// (src/snapshot.ts) runs whole activations, which must then need neither mount(2) nor chown to
+// another user. Here the build runs with every capability dropped (uid 0 without CAP_SYS_ADMIN,
+// CAP_CHOWN, CAP_DAC_OVERRIDE, …), then the blob it made has to start and install a secret.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Sandbox } from "./helpers/sandbox.js";
+
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+
+test("the snapshot builds without privileges, and the blob it makes activates", (t) => {
+  const out = mkdtempSync("/tmp/agenixd-unprivileged-build-");
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  const outdir = join(out, "dist");
+
+  const capabilities = spawnSync("setpriv", ["--bounding-set=-all", "--no-new-privs", "grep", "^CapEff", "/proc/self/status"], { encoding: "utf8" });
+  assert.equal(capabilities.status, 0, capabilities.stderr);
+  assert.match(capabilities.stdout, /^CapEff:\s+0+$/m, "setpriv should leave no effective capability");
+
+  const build = spawnSync("setpriv", ["--bounding-set=-all", "--no-new-privs", process.execPath, "scripts/bundle.mjs"], {
+    cwd: repoRoot,
+    env: { ...process.env, AGENIXD_BUNDLE_OUTDIR: outdir },
+    encoding: "utf8",
+  });
+  assert.equal(build.status, 0, `the unprivileged build failed:\n${build.stderr}`);
+  assert.equal(build.stderr, "", "the build warns of nothing unexpected");
+
+  // The blob finds the sd-notify addon relative to itself; without NOTIFY_SOCKET it is not loaded.
+  const sb = new Sandbox("unprivileged-build");
+  t.after(() => sb.cleanup());
+  const r = sb.run(sb.manifest([{ name: "db-password", plaintext: "hunter2" }]), [], ["--snapshot-blob", join(outdir, "agenixd.blob"), "--"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(join(sb.secretsDir, "db-password"), "utf8"), "hunter2");
+});
