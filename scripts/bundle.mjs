@@ -4,6 +4,8 @@
 //   age-encryption for ML-KEM hybrid keys).
 // - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node --snapshot-blob dist/agenixd.blob --
 //   activate …`, which the NixOS package runs. It is specific to the node binary that built it.
+//   age-encryption (only for ML-KEM hybrid keys) stays out of it: the snapshot requires
+//   age-encryption.cjs, beside the blob, when such a key is loaded.
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -62,7 +64,13 @@ await build({
 // Its source text lives in the snapshot's heap and is read at every start, hence the minifying;
 // names are kept, so that stack traces stay readable.
 const snapshotScript = join(outdir, "agenixd-snapshot.cjs");
-await build({ ...common, entryPoints: ["src/snapshot.ts"], outfile: snapshotScript, format: "cjs", minifyWhitespace: true, minifySyntax: true });
+await build({ ...common, external: [...common.external, "age-encryption"], entryPoints: ["src/snapshot.ts"], outfile: snapshotScript, format: "cjs", minifyWhitespace: true, minifySyntax: true });
+await build({
+  ...common,
+  stdin: { contents: 'export * from "age-encryption";', resolveDir: ".", loader: "js" },
+  outfile: join(outdir, "age-encryption.cjs"),
+  format: "cjs",
+});
 
 const work = mkdtempSync(join(tmpdir(), "agenixd-snapshot-"));
 try {

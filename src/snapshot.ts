@@ -8,11 +8,13 @@
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
 // checks stay on). process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { startupSnapshot } from "node:v8";
 import { readAccounts } from "./accounts.js";
 import { activate, type ActivationResult, type Host } from "./activate.js";
+import { loadAgeEncryptionWith } from "./age/hybrid.js";
 import { main, parseCommand } from "./cli.js";
 import { createLogger } from "./log.js";
 import { readManifest, type ManifestFile } from "./manifest.js";
@@ -95,7 +97,7 @@ function expect(result: ActivationResult, installed: number, what: string): void
   }
 }
 
-/** The blob's own location (from --snapshot-blob), from which the sd-notify addon is resolved. */
+/** The blob's own location (from --snapshot-blob): the sd-notify addon and age-encryption are found from there. */
 function blobLocation(): URL {
   const args = process.execArgv;
   for (let i = 0; i < args.length; i++) {
@@ -116,8 +118,10 @@ if (!materialFile) throw new Error("AGENIXD_SNAPSHOT_WARMUP must name the warm-u
 void warmUp(JSON.parse(readFileSync(materialFile, "utf8")) as WarmUpMaterial);
 
 startupSnapshot.setDeserializeMainFunction(() => {
+  const blob = blobLocation();
+  loadAgeEncryptionWith(async () => createRequire(blob)("./age-encryption.cjs") as typeof import("age-encryption"));
   // argv is [node, command, …]: a snapshot has no script path.
-  main(process.argv.slice(1), blobLocation()).then(
+  main(process.argv.slice(1), blob).then(
     (status) => (process.exitCode = status),
     (e: unknown) => {
       process.stderr.write(`agenixd: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -3,6 +3,18 @@ import type { AgeIdentity, Stanza } from "./stanza.js";
 
 const STANZA_TYPE = "mlkem768x25519";
 
+type AgeEncryption = typeof import("age-encryption");
+let importAgeEncryption = (): Promise<AgeEncryption> => import("age-encryption");
+
+/**
+ * Where age-encryption comes from. The startup snapshot leaves it out, since deserialising its
+ * ML-KEM and curve code and tables would cost every start a few milliseconds, PQ key or not;
+ * src/snapshot.ts loads it from a file beside the blob instead.
+ */
+export function loadAgeEncryptionWith(load: () => Promise<AgeEncryption>): void {
+  importAgeEncryption = load;
+}
+
 type UnwrapFn = (stanzas: Stanza[]) => Promise<Uint8Array | null>;
 
 /**
@@ -23,7 +35,7 @@ export class HybridIdentity implements AgeIdentity {
   /** Parses one AGE-SECRET-KEY-PQ-1… line. Throws a plain Error that never quotes the key. */
   static async fromString(encoded: string, source: string): Promise<HybridIdentity> {
     if (!encoded.startsWith("AGE-SECRET-KEY-PQ-1")) throw new Error("not an AGE-SECRET-KEY-PQ-1 identity");
-    const { Decrypter } = await import("age-encryption");
+    const { Decrypter } = await importAgeEncryption();
     const decrypter = new Decrypter();
     try {
       decrypter.addIdentity(encoded);
