@@ -120,9 +120,10 @@ void warmUp(JSON.parse(readFileSync(materialFile, "utf8")) as WarmUpMaterial);
 startupSnapshot.setDeserializeMainFunction(() => {
   const blob = blobLocation();
   loadAgeEncryptionWith(async () => createRequire(blob)("./age-encryption.cjs") as typeof import("age-encryption"));
-  // argv is [node, command, …]: a snapshot has no script path.
+  // argv is [node, command, …]: a snapshot has no script path. As in src/main.ts, the process
+  // exits as soon as main() resolves.
   main(process.argv.slice(1), blob).then(
-    (status) => (process.exitCode = status),
+    (status) => process.exit(status),
     (e: unknown) => {
       process.stderr.write(`agenixd: ${e instanceof Error ? e.message : String(e)}\n`);
       process.exitCode = 1;
