@@ -109,10 +109,11 @@ async function writeWarmUpMaterial(dir) {
 
 /**
  * Node warns about every built-in module a snapshot loads that it has not verified for snapshots.
- * agenixd's snapshot loads node:child_process (mount(8)) and node:module (the sd-notify addon);
- * every activation test runs through the snapshot and uses both. Any other output is shown.
+ * agenixd's snapshot loads node:child_process (mount(8)), node:module (the sd-notify addon) and
+ * node:tty (isatty(2) for the log format); every activation test runs through the snapshot and
+ * uses the first two, test/log.test.ts the third on a pseudo-terminal. Any other output is shown.
  */
 function unexpectedOutput(stderr) {
-  const known = /\(node:\d+\) Warning: It's not yet fully verified whether built-in module "(node:)?(child_process|module)" works in user snapshot builder scripts\.\n.*\n.*\n/g;
+  const known = /\(node:\d+\) Warning: It's not yet fully verified whether built-in module "(node:)?(child_process|module|tty)" works in user snapshot builder scripts\.\n.*\n.*\n/g;
   return stderr.replace(known, "").replace(/^\(Use `node --trace-warnings.*\n/m, "").trim();
 }
