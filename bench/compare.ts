@@ -1,6 +1,7 @@
 // `node build/bench/compare.js --n 20 --runs 20 --keys ed25519 "node dist/agenixd.mjs" "node other/agenixd.mjs"`:
 // A/B test of agenixd builds. Runs the given commands interleaved (so machine load hits all
-// alike) on the same fixture and prints median and minimum wall and CPU time for each.
+// alike) on the same fixture and prints median and minimum wall and CPU time for each, and the
+// median of its wall time minus that of the `node -e 0` timed in the same round.
 // Made for judging start-up changes worth 5-40 ms on a shared, noisy machine.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,7 +33,12 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), "agenixd-compare-"));
   try {
     for (let r = 0; r < opts.runs + 1; r++) {
-      variants.forEach(([, command], v) => {
+      // node -e 0 first in every round; the builds after it, in alternating order, so that neither
+      // always runs right after the bare start.
+      const builds = commands.map((_, i) => i + 1);
+      const order = [0, ...(r % 2 ? builds : builds.reverse())];
+      for (const v of order) {
+        const command = variants[v]![1];
         const root = join(scratch, `run-${r}-${v}`);
         const scenario = makeScenario(root, fixture);
         const isNode = v === 0;
@@ -48,17 +54,20 @@ async function main(): Promise<void> {
         }
         rmSync(root, { recursive: true, force: true });
         if (r > 0) timings[v]!.push(t);
-      });
+      }
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
   process.stdout.write(`${fixture.keyType}, N=${fixture.secrets.length}, ${opts.runs} interleaved runs (ms)\n`);
-  process.stdout.write("wall median   wall min   cpu median    cpu min   rss MiB   command\n");
+  process.stdout.write("wall median   wall min   cpu median    cpu min   − bare node   rss MiB   command\n");
+  const bare = timings[0]!;
   variants.forEach(([name], v) => {
     const t = timings[v]!;
     const col = (xs: number[], f: (x: number[]) => number) => f(xs).toFixed(1).padStart(10);
-    process.stdout.write(`${col(t.map((x) => x.wallMs), median)} ${col(t.map((x) => x.wallMs), (x) => Math.min(...x))} ${col(t.map((x) => x.cpuMs), median)} ${col(t.map((x) => x.cpuMs), (x) => Math.min(...x))} ${(Math.max(...t.map((x) => x.maxRssKiB)) / 1024).toFixed(1).padStart(9)}   ${name}\n`);
+    // As in the bench: the median of each run's wall time minus the bare start of the same round.
+    const paired = v === 0 ? "" : median(t.map((x, i) => x.wallMs - bare[i]!.wallMs)).toFixed(1);
+    process.stdout.write(`${col(t.map((x) => x.wallMs), median)} ${col(t.map((x) => x.wallMs), (x) => Math.min(...x))} ${col(t.map((x) => x.cpuMs), median)} ${col(t.map((x) => x.cpuMs), (x) => Math.min(...x))} ${paired.padStart(13)} ${(Math.max(...t.map((x) => x.maxRssKiB)) / 1024).toFixed(1).padStart(9)}   ${name}\n`);
   });
 }
 
