@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Sandbox } from "./helpers/sandbox.js";
@@ -34,5 +34,5 @@ test("the snapshot builds without privileges, and the blob it makes activates", 
   t.after(() => sb.cleanup());
   const r = sb.run(sb.manifest([{ name: "db-password", plaintext: "hunter2" }]), [], ["--snapshot-blob", join(outdir, "agenixd.blob"), "--"]);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(readFileSync(join(sb.secretsDir, "db-password"), "utf8"), "hunter2");
+  assert.equal(sb.read("db-password"), "hunter2");
 });
