@@ -2,7 +2,9 @@
 // A/B test of agenixd builds. Runs the given commands interleaved (so machine load hits all
 // alike) on the same fixture and prints median and minimum wall and CPU time for each, and the
 // median of its wall time minus that of the `node -e 0` timed in the same round.
-// Made for judging start-up changes worth 5-40 ms on a shared, noisy machine.
+// Made for judging start-up changes worth 5-40 ms on a shared, noisy machine. As in a shell,
+// leading NAME=value words of a command are its environment. Without commands it times agenixd
+// as the NixOS package starts it (scripts/launch.ts).
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -16,6 +18,7 @@ import { parseBenchOptions } from "./options.js";
 import { timeProcess, type ProcessTiming } from "./process-timer.js";
 import { makeScenario, writeManifest } from "./scenario.js";
 import { median } from "./stats.js";
+import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -25,7 +28,7 @@ async function main(): Promise<void> {
     args: process.argv.slice(2), allowPositionals: true,
     options: { keys: { type: "string", default: "ed25519" }, n: { type: "string", default: "20" }, runs: { type: "string", default: "20" } },
   });
-  const commands = positionals.length > 0 ? positionals : [`${process.execPath} --snapshot-blob ${repoRoot}/dist/agenixd.blob --`];
+  const commands = positionals.length > 0 ? positionals : [`GLIBC_TUNABLES=${GLIBC_TUNABLES} ${process.execPath} ${snapshotArgs(`${repoRoot}/dist/agenixd.blob`).join(" ")}`];
   const opts = parseBenchOptions(["--keys", values.keys!, "--n", values.n!, "--runs", values.runs!], {}, repoRoot);
   const fixture = await prepareFixture(join(repoRoot, "bench", "work"), opts.keyTypes[0]!, opts.counts[0]!, opts.sizes);
   const variants = [["node -e 0", `${process.execPath} -e 0`], ...commands.map((c) => [c, c])] as [string, string][];
@@ -42,10 +45,13 @@ async function main(): Promise<void> {
         const root = join(scratch, `run-${r}-${v}`);
         const scenario = makeScenario(root, fixture);
         const isNode = v === 0;
-        const argv = command.split(/\s+/).filter(Boolean);
+        const words = command.split(/\s+/).filter(Boolean);
+        const assignments = words.findIndex((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
+        const env = Object.fromEntries(words.slice(0, assignments).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]));
+        const argv = words.slice(assignments);
         const t = timeProcess({
           argv: isNode ? argv : [...argv, "activate", "--manifest", writeManifest(scenario, join(root, "manifest.json"))],
-          env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, log: join(root, "log"), notifySocket: isNode ? undefined : join(root, "notify.sock"),
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, log: join(root, "log"), notifySocket: isNode ? undefined : join(root, "notify.sock"),
         });
         if (t.exitCode !== 0) throw new Error(`${command} exited with ${t.exitCode}:\n${readFileSync(join(root, "log"), "utf8")}`);
         if (!isNode) {

@@ -1,6 +1,7 @@
 // Bench configuration, from flags (`--n 20,100 --runs 3 --keys ed25519`) or the matching
 // BENCH_* environment variables, so a quick run needs no edit.
 import { parseArgs } from "node:util";
+import { launchEnv, snapshotArgs } from "../scripts/launch.js";
 
 /** Counts up to this many secrets are measured `smallRuns` times. */
 export const SMALL_COUNT = 100;
@@ -24,6 +25,9 @@ export interface BenchOptions {
   outDir: string;
   /** Command that runs agenixd; the bench appends `activate --manifest FILE`. */
   agenixdCommand: string[];
+  /** Variables agenixd's command gets on top of the bench's own environment: the NixOS package's
+   * glibc tunables for the default command, none for one given with --agenixd/BENCH_AGENIXD. */
+  agenixdEnv: Record<string, string>;
   /** Skip the bash loop (experiments on agenixd alone); the table then has no ratios. */
   skipLoop: boolean;
 }
@@ -69,9 +73,11 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   const sizes = parseIntList(values.sizes ?? env.BENCH_SIZES ?? "64,512,4096", "--sizes/BENCH_SIZES");
   const outDir = values.out ?? env.BENCH_OUT ?? `${repoRoot}/bench/results`;
   // Whitespace-separated; lets an experiment (other node flags, another bundle) be benchmarked as is.
-  // The default is how the NixOS package starts agenixd: node from the startup snapshot.
-  const agenixdCommand = (values.agenixd ?? env.BENCH_AGENIXD ?? `${process.execPath} --snapshot-blob ${repoRoot}/dist/agenixd.blob --`)
-    .split(/\s+/).filter((s) => s.length > 0);
+  // The default is how the NixOS package starts agenixd: node from the startup snapshot, with the
+  // package's glibc tunables (scripts/launch.ts).
+  const given = values.agenixd ?? env.BENCH_AGENIXD;
+  const agenixdCommand = given === undefined ? [process.execPath, ...snapshotArgs(`${repoRoot}/dist/agenixd.blob`)] : given.split(/\s+/).filter((s) => s.length > 0);
+  const agenixdEnv: Record<string, string> = given === undefined ? { GLIBC_TUNABLES: launchEnv({}).GLIBC_TUNABLES! } : {};
   if (runs === undefined || runs < 1) throw new Error("--runs must be at least 1");
   // A start-up figure of 100 ms moves by tens of ms with the load of a shared machine; more
   // samples steady its median where they are cheap.
@@ -79,5 +85,5 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   if (smallRuns === undefined || smallRuns < 1) throw new Error("--small-runs must be at least 1");
   if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");
   const skipLoop = values["skip-loop"] ?? env.BENCH_SKIP_LOOP === "1";
-  return { counts, runs, smallRuns, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, skipLoop };
+  return { counts, runs, smallRuns, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, agenixdEnv, skipLoop };
 }

@@ -51,7 +51,7 @@ function runOnce(tool: Tool, fixture: Fixture, runDir: string, opts: BenchOption
       const manifest = writeManifest(scenario, join(runDir, "manifest.json"));
       timing = timeProcess({
         argv: [...opts.agenixdCommand, "activate", "--manifest", manifest],
-        env: childEnv, log: logPath, notifySocket: join(runDir, "notify.sock"),
+        env: { ...childEnv, ...opts.agenixdEnv }, log: logPath, notifySocket: join(runDir, "notify.sock"),
       });
     }
     if (timing.exitCode !== 0) {
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), "agenixd-bench-"));
   const results: BenchResults = {
     machine: machineInfo(),
-    settings: { counts: opts.counts, runs: opts.runs, smallRuns: opts.smallRuns, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: opts.agenixdCommand.join(" "), skipLoop: opts.skipLoop },
+    settings: { counts: opts.counts, runs: opts.runs, smallRuns: opts.smallRuns, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: [...Object.entries(opts.agenixdEnv).map(([k, v]) => `${k}=${v}`), ...opts.agenixdCommand].join(" "), skipLoop: opts.skipLoop },
     bareNodeMs: [],
     startImportMs: [],
     esmStartImportMs: [],
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
             const bare = sampleBareNode();
             results.bareNodeMs.push(bare);
             for (const tool of order) cells[tool].samples.at(-1)!.bareNodeMs = bare;
-            results.startImportMs!.push(timeProcess({ argv: [...opts.agenixdCommand, "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
+            results.startImportMs!.push(timeProcess({ argv: [...opts.agenixdCommand, "--help"], env: { ...childEnv, ...opts.agenixdEnv }, log: join(scratch, "help.log") }).wallMs);
             results.esmStartImportMs!.push(timeProcess({ argv: [process.execPath, join(repoRoot, "dist", "agenixd.mjs"), "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
           }
           log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${runs}`}: ${line.join(", ")}`);

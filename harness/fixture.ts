@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
 import { repoRoot } from "./cache.js";
 import { runChecked } from "./process.js";
+import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
 import { configurations, type Scenario, type SecretDef } from "./scenario.js";
 
 /** Where the built agenixd lives inside the machine (repo's dist/ and node_modules/ below it). */
@@ -96,8 +97,14 @@ export async function buildFixture(scenario: Scenario, dir: string): Promise<voi
 
   mkdirSync(at("/var/log/journal"), { recursive: true });
   mkdirSync(at(`${agenixdRoot}/bin`), { recursive: true });
-  // As the package's wrapper does: the startup snapshot run by the node that built it.
-  writeFileSync(at(agenixdExe), `#!/bin/sh\nexec /usr/local/bin/node --snapshot-blob ${agenixdRoot}/dist/agenixd.blob -- "$@"\n`, { mode: 0o755 });
+  // As the package's wrapper does: the startup snapshot run by the node that built it, with the
+  // package's glibc tunables in front of any the caller set.
+  writeFileSync(
+    at(agenixdExe),
+    `#!/bin/sh\nexport GLIBC_TUNABLES="${GLIBC_TUNABLES}\${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"\n` +
+      `exec /usr/local/bin/node ${snapshotArgs(`${agenixdRoot}/dist/agenixd.blob`).join(" ")} "$@"\n`,
+    { mode: 0o755 },
+  );
   writeFileSync(at("/etc/hostname"), `${scenario.name}\n`);
 }
 

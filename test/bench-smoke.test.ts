@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { GLIBC_TUNABLES } from "../scripts/launch.js";
 
 const runJs = fileURLToPath(new URL("../bench/run.js", import.meta.url));
 
@@ -17,6 +18,8 @@ test("the bench runs end to end in miniature and reports every table", (t) => {
   assert.equal(r.status, 0, r.stderr);
   const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
   assert.equal(results.settings.smallRuns, 2);
+  // By default agenixd starts as the NixOS package starts it, glibc tunables included.
+  assert.ok(results.settings.agenixdCommand.startsWith(`GLIBC_TUNABLES=${GLIBC_TUNABLES} ${process.execPath} --snapshot-blob `), results.settings.agenixdCommand);
   const cells = results.cells as Array<{ tool: string; count: number; samples: unknown[] }>;
   for (const tool of ["agenix-loop", "agenixd"]) {
     for (const count of [0, 3]) {

@@ -3,7 +3,7 @@
 // example configurations, and refuse the bad ones. Evaluated with Debian's nix-instantiate
 // against the dummy store, so nothing is written to /nix.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, describe, test } from "node:test";
@@ -379,3 +379,35 @@ function parseUnitFile(text: string): Record<string, Record<string, string[]>> {
   }
   return sections;
 }
+
+describe("nix/package.nix", () => {
+  // Without nixpkgs the derivation cannot be built; called with stand-ins for lib and the
+  // builders, it still shows how bin/agenixd starts node (makeBinaryWrapper's arguments).
+  const postInstall = () =>
+    nixEval(`
+      let
+        lib = {
+          importJSON = p: builtins.fromJSON (builtins.readFile p);
+          fileset = { toSource = _: "src"; unions = _: null; };
+          getExe = _: "/nodejs/bin/node";
+          escapeShellArg = s: "'" + s + "'";
+          makeBinPath = _: "/util-linux/bin";
+          licenses.mit = null;
+          platforms.linux = null;
+        };
+        package = import ${nixDir}/package.nix {
+          inherit lib;
+          buildNpmPackage = attrs: attrs;
+          importNpmLock = { npmConfigHook = null; __functor = _: _: null; };
+          nodejs = "/nodejs"; python3 = null; pkg-config = null; systemdLibs = null; util-linux = null; makeBinaryWrapper = null;
+        };
+      in package.postInstall`) as string;
+
+  test("bin/agenixd runs the snapshot with package.json's glibc tunables in front of the caller's", () => {
+    const { config } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { config: { glibcTunables: string } };
+    const script = postInstall();
+    assert.match(script, /--add-flags "--snapshot-blob \$out\/lib\/node_modules\/agenixd\/dist\/agenixd\.blob --"/);
+    assert.ok(script.includes(`--prefix GLIBC_TUNABLES : '${config.glibcTunables}'`), script);
+    assert.match(script, /--unset NODE_OPTIONS/);
+  });
+});

@@ -6,11 +6,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ageEncrypt, generateSshKey, type KeyPair } from "./age-cli.js";
+import { launchEnv, snapshotArgs } from "../../scripts/launch.js";
 
 /** The two ways to start agenixd that `npm run build` makes (scripts/bundle.mjs). */
 export const ENTRIES = {
   /** The V8 startup snapshot, as the NixOS package runs it. */
-  snapshot: ["--snapshot-blob", fileURLToPath(new URL("../../../dist/agenixd.blob", import.meta.url)), "--"],
+  snapshot: snapshotArgs(fileURLToPath(new URL("../../../dist/agenixd.blob", import.meta.url))),
   /** The ES module bundle (package.json's bin). */
   esm: [fileURLToPath(new URL("../../../dist/agenixd.mjs", import.meta.url))],
 } as const;
@@ -91,7 +92,7 @@ export class Sandbox {
   run(manifestFile: string, args: string[] = [], entry: readonly string[] = AGENIXD): RunResult {
     const r = spawnSync(process.execPath, [...entry, "activate", "--manifest", manifestFile, ...args], {
       encoding: "utf8",
-      env: { ...process.env, NOTIFY_SOCKET: "" },
+      env: launchEnv({ ...process.env, NOTIFY_SOCKET: "" }),
     });
     return { status: r.status, stderr: r.stderr, logs: parseLogs(r.stderr) };
   }
@@ -100,7 +101,7 @@ export class Sandbox {
   start(manifestFile: string) {
     return spawn(process.execPath, [...AGENIXD, "activate", "--manifest", manifestFile], {
       stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, NOTIFY_SOCKET: "" },
+      env: launchEnv({ ...process.env, NOTIFY_SOCKET: "" }),
     });
   }
 

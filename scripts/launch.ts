@@ -1,0 +1,29 @@
+// How the NixOS package's bin/agenixd starts agenixd (nix/package.nix): node, from the startup
+// snapshot, with the glibc tunables of package.json's `config.glibcTunables` in front of any the
+// caller set. The bench, the boot harness and the tests start it the same way.
+//
+// The tunables make glibc's malloc back its large blocks with transparent huge pages
+// (`hugetlb=1`) and serve blocks up to 32 MiB from the heap rather than from a fresh mmap each
+// (`mmap_threshold`). node reads the 5.6 MB blob into one such block and copies code caches out
+// of it; with 4 KiB pages that is ~3,000 page faults, each one a few microseconds in a VM.
+// glibc ignores a tunable it does not know, silently: test/launch.test.ts counts the faults.
+import { readFileSync } from "node:fs";
+
+const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  config: { glibcTunables: string };
+};
+
+export const GLIBC_TUNABLES: string = packageJson.config.glibcTunables;
+
+/** node's arguments to start agenixd from the snapshot blob, before agenixd's own. */
+export function snapshotArgs(blob: string): string[] {
+  return ["--snapshot-blob", blob, "--"];
+}
+
+/** The environment bin/agenixd gives node: `env` with the package's tunables put first. */
+export function launchEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  out.GLIBC_TUNABLES = env.GLIBC_TUNABLES ? `${GLIBC_TUNABLES}:${env.GLIBC_TUNABLES}` : GLIBC_TUNABLES;
+  return out;
+}
