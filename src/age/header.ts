@@ -9,6 +9,7 @@ const STANZA_PREFIX = "-> ";
 const MAC_PREFIX = "--- ";
 const BODY_LINE_BYTES = 48; // 64 base64 columns
 const NEWLINE = 0x0a;
+const NON_PRINTABLE = /[^\x20-\x7e]/;
 
 export interface ParsedHeader {
   readonly stanzas: readonly Stanza[];
@@ -29,12 +30,11 @@ class HeaderLines {
     const start = this.offset;
     const end = this.file.indexOf(NEWLINE, start);
     if (end < 0) throw new AgeDecryptError("invalid header: truncated (missing end of line)");
-    for (let i = start; i < end; i++) {
-      const b = this.file[i]!;
-      if (b < 0x20 || b > 0x7e) throw new AgeDecryptError("invalid header: non-printable byte in header");
-    }
+    // latin1 maps every byte to the character of the same code, so the test sees the raw bytes.
+    const text = Buffer.from(this.file.buffer, this.file.byteOffset + start, end - start).toString("latin1");
+    if (NON_PRINTABLE.test(text)) throw new AgeDecryptError("invalid header: non-printable byte in header");
     this.offset = end + 1;
-    return { text: Buffer.from(this.file.buffer, this.file.byteOffset + start, end - start).toString("latin1"), start };
+    return { text, start };
   }
 }
 
