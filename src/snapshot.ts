@@ -7,6 +7,7 @@
 // What modules compute when they load is the build's, not the machine's: pino's default pid and
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
 // checks stay on). process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
+// The JSON logger on fd 2 is the build's too (prepareJsonLogger); a start sets its level.
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
@@ -16,7 +17,7 @@ import { readAccounts } from "./accounts.js";
 import { activate, type ActivationResult, type Host } from "./activate.js";
 import { loadAgeEncryptionWith } from "./age/hybrid.js";
 import { main, parseCommand } from "./cli.js";
-import { createLogger } from "./log.js";
+import { createLogger, prepareJsonLogger } from "./log.js";
 import { readManifest, type ManifestFile } from "./manifest.js";
 import { createNotifier } from "./notify.js";
 import { isRamfs, runQuietly } from "./ramfs.js";
@@ -116,6 +117,7 @@ const materialFile = process.env.AGENIXD_SNAPSHOT_WARMUP;
 if (!materialFile) throw new Error("AGENIXD_SNAPSHOT_WARMUP must name the warm-up material (scripts/bundle.mjs sets it)");
 // A failed warm-up rejects, unhandled: the build of the snapshot fails with it.
 void warmUp(JSON.parse(readFileSync(materialFile, "utf8")) as WarmUpMaterial);
+prepareJsonLogger();
 
 startupSnapshot.setDeserializeMainFunction(() => {
   const blob = blobLocation();

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { AGENIXD, Sandbox } from "./helpers/sandbox.js";
+import { AGENIXD, ENTRIES, type Entry, Sandbox } from "./helpers/sandbox.js";
 
 test("logs read as lines on a terminal and as JSON elsewhere, without secret bytes in either", (t) => {
   const sb = new Sandbox("log");
@@ -25,3 +25,27 @@ test("logs read as lines on a terminal and as JSON elsewhere, without secret byt
   assert.ok(piped.logs.length > 0 && piped.logs.every((l) => typeof l.level === "string" && typeof l.time === "number"));
   assert.ok(!piped.stderr.includes("TTY-SECRET"));
 });
+
+for (const entry of Object.keys(ENTRIES) as Entry[]) {
+  test(`AGENIXD_LOG_LEVEL sets the level of the JSON log (${entry})`, (t) => {
+    // The snapshot's JSON logger is built with the blob, at "info"; the start must set its own level.
+    const sb = new Sandbox(`log-level-${entry}`);
+    t.after(() => sb.cleanup());
+    const manifest = sb.manifest([{ name: "a" }]);
+    const levels = (level: string) => {
+      const before = process.env.AGENIXD_LOG_LEVEL;
+      process.env.AGENIXD_LOG_LEVEL = level;
+      try {
+        const r = sb.run(manifest, [], ENTRIES[entry]);
+        assert.equal(r.status, 0, r.stderr);
+        return new Set(r.logs.map((l) => l.level));
+      } finally {
+        if (before === undefined) delete process.env.AGENIXD_LOG_LEVEL;
+        else process.env.AGENIXD_LOG_LEVEL = before;
+      }
+    };
+    assert.ok(levels("debug").has("debug"), "debug records at debug");
+    assert.deepEqual([...levels("warn")], [], "nothing below warn in a clean activation");
+    assert.deepEqual([...levels("info")], ["info"]);
+  });
+}
