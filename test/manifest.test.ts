@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { parseManifest, ManifestError } from "../src/manifest.js";
 import { readAccounts } from "../src/accounts.js";
+import { posix } from "node:path";
 
 const base = {
   version: 1,
@@ -22,6 +23,19 @@ test("a valid manifest parses, with agenix's defaults for omitted secret fields"
     { ...m.secrets[1] },
     { name: "b", file: "/nix/store/y.age", path: "/run/agenix/b", mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false },
   );
+});
+
+test("paths come out as posix.normalize makes them, without a trailing slash", () => {
+  const paths = [
+    "/", "/etc/ssh/key", "/etc//ssh/key", "//etc/key", "/etc/./key", "/./etc/key", "/etc/.", "/etc/key/", "/etc/key//",
+    "/etc/.hidden", "/etc/..key", "/etc/key.", "/etc/.../key", "/etc/a.b/./c", "/nix/store/0000-x.age", "///", "/.", "/a/b/.//c/",
+  ];
+  const m = parseManifest({ ...base, identityPaths: paths, secrets: [] });
+  const expected = paths.map((p) => {
+    const normal = posix.normalize(p);
+    return normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
+  });
+  assert.deepEqual(m.identityPaths, expected);
 });
 
 const bad: Array<[string, unknown, RegExp]> = [
