@@ -20,7 +20,7 @@ import { main, parseCommand } from "./cli.js";
 import { createLogger, prepareJsonLogger } from "./log.js";
 import { readManifest, type ManifestFile } from "./manifest.js";
 import { createNotifier } from "./notify.js";
-import { isRamfs, runQuietly } from "./ramfs.js";
+import { isRamfs, runCommand } from "./ramfs.js";
 
 /**
  * The warm-up material scripts/bundle.mjs generates for each build: throwaway keys made for this
@@ -51,7 +51,7 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     async ensureRamfs(mountPoint) {
       mkdirSync(mountPoint, { recursive: true, mode: 0o751 });
       isRamfs(mountPoint);
-      await runQuietly(process.execPath, ["--version"]);
+      await runCommand(process.execPath, ["--version"]);
     },
     readAccounts() {
       const machine = readAccounts();

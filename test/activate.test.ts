@@ -62,6 +62,23 @@ test("a ramfs that cannot be mounted fails the activation with the cause; nothin
   assert.deepEqual(readdirSync(sb.mountPoint), []);
 });
 
+test("a mount(8) that fails puts its own message in the log, then the cause; nothing is written", (t) => {
+  const sb = new Sandbox("mount-fails");
+  t.after(() => sb.cleanup());
+  const bin = join(sb.root, "bin");
+  mkdirSync(bin);
+  writeFileSync(join(bin, "mount"), "#!/bin/sh\necho 'mount: ramfs refused by this test' >&2\nexit 32\n", { mode: 0o755 });
+  const r = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", sb.manifest([{ name: "a" }])], { encoding: "utf8", env: { PATH: `${bin}:/usr/bin:/bin` } });
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  const own = lines.indexOf("mount: ramfs refused by this test");
+  const fatal = lines.findIndex((l) => l.startsWith("{") && (JSON.parse(l) as { level: string }).level === "fatal");
+  assert.ok(own >= 0 && own < fatal, r.stderr);
+  assert.equal((JSON.parse(lines[fatal]!) as { cause: string }).cause, `activation failed: cannot mount a ramfs on ${sb.mountPoint}: mount exited with status 32 (its message is just above)`);
+  assert.equal(existsSync(sb.secretsDir), false);
+  assert.deepEqual(readdirSync(sb.mountPoint), []);
+});
+
 test("second activation makes generation 2 and prunes generation 1; keepGenerations keeps more", (t) => {
   const sb = new Sandbox("gens");
   t.after(() => sb.cleanup());
