@@ -52,14 +52,15 @@ buildNpmPackage {
 
   # The default install keeps package.json's "files" (dist/) and the production node_modules,
   # where sd-notify's compiled addon lives; the bin link is replaced by a compiled wrapper that
-  # pins nodejs, starts it from the snapshot and puts mount(8) on PATH for the ramfs. V8 flags
-  # from NODE_OPTIONS would make node refuse the snapshot, so they are dropped. The glibc tunables
+  # pins nodejs, starts it from the snapshot with the V8 flags it was built with (package.json's
+  # config.snapshotNodeFlags) and puts mount(8) on PATH for the ramfs. V8 flags from NODE_OPTIONS
+  # would make node refuse the snapshot, so they are dropped. The glibc tunables
   # (package.json's config.glibcTunables; scripts/launch.ts says why) put node's large malloc
   # blocks, the 5.6 MB blob first, on transparent huge pages.
   postInstall = ''
     rm -f $out/bin/agenixd
     makeBinaryWrapper ${lib.getExe nodejs} $out/bin/agenixd \
-      --add-flags "--snapshot-blob $out/lib/node_modules/agenixd/dist/agenixd.blob --" \
+      --add-flags "${packageJson.config.snapshotNodeFlags} --snapshot-blob $out/lib/node_modules/agenixd/dist/agenixd.blob --" \
       --unset NODE_OPTIONS \
       --prefix GLIBC_TUNABLES : ${lib.escapeShellArg packageJson.config.glibcTunables} \
       --prefix PATH : ${lib.makeBinPath [ util-linux ]}

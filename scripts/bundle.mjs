@@ -2,20 +2,24 @@
 // - agenixd.mjs (+ chunks): one ES module bundle, `node dist/agenixd.mjs activate …`. Dynamic
 //   imports become chunks loaded only when a code path needs them (sshpk for SSH identity files,
 //   age-encryption for ML-KEM hybrid keys).
-// - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node --snapshot-blob dist/agenixd.blob --
-//   activate …`, which the NixOS package runs. It is specific to the node binary that built it.
+// - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node --no-lazy-feedback-allocation
+//   --snapshot-blob dist/agenixd.blob -- activate …` (package.json's config.snapshotNodeFlags), which
+//   the NixOS package runs. It is specific to the node binary and the V8 flags that built it.
 //   age-encryption (only for ML-KEM hybrid keys) stays out of it: the snapshot requires
 //   age-encryption.cjs, beside the blob, when such a key is loaded.
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Encrypter, generateIdentity, identityToRecipient } from "age-encryption";
 import sshpk from "sshpk";
 
 const outdir = process.env.AGENIXD_BUNDLE_OUTDIR ?? "dist";
+// V8 flags are part of a snapshot: it only starts with the same ones (scripts/launch.ts says why these).
+const { snapshotNodeFlags } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).config;
+const nodeFlags = snapshotNodeFlags.split(" ").filter(Boolean);
 rmSync(outdir, { recursive: true, force: true }); // no stale chunk or blob survives a build
 
 /**
@@ -76,14 +80,14 @@ const work = mkdtempSync(join(tmpdir(), "agenixd-snapshot-"));
 try {
   const material = await writeWarmUpMaterial(work);
   const blob = join(outdir, "agenixd.blob");
-  const built = spawnSync(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", snapshotScript], {
+  const built = spawnSync(process.execPath, [...nodeFlags, "--snapshot-blob", blob, "--build-snapshot", snapshotScript], {
     env: { ...process.env, AGENIXD_SNAPSHOT_WARMUP: material },
     encoding: "utf8",
   });
   if (built.status !== 0) throw new Error(`building ${blob} failed (exit ${built.status}):\n${built.stderr}`);
   const output = unexpectedOutput(built.stderr);
   if (output) process.stderr.write(`${output}\n`);
-  const check = spawnSync(process.execPath, ["--snapshot-blob", blob, "--", "--help"], { encoding: "utf8" });
+  const check = spawnSync(process.execPath, [...nodeFlags, "--snapshot-blob", blob, "--", "--help"], { encoding: "utf8" });
   if (check.status !== 0 || !check.stdout.startsWith("usage: agenixd")) throw new Error(`${blob} does not start:\n${check.stderr}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -1,6 +1,11 @@
 // How the NixOS package's bin/agenixd starts agenixd (nix/package.nix): node, from the startup
-// snapshot, with the glibc tunables of package.json's `config.glibcTunables` in front of any the
-// caller set. The bench, the boot harness and the tests start it the same way.
+// snapshot, with the V8 flags of package.json's `config.snapshotNodeFlags` and the glibc tunables
+// of `config.glibcTunables` in front of any the caller set. The bench, the boot harness and the
+// tests start it the same way.
+//
+// The V8 flags are built into the snapshot (scripts/bundle.mjs) and node refuses the blob without
+// them. `--no-lazy-feedback-allocation` gives a function its inline caches from its first call
+// rather than after a few: nearly everything an activation runs is called only a few times.
 //
 // The tunables make glibc's malloc back its large blocks with transparent huge pages
 // (`hugetlb=1`) and serve blocks up to 32 MiB from the heap rather than from a fresh mmap each
@@ -10,14 +15,16 @@
 import { readFileSync } from "node:fs";
 
 const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-  config: { glibcTunables: string };
+  config: { snapshotNodeFlags: string; glibcTunables: string };
 };
 
 export const GLIBC_TUNABLES: string = packageJson.config.glibcTunables;
+/** The V8 flags the snapshot is built and started with. */
+export const SNAPSHOT_NODE_FLAGS: readonly string[] = packageJson.config.snapshotNodeFlags.split(" ").filter(Boolean);
 
 /** node's arguments to start agenixd from the snapshot blob, before agenixd's own. */
 export function snapshotArgs(blob: string): string[] {
-  return ["--snapshot-blob", blob, "--"];
+  return [...SNAPSHOT_NODE_FLAGS, "--snapshot-blob", blob, "--"];
 }
 
 /** The environment bin/agenixd gives node: `env` with the package's tunables put first. */

@@ -7,9 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GLIBC_TUNABLES } from "../scripts/launch.js";
+import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
 
 const runJs = fileURLToPath(new URL("../bench/run.js", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
 
 test("the bench runs end to end in miniature and reports every table", (t) => {
   const out = mkdtempSync(join(tmpdir(), "agenixd-bench-smoke-"));
@@ -19,7 +20,7 @@ test("the bench runs end to end in miniature and reports every table", (t) => {
   const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
   assert.equal(results.settings.smallRuns, 2);
   // By default agenixd starts as the NixOS package starts it, glibc tunables included.
-  assert.ok(results.settings.agenixdCommand.startsWith(`GLIBC_TUNABLES=${GLIBC_TUNABLES} ${process.execPath} --snapshot-blob `), results.settings.agenixdCommand);
+  assert.equal(results.settings.agenixdCommand, `GLIBC_TUNABLES=${GLIBC_TUNABLES} ${process.execPath} ${snapshotArgs(join(repoRoot, "dist", "agenixd.blob")).join(" ")}`);
   const cells = results.cells as Array<{ tool: string; count: number; samples: unknown[] }>;
   for (const tool of ["agenix-loop", "agenixd"]) {
     for (const count of [0, 3]) {

@@ -403,10 +403,10 @@ describe("nix/package.nix", () => {
         };
       in package.postInstall`) as string;
 
-  test("bin/agenixd runs the snapshot with package.json's glibc tunables in front of the caller's", () => {
-    const { config } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { config: { glibcTunables: string } };
+  test("bin/agenixd runs the snapshot with the V8 flags it was built with and package.json's glibc tunables", () => {
+    const { config } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { config: { glibcTunables: string; snapshotNodeFlags: string } };
     const script = postInstall();
-    assert.match(script, /--add-flags "--snapshot-blob \$out\/lib\/node_modules\/agenixd\/dist\/agenixd\.blob --"/);
+    assert.ok(script.includes(`--add-flags "${config.snapshotNodeFlags} --snapshot-blob $out/lib/node_modules/agenixd/dist/agenixd.blob --"`), script);
     assert.ok(script.includes(`--prefix GLIBC_TUNABLES : '${config.glibcTunables}'`), script);
     assert.match(script, /--unset NODE_OPTIONS/);
   });

@@ -7,6 +7,7 @@ import { once } from "node:events";
 import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { AGENIXD, ENTRIES, type Entry, Sandbox } from "./helpers/sandbox.js";
+import { SNAPSHOT_NODE_FLAGS } from "../scripts/launch.js";
 
 const RECEIVER = `
 import socket, sys, os
@@ -78,9 +79,9 @@ for (const entry of Object.keys(ENTRIES) as Entry[]) {
 test("the snapshot finds the addon also when its blob is named relatively, as --snapshot-blob=PATH", async (t) => {
   const sb = new Sandbox("notify-relative-blob");
   t.after(() => sb.cleanup());
-  const blob = relative(process.cwd(), ENTRIES.snapshot[1]!);
+  const blob = relative(process.cwd(), ENTRIES.snapshot[ENTRIES.snapshot.indexOf("--snapshot-blob") + 1]!);
   assert.ok(!blob.startsWith("/"));
-  const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], [`--snapshot-blob=${blob}`, "--"]);
+  const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], [...SNAPSHOT_NODE_FLAGS, `--snapshot-blob=${blob}`, "--"]);
   assert.equal(status, 0);
   assert.ok(messages.some((m) => m.includes("READY=1")), messages.join("\n"));
 });

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Sandbox } from "./helpers/sandbox.js";
+import { snapshotArgs } from "../scripts/launch.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -32,7 +33,7 @@ test("the snapshot builds without privileges, and the blob it makes activates", 
   // The blob finds the sd-notify addon relative to itself; without NOTIFY_SOCKET it is not loaded.
   const sb = new Sandbox("unprivileged-build");
   t.after(() => sb.cleanup());
-  const r = sb.run(sb.manifest([{ name: "db-password", plaintext: "hunter2" }]), [], ["--snapshot-blob", join(outdir, "agenixd.blob"), "--"]);
+  const r = sb.run(sb.manifest([{ name: "db-password", plaintext: "hunter2" }]), [], snapshotArgs(join(outdir, "agenixd.blob")));
   assert.equal(r.status, 0, r.stderr);
   assert.equal(sb.read("db-password"), "hunter2");
 });
