@@ -14,11 +14,10 @@ import { parseArgs } from "node:util";
 import { checkActivation } from "./activation-check.js";
 import { prepareFixture } from "./fixtures.js";
 import { ensurePrivateMountNamespace } from "./namespace.js";
-import { parseBenchOptions } from "./options.js";
+import { agenixdCommandLine, parseBenchOptions } from "./options.js";
 import { timeProcess, type ProcessTiming } from "./process-timer.js";
 import { makeScenario, writeManifest } from "./scenario.js";
 import { median } from "./stats.js";
-import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -28,8 +27,8 @@ async function main(): Promise<void> {
     args: process.argv.slice(2), allowPositionals: true,
     options: { keys: { type: "string", default: "ed25519" }, n: { type: "string", default: "20" }, runs: { type: "string", default: "20" } },
   });
-  const commands = positionals.length > 0 ? positionals : [`GLIBC_TUNABLES=${GLIBC_TUNABLES} ${process.execPath} ${snapshotArgs(`${repoRoot}/dist/agenixd.blob`).join(" ")}`];
   const opts = parseBenchOptions(["--keys", values.keys!, "--n", values.n!, "--runs", values.runs!], {}, repoRoot);
+  const commands = positionals.length > 0 ? positionals : [agenixdCommandLine(opts)];
   const fixture = await prepareFixture(join(repoRoot, "bench", "work"), opts.keyTypes[0]!, opts.counts[0]!, opts.sizes);
   const variants = [["node -e 0", `${process.execPath} -e 0`], ...commands.map((c) => [c, c])] as [string, string][];
   const timings: ProcessTiming[][] = variants.map(() => []);

@@ -1,7 +1,7 @@
 // Bench configuration, from flags (`--n 20,100 --runs 3 --keys ed25519`) or the matching
 // BENCH_* environment variables, so a quick run needs no edit.
 import { parseArgs } from "node:util";
-import { launchEnv, snapshotArgs } from "../scripts/launch.js";
+import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
 
 /** Counts up to this many secrets are measured `smallRuns` times. */
 export const SMALL_COUNT = 100;
@@ -77,7 +77,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   // package's glibc tunables (scripts/launch.ts).
   const given = values.agenixd ?? env.BENCH_AGENIXD;
   const agenixdCommand = given === undefined ? [process.execPath, ...snapshotArgs(`${repoRoot}/dist/agenixd.blob`)] : given.split(/\s+/).filter((s) => s.length > 0);
-  const agenixdEnv: Record<string, string> = given === undefined ? { GLIBC_TUNABLES: launchEnv({}).GLIBC_TUNABLES! } : {};
+  const agenixdEnv: Record<string, string> = given === undefined ? { GLIBC_TUNABLES } : {};
   if (runs === undefined || runs < 1) throw new Error("--runs must be at least 1");
   // A start-up figure of 100 ms moves by tens of ms with the load of a shared machine; more
   // samples steady its median where they are cheap.
@@ -86,4 +86,9 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");
   const skipLoop = values["skip-loop"] ?? env.BENCH_SKIP_LOOP === "1";
   return { counts, runs, smallRuns, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, agenixdEnv, skipLoop };
+}
+
+/** agenixd's command as a shell reads it: its extra environment as NAME=value words, then argv. */
+export function agenixdCommandLine(opts: Pick<BenchOptions, "agenixdCommand" | "agenixdEnv">): string {
+  return [...Object.entries(opts.agenixdEnv).map(([k, v]) => `${k}=${v}`), ...opts.agenixdCommand].join(" ");
 }

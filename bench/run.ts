@@ -12,7 +12,7 @@ import { renderChart } from "./chart.js";
 import { prepareCryptoFloor } from "./crypto-floor.js";
 import { prepareFixture, type Fixture } from "./fixtures.js";
 import { ensurePrivateMountNamespace } from "./namespace.js";
-import { parseBenchOptions, SMALL_COUNT, type BenchOptions } from "./options.js";
+import { agenixdCommandLine, parseBenchOptions, SMALL_COUNT, type BenchOptions } from "./options.js";
 import { timeProcess, type ProcessTiming } from "./process-timer.js";
 import { renderMarkdown } from "./report.js";
 import type { BenchResults, Cell, Sample, Tool } from "./results.js";
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), "agenixd-bench-"));
   const results: BenchResults = {
     machine: machineInfo(),
-    settings: { counts: opts.counts, runs: opts.runs, smallRuns: opts.smallRuns, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: [...Object.entries(opts.agenixdEnv).map(([k, v]) => `${k}=${v}`), ...opts.agenixdCommand].join(" "), skipLoop: opts.skipLoop },
+    settings: { counts: opts.counts, runs: opts.runs, smallRuns: opts.smallRuns, warmup: opts.warmup, sizes: opts.sizes, agenixdCommand: agenixdCommandLine(opts), skipLoop: opts.skipLoop },
     bareNodeMs: [],
     startImportMs: [],
     esmStartImportMs: [],
