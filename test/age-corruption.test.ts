@@ -103,6 +103,18 @@ test("a wrong tag in an ssh stanza means no identity matches", async () => {
   await assertFails(Buffer.from(onlyRsa.replace(`-> ssh-rsa ${rsaTag}\n`, `-> ssh-rsa ${otherRsaTag}\n`), "latin1"), /^no identity matches any recipient \(file is for: ssh-rsa\)$/);
 });
 
+test("the no-match error lists a header's first five recipient types, each cut short", async () => {
+  // Unknown stanzas are skipped, so a header of strangers reaches the error. Its types are the
+  // file's text: the message lists a few of them, shortened, whatever the header holds.
+  const file = ageEncrypt("x", [ed25519.recipient]).toString("latin1");
+  const tag = /^-> ssh-ed25519 (\S+) /m.exec(file)![1]!;
+  const otherTag = tag.startsWith("A") ? `B${tag.slice(1)}` : `A${tag.slice(1)}`;
+  const long = "t".repeat(100);
+  const strangers = ["one", "two", "one", long, "three", "four", "five", "six"].map((t) => `-> ${t}\nAAAA\n`).join("");
+  const crafted = file.replace(`-> ssh-ed25519 ${tag} `, `${strangers}-> ssh-ed25519 ${otherTag} `);
+  await assertFails(Buffer.from(crafted, "latin1"), new RegExp(`^no identity matches any recipient \\(file is for: one, two, ${"t".repeat(40)}…, three, four and 3 more\\)$`));
+});
+
 test("an ssh stanza whose tag matches but whose body is damaged is a hard error naming the key file", async () => {
   const onlyEd = ageEncrypt("x", [ed25519.recipient]);
   const bodyStart = onlyEd.indexOf("\n", onlyEd.indexOf("-> ssh-ed25519")) + 1;

@@ -41,9 +41,29 @@ async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdent
     }
     return fileKey;
   }
-  const fileIsFor = [...new Set(header.stanzas.map((s) => s.args[0]))].join(", ") || "no recipients";
+  const fileIsFor = recipientTypes(header.stanzas) || "no recipients";
   const detail = identities.length === 0 ? "; no identities are loaded" : "";
   throw new AgeDecryptError(`no identity matches any recipient (file is for: ${fileIsFor}${detail})`);
+}
+
+const LISTED_TYPES = 5;
+const TYPE_CHARS = 40;
+
+/**
+ * The distinct recipient types of a header, for an error message: the first few, each cut short.
+ * A linear scan, not a Set: the header is the file's text, and agenixd hashes no string it did
+ * not get from root (scripts/launch.ts, --no-rehash-snapshot).
+ */
+function recipientTypes(stanzas: readonly Stanza[]): string {
+  const types: string[] = [];
+  let more = 0;
+  for (const { args } of stanzas) {
+    const type = args[0]!.length > TYPE_CHARS ? `${args[0]!.slice(0, TYPE_CHARS)}…` : args[0]!;
+    if (types.includes(type)) continue;
+    if (types.length < LISTED_TYPES) types.push(type);
+    else more++;
+  }
+  return types.join(", ") + (more > 0 ? ` and ${more} more` : "");
 }
 
 // Passphrase files must not be mixed with other recipients (age spec, "scrypt
