@@ -2,8 +2,8 @@
 // - agenixd.mjs (+ chunks): one ES module bundle, `node dist/agenixd.mjs activate …`. Dynamic
 //   imports become chunks loaded only when a code path needs them (sshpk for SSH identity files,
 //   age-encryption for ML-KEM hybrid keys).
-// - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node --no-lazy-feedback-allocation
-//   --no-opt --snapshot-blob dist/agenixd.blob -- activate …` (package.json's config.snapshotNodeFlags), which
+// - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node FLAGS --snapshot-blob
+//   dist/agenixd.blob -- activate …` with FLAGS from package.json's config.snapshotNodeFlags, which
 //   the NixOS package runs. It is specific to the node binary and the V8 flags that built it.
 //   age-encryption (only for ML-KEM hybrid keys) stays out of it: the snapshot requires
 //   age-encryption.cjs, beside the blob, when such a key is loaded.

@@ -6,7 +6,8 @@
 //
 // What modules compute when they load is the build's, not the machine's: pino's default pid and
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
-// checks stay on). process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
+// checks stay on). So is V8's string hash seed (--no-rehash-snapshot; scripts/launch.ts says why).
+// process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
 // The JSON logger on fd 2 is the build's too (prepareJsonLogger); a start sets its level.
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
