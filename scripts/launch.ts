@@ -12,9 +12,9 @@
 // `--no-rehash-snapshot` keeps the string hash seed the snapshot was built with. Otherwise V8
 // draws a new seed at every start, derives its hash secrets from it by a prime search (~11 ms of
 // CPU here, a fifth of a bare node's start) and rehashes every table in the snapshot. The seed
-// guards hash tables against keys chosen to collide (hash flooding); every string agenixd hashes
-// comes from root: the manifest in the Nix store, the host keys, the .age files the manifest
-// names, /etc/passwd and /etc/group. Whoever can choose those already chooses the secrets.
+// guards hash tables against keys chosen to collide (hash flooding); every string agenixd uses as
+// a key (of a Map, a Set, a parsed JSON object) comes from root: the manifest in the Nix store,
+// the host keys, /etc/passwd and /etc/group. Whoever can choose those already chooses the secrets.
 // Math.random is still seeded per start; node:crypto does not use V8's seed.
 //
 // The tunables make glibc's malloc back its large blocks with transparent huge pages

@@ -51,8 +51,8 @@ const TYPE_CHARS = 40;
 
 /**
  * The distinct recipient types of a header, for an error message: the first few, each cut short.
- * A linear scan, not a Set: the header is the file's text, and agenixd hashes no string it did
- * not get from root (scripts/launch.ts, --no-rehash-snapshot).
+ * A linear scan, not a Set: the header is the file's text, and agenixd keys no map or set by a
+ * string it did not get from root (scripts/launch.ts, --no-rehash-snapshot).
  */
 function recipientTypes(stanzas: readonly Stanza[]): string {
   const types: string[] = [];
