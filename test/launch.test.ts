@@ -3,12 +3,10 @@
 // faults of a snapshot start with and without them.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GLIBC_TUNABLES, launchEnv, snapshotArgs } from "../scripts/launch.js";
-
-const blob = fileURLToPath(new URL("../../dist/agenixd.blob", import.meta.url));
+import { SNAPSHOT_BLOB } from "./helpers/sandbox.js";
 
 // wait4() gives the child's rusage; node's child_process does not.
 const MINOR_FAULTS = String.raw`
@@ -22,7 +20,7 @@ print(json.dumps({"status": os.waitstatus_to_exitcode(status), "minflt": usage.r
 function fewestMinorFaults(env: Record<string, string>): number {
   let fewest = Infinity;
   for (let i = 0; i < 3; i++) {
-    const out = execFileSync("python3", ["-c", MINOR_FAULTS, JSON.stringify([process.execPath, ...snapshotArgs(blob), "--help"]), JSON.stringify(env)], { encoding: "utf8" });
+    const out = execFileSync("python3", ["-c", MINOR_FAULTS, JSON.stringify([process.execPath, ...snapshotArgs(SNAPSHOT_BLOB), "--help"]), JSON.stringify(env)], { encoding: "utf8" });
     const { status, minflt } = JSON.parse(out) as { status: number; minflt: number };
     assert.equal(status, 0);
     fewest = Math.min(fewest, minflt);

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
-import { AGENIXD, ENTRIES, type Entry, Sandbox } from "./helpers/sandbox.js";
+import { AGENIXD, ENTRIES, type Entry, SNAPSHOT_BLOB, Sandbox } from "./helpers/sandbox.js";
 import { SNAPSHOT_NODE_FLAGS } from "../scripts/launch.js";
 
 const RECEIVER = `
@@ -79,7 +79,7 @@ for (const entry of Object.keys(ENTRIES) as Entry[]) {
 test("the snapshot finds the addon also when its blob is named relatively, as --snapshot-blob=PATH", async (t) => {
   const sb = new Sandbox("notify-relative-blob");
   t.after(() => sb.cleanup());
-  const blob = relative(process.cwd(), ENTRIES.snapshot[ENTRIES.snapshot.indexOf("--snapshot-blob") + 1]!);
+  const blob = relative(process.cwd(), SNAPSHOT_BLOB);
   assert.ok(!blob.startsWith("/"));
   const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], [...SNAPSHOT_NODE_FLAGS, `--snapshot-blob=${blob}`, "--"]);
   assert.equal(status, 0);

@@ -8,10 +8,13 @@ import { fileURLToPath } from "node:url";
 import { ageEncrypt, generateSshKey, type KeyPair } from "./age-cli.js";
 import { launchEnv, snapshotArgs } from "../../scripts/launch.js";
 
+/** The V8 startup snapshot `npm run build` makes. */
+export const SNAPSHOT_BLOB = fileURLToPath(new URL("../../../dist/agenixd.blob", import.meta.url));
+
 /** The two ways to start agenixd that `npm run build` makes (scripts/bundle.mjs). */
 export const ENTRIES = {
   /** The V8 startup snapshot, as the NixOS package runs it. */
-  snapshot: snapshotArgs(fileURLToPath(new URL("../../../dist/agenixd.blob", import.meta.url))),
+  snapshot: snapshotArgs(SNAPSHOT_BLOB),
   /** The ES module bundle (package.json's bin). */
   esm: [fileURLToPath(new URL("../../../dist/agenixd.mjs", import.meta.url))],
 } as const;
