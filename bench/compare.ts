@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { checkActivation } from "./activation-check.js";
 import { prepareFixture } from "./fixtures.js";
 import { ensurePrivateMountNamespace } from "./namespace.js";
-import { agenixdCommandLine, parseBenchOptions } from "./options.js";
+import { agenixdCommandLine, parseBenchOptions, splitCommandLine } from "./options.js";
 import { timeProcess, type ProcessTiming } from "./process-timer.js";
 import { makeScenario, writeManifest } from "./scenario.js";
 import { median } from "./stats.js";
@@ -44,10 +44,7 @@ async function main(): Promise<void> {
         const root = join(scratch, `run-${r}-${v}`);
         const scenario = makeScenario(root, fixture);
         const isNode = v === 0;
-        const words = command.split(/\s+/).filter(Boolean);
-        const assignments = words.findIndex((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
-        const env = Object.fromEntries(words.slice(0, assignments).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]));
-        const argv = words.slice(assignments);
+        const { env, argv } = splitCommandLine(command);
         const t = timeProcess({
           argv: isNode ? argv : [...argv, "activate", "--manifest", writeManifest(scenario, join(root, "manifest.json"))],
           env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, log: join(root, "log"), notifySocket: isNode ? undefined : join(root, "notify.sock"),

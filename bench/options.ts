@@ -92,3 +92,11 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
 export function agenixdCommandLine(opts: Pick<BenchOptions, "agenixdCommand" | "agenixdEnv">): string {
   return [...Object.entries(opts.agenixdEnv).map(([k, v]) => `${k}=${v}`), ...opts.agenixdCommand].join(" ");
 }
+
+/** The reverse of agenixdCommandLine, for any command line: leading NAME=value words, then argv. */
+export function splitCommandLine(line: string): { env: Record<string, string>; argv: string[] } {
+  const words = line.split(/\s+/).filter(Boolean);
+  const assignments = words.findIndex((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
+  const env = Object.fromEntries(words.slice(0, assignments).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]));
+  return { env, argv: words.slice(assignments) };
+}

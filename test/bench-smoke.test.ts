@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
+import { splitCommandLine } from "../bench/options.js";
 
 const runJs = fileURLToPath(new URL("../bench/run.js", import.meta.url));
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -21,6 +22,11 @@ test("the bench runs end to end in miniature and reports every table", (t) => {
   assert.equal(results.settings.smallRuns, 2);
   // By default agenixd starts as the NixOS package starts it, glibc tunables included.
   assert.equal(results.settings.agenixdCommand, `GLIBC_TUNABLES=${GLIBC_TUNABLES} ${process.execPath} ${snapshotArgs(join(repoRoot, "dist", "agenixd.blob")).join(" ")}`);
+  // bench/compare.js reads such a line back into its environment and argv.
+  assert.deepEqual(splitCommandLine(results.settings.agenixdCommand), {
+    env: { GLIBC_TUNABLES },
+    argv: [process.execPath, ...snapshotArgs(join(repoRoot, "dist", "agenixd.blob"))],
+  });
   const cells = results.cells as Array<{ tool: string; count: number; samples: unknown[] }>;
   for (const tool of ["agenix-loop", "agenixd"]) {
     for (const count of [0, 3]) {
