@@ -21,26 +21,38 @@
 let
   inherit (builtins)
     attrNames
+    attrValues
     concatLists
+    concatStringsSep
     elem
+    elemAt
     filter
+    foldl'
+    genList
+    groupBy
     isInt
     isString
+    length
     match
     split
     stringLength
     substring
+    tail
     toString
     ;
 
   dir = toString secretsDir;
   mountPoint = toString secretsMountPoint;
+  normalDir = normalize dir;
+  normalMount = normalize mountPoint;
 
   components = s: filter isString (split "/" s);
   isAbsolute = s: substring 0 1 s == "/";
   hasTrailingSlash = s: match ".+/" s != null;
   hasWhitespace = s: match ".*[[:space:]].*" s != null;
   isUnder = parent: s: substring 0 (stringLength parent + 1) s == "${parent}/";
+  # What agenixd does to a path before using it: "/a//b/./c/" is "/a/b/c".
+  normalize = s: "/" + concatStringsSep "/" (filter (c: c != "" && c != ".") (components s));
 
   optional = cond: message: if cond then [ message ] else [ ];
 
@@ -75,6 +87,10 @@ let
       [ "${option} = \"${path}\" contains a `..` component." ]
     else if path == mountPoint || isUnder mountPoint path then
       [ "${option} = \"${path}\" is inside age.secretsMountPoint (${mountPoint}), where only agenixd's generations live." ]
+    else if normalize path == normalDir || isUnder (normalize path) normalDir then
+      [ "${option} = \"${path}\" is age.secretsDir (${dir}) or contains it: the secret would replace the link to the generations." ]
+    else if isUnder (normalize path) normalMount then
+      [ "${option} = \"${path}\" contains age.secretsMountPoint (${mountPoint}): the secret would replace the generations." ]
     else
       [ ];
 
@@ -93,41 +109,87 @@ let
     ++ optional (secret.group == "") "age.secrets.\"${attr}\".group is empty."
     # agenix #291: a copy written below secretsDir lands inside the current generation, which the
     # next activation replaces, so the file silently disappears.
-    ++ optional (!secret.symlink && (path == dir || isUnder dir path))
+    ++ optional (!secret.symlink && isUnder dir path)
       "age.secrets.\"${attr}\": symlink = false needs a path outside age.secretsDir (${dir}), but path is \"${path}\"; a copy written there is lost when the next generation replaces it (agenix #291). Set a path elsewhere or keep symlink = true.";
 
-  # Two secrets installed at the same place: the later one would silently win.
-  duplicates =
-    what: keyOf: attrs:
+  # Every file a secret puts in place ("leaf"): its file in the generation, seen as
+  # secretsDir/name, and its `path` when that is elsewhere (a symlink, or a copy). Two leaves at
+  # one place, or a leaf where another needs a directory, mean one file replaces another or an
+  # activation fails, so both secrets are named. Leaves of a name or path refused above are left
+  # out, so one mistake gives one message.
+  leavesOf =
+    attr:
     let
-      step =
-        acc: attr:
-        let
-          key = keyOf attr;
-        in
-        if acc.seen ? ${key} then
-          acc
-          // {
-            problems =
-              acc.problems
-              ++ [ "age.secrets.\"${acc.seen.${key}}\" and age.secrets.\"${attr}\" have the same ${what} \"${key}\"." ];
-          }
-        else
-          acc // { seen = acc.seen // { ${key} = attr; }; };
+      secret = secrets.${attr};
+      path = normalize (toString secret.path);
+      inDir = "${normalDir}/${secret.name}";
     in
-    (builtins.foldl' step {
-      seen = { };
-      problems = [ ];
-    } attrs).problems;
+    optional (nameProblems attr secret.name == [ ]) {
+      inherit attr;
+      at = inDir;
+      role = "name";
+    }
+    ++ optional (path != inDir && pathProblems attr (toString secret.path) == [ ]) {
+      inherit attr;
+      at = path;
+      role = "path";
+    };
+
+  describe =
+    leaf:
+    if leaf.role == "name" then
+      "age.secrets.\"${leaf.attr}\" (name \"${secrets.${leaf.attr}.name}\", installed as ${leaf.at})"
+    else
+      "age.secrets.\"${leaf.attr}\".path \"${leaf.at}\"";
+
+  # Groups with builtins.groupBy (linear) rather than comparing every pair: 1000 secrets stay fast.
+  leaves = concatLists (map leavesOf (attrNames secrets));
+  byPlace = groupBy (leaf: leaf.at) leaves;
+
+  samePlace =
+    group:
+    let
+      first = builtins.head group;
+    in
+    map (
+      other:
+      if first.role == other.role then
+        "age.secrets.\"${first.attr}\" and age.secrets.\"${other.attr}\" have the same ${first.role} \"${
+          if first.role == "name" then secrets.${first.attr}.name else first.at
+        }\": one would replace the other."
+      else
+        "${describe first} and ${describe other} are the same file: one would replace the other."
+    ) (tail group);
+
+  # "/a/b/c" -> [ "/a" "/a/b" ]
+  ancestors =
+    place:
+    let
+      prefixes = foldl' (acc: c: acc ++ [ "${if acc == [ ] then "" else elemAt acc (length acc - 1)}/${c}" ]) [ ] (
+        filter (c: c != "") (components place)
+      );
+    in
+    genList (elemAt prefixes) (length prefixes - 1);
+
+  fileAboveAnother =
+    leaf:
+    concatLists (
+      map (
+        dirPlace:
+        map (
+          above: "${describe above} is a file where ${describe leaf} needs a directory: the two cannot both be installed."
+        ) (byPlace.${dirPlace} or [ ])
+      ) (ancestors leaf.at)
+    );
+
+  overlaps = concatLists (map samePlace (attrValues byPlace)) ++ concatLists (map fileAboveAnother leaves);
 
   attrs = attrNames secrets;
-  symlinked = filter (attr: secrets.${attr}.symlink) attrs;
 
   identityStrings = map toString identityPaths;
 in
 concatLists (map secretProblems attrs)
-++ duplicates "path" (attr: toString secrets.${attr}.path) attrs
-++ duplicates "name" (attr: secrets.${attr}.name) symlinked
+++ overlaps
 ++ optional (attrs != [ ] && identityPaths == [ ]) "age.identityPaths must be set, for example by enabling openssh."
 ++ concatLists (
   map (
@@ -138,8 +200,10 @@ concatLists (map secretProblems attrs)
 )
 ++ optional (!isAbsolute dir || hasTrailingSlash dir)
   "age.secretsDir = \"${dir}\" must be an absolute path without a trailing slash."
+++ optional (normalDir == "/") "age.secretsDir must not be /: it becomes a symlink."
 ++ optional (match "[ \t\n]*" mountPoint != null || hasTrailingSlash mountPoint || !isAbsolute mountPoint)
   "age.secretsMountPoint = \"${mountPoint}\" must be a non-empty absolute path without a trailing slash."
+++ optional (normalMount == "/") "age.secretsMountPoint must not be /: a ramfs is mounted there."
 ++ optional (dir == mountPoint || isUnder mountPoint dir || isUnder dir mountPoint)
   "age.secretsDir (${dir}) and age.secretsMountPoint (${mountPoint}) must not contain one another: the symlink and the generations it points to need separate places."
 ++ optional (!isInt keepGenerations || keepGenerations < 1)
