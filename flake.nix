@@ -21,8 +21,11 @@
       });
 
       # The module's `age.package` defaults to `pkgs.agenixd` (the overlay) or builds ./nix/package.nix.
+      # `age` is the name agenix's flake gives its module (`agenix.nixosModules.age`), so a
+      # configuration that imports it by that name only changes the input.
       nixosModules.agenixd = ./nix/module.nix;
       nixosModules.default = self.nixosModules.agenixd;
+      nixosModules.age = self.nixosModules.agenixd;
 
       checks = forAllSystems (
         pkgs:

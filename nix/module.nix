@@ -56,12 +56,26 @@ let
     lib.attrValues cfg.secrets
   );
 
-  run = import ./unit.nix {
-    agenixd = lib.getExe' cfg.package "agenixd";
-    manifest = "${manifestFile}";
-    inherit (cfg) identityPaths;
-    inherit usersPhase userManagement;
-  };
+  unitPlan = import ./unit.nix;
+  run = unitPlan (
+    {
+      agenixd = lib.getExe' cfg.package "agenixd";
+      manifest = "${manifestFile}";
+      inherit (cfg) identityPaths;
+      inherit usersPhase userManagement;
+    }
+    # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself. (Passed only
+    # to a unit.nix that takes it: the argument arrives there in a separate change.)
+    // lib.optionalAttrs ((builtins.functionArgs unitPlan) ? mount) {
+      mount = lib.getExe' pkgs.util-linux "mount";
+    }
+  );
+
+  # agenix's home-manager module has an `age.package` too, meaning the age binary; given that here,
+  # the unit would run a bin/agenixd that does not exist. Decided without building the package:
+  # its main program, or its name when it declares none.
+  packageProgram = cfg.package.meta.mainProgram or (lib.getName cfg.package);
+  packageIsAgenixd = packageProgram == "agenixd";
 
   secretType = types.submodule (
     { config, name, ... }:
@@ -149,7 +163,11 @@ in
       defaultText = literalExpression "pkgs.agenixd or (pkgs.callPackage ./nix/package.nix { })";
       example = literalExpression "agenixd.packages.\${pkgs.system}.default";
       description = ''
-        The agenixd package that decrypts and installs the secrets.
+        The agenixd package that decrypts and installs the secrets: it must provide `bin/agenixd`
+        (its `meta.mainProgram`, or its name when it sets none, is `agenixd`). Unlike
+        `age.package` in agenix's home-manager module, this is not the age binary: agenixd runs
+        no age executable, and a package such as `pkgs.age` or `pkgs.rage` is refused at
+        evaluation.
       '';
     };
 
@@ -254,18 +272,28 @@ in
     };
   };
 
-  config = mkIf (cfg.secrets != { }) {
-    assertions = map (message: {
-      assertion = false;
-      inherit message;
-    }) (import ./checks.nix optionValues);
+  config = lib.mkMerge [
+    {
+      # Whether or not there are secrets: a package set for agenix's meaning of the option is a
+      # mistake either way. The default (this repository's package) is not inspected.
+      assertions = lib.optional (options.age.package.highestPrio < (lib.mkOptionDefault null).priority) {
+        assertion = packageIsAgenixd;
+        message = "age.package is ${lib.getName cfg.package} (main program \"${packageProgram}\"), not agenixd. In this module age.package is the agenixd that installs the secrets, not the age binary of agenix's home-manager module (agenixd decrypts in-process and runs no age executable). Remove the setting to use agenixd from this flake, or set it to a package that provides bin/agenixd; one named otherwise needs meta.mainProgram = \"agenixd\".";
+      };
+    }
+    (mkIf (cfg.secrets != { }) {
+      assertions = map (message: {
+        assertion = false;
+        inherit message;
+      }) (import ./checks.nix optionValues);
 
-    warnings = lib.optional (
-      options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority
-    ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored.";
+      warnings = lib.optional (
+        options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority
+      ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored.";
 
-    systemd.services = run.services;
+      systemd.services = run.services;
 
-    system.activationScripts = run.activationScripts;
-  };
+      system.activationScripts = run.activationScripts;
+    })
+  ];
 }

@@ -3,7 +3,8 @@
 #
 # Arguments:
 #   lib     nixpkgs' lib (import <nixpkgs.lib>/lib)
-#   config  a NixOS-style module: the configuration under test
+#   config  a NixOS-style module: the configuration under test; its `pkgs` argument holds the
+#           stand-in packages below (age, agenixd, util-linux, writeText)
 # Result: what the tests look at: { assertions (messages of the failed ones), warnings,
 #   manifest, services, activationScripts, identityPaths, secrets }.
 { lib, config }:
@@ -15,10 +16,13 @@ let
     default = { };
   };
 
-  fakePackage = name: {
+  # What the module may read of a package without building it: name, pname, meta, outPath.
+  fakePackage = pname: version: {
     type = "derivation";
-    inherit name;
-    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+    name = "${pname}-${version}";
+    inherit pname version;
+    meta.mainProgram = pname;
+    outPath = "/nix/store/00000000000000000000000000000000-${pname}-${version}";
   };
 
   # Only what the module touches, with NixOS's types where they matter to it.
@@ -111,9 +115,14 @@ let
     };
 
   pkgs = {
-    age = fakePackage "age";
-    agenixd = fakePackage "agenixd";
-    writeText = name: text: fakePackage name // { inherit text; };
+    age = fakePackage "age" "1.2.1";
+    agenixd = fakePackage "agenixd" "0.1.0";
+    util-linux = fakePackage "util-linux" "2.41";
+    writeText = name: text: {
+      type = "derivation";
+      inherit name text;
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+    };
   };
 
   evaluated = lib.evalModules {
