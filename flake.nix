@@ -33,6 +33,8 @@
           inherit pkgs;
           agenixdModule = self.nixosModules.default;
         }
+        # The package itself, so `nix flake check` builds it (and its install check) too.
+        // { package = self.packages.${pkgs.stdenv.hostPlatform.system}.agenixd; }
       );
 
       formatter = forAllSystems (pkgs: pkgs.nixfmt);
