@@ -1,23 +1,54 @@
 // The mount point holds every generation on a ramfs, so plaintext never reaches a disk (or swap).
 import { spawn } from "node:child_process";
-import { accessSync, constants, lstatSync, mkdirSync, statSync, statfsSync } from "node:fs";
+import { accessSync, constants, readdirSync, statSync, statfsSync } from "node:fs";
+import { dirname } from "node:path";
 import { describeError } from "./errno.js";
+import { Dirs, TrustError, type Dir, type Trust } from "./secure-fs.js";
 
 export const RAMFS_MAGIC = 0x858458f6;
+
+const FILESYSTEMS: Readonly<Record<number, string>> = {
+  0x01021994: "tmpfs", 0xef53: "ext4", 0x9123683e: "btrfs", 0x58465342: "xfs", 0x794c7630: "overlay", 0x2fc12fc1: "zfs",
+};
 
 export function isRamfs(path: string): boolean {
   return statfsSync(path).type >>> 0 === RAMFS_MAGIC;
 }
 
+/** The mount point and its parents may belong to root alone. */
+export const ROOT_ONLY: Trust = { uids: [], gids: [], who: "root" };
+
 /**
- * Creates the mount point (0751) and mounts a ramfs on it unless one is already there; resolves
- * to whether it mounted. Everything up to starting mount(8) runs at the call, so the caller can
- * decrypt while mount runs and await the result before writing the first file.
+ * Makes the mount point (0751; missing parents 0755, all root's) and mounts a ramfs on it unless
+ * one is already there; resolves to whether it mounted. The way there is walked without
+ * following symlinks and every directory on it must be root's, so mount(8), which goes by path,
+ * lands where it was checked. Another filesystem already mounted there (a tmpfs, say), or files
+ * in the directory, are refused rather than hidden under a new ramfs: the live generation could be
+ * among them (docs/manifest.md). Everything up to starting mount(8) runs at the call, so the
+ * caller can decrypt while mount runs and await the result before writing the first file.
  */
 export async function ensureRamfs(mountPoint: string): Promise<boolean> {
-  mkdirSync(mountPoint, { recursive: true, mode: 0o751 });
-  if (!lstatSync(mountPoint).isDirectory()) throw new Error(`secretsMountPoint ${mountPoint} is not a directory`);
-  if (isRamfs(mountPoint)) return false;
+  const dirs = new Dirs();
+  try {
+    const mp = openMountPoint(mountPoint, dirs, ROOT_ONLY);
+    if (isRamfs(mp.op)) return false;
+    const type = statfsSync(mp.op).type >>> 0;
+    if (mp.dev !== mp.parent!.dev) {
+      throw new Error(
+        `cannot use secretsMountPoint ${mountPoint}: a ${FILESYSTEMS[type] ?? `0x${type.toString(16)}`} filesystem is mounted there, not a ramfs; ` +
+          `agenixd keeps secrets on a ramfs only and will not hide what is on it under a new one: unmount it (umount ${mountPoint}) and activate again`,
+      );
+    }
+    const entries = readdirSync(mp.op);
+    if (entries.length > 0) {
+      throw new Error(
+        `cannot use secretsMountPoint ${mountPoint}: it is not a ramfs and holds ${entries.slice(0, 5).join(", ")}${entries.length > 5 ? ", …" : ""}, ` +
+          `which a ramfs mounted on it would hide; move them away`,
+      );
+    }
+  } finally {
+    dirs.close();
+  }
   try {
     await runCommand(findMount(), ["-t", "ramfs", "none", mountPoint, "-o", "nodev,nosuid,mode=0751"]);
   } catch (e) {
@@ -25,6 +56,20 @@ export async function ensureRamfs(mountPoint: string): Promise<boolean> {
   }
   if (!isRamfs(mountPoint)) throw new Error(`mounted a ramfs on ${mountPoint} but statfs does not report one`);
   return true;
+}
+
+/**
+ * The mount point, opened without following symlinks; it and every directory above it must
+ * belong to root (`trust`). Missing ones are made: parents 0755 (so consumers can reach
+ * secretsDir's target), the mount point 0751.
+ */
+export function openMountPoint(mountPoint: string, dirs: Dirs, trust: Trust): Dir {
+  try {
+    dirs.dir(dirname(mountPoint), trust, { uid: -1, gid: -1, mode: 0o755 });
+    return dirs.dir(mountPoint, trust, { uid: -1, gid: -1, mode: 0o751 });
+  } catch (e) {
+    throw new Error(`${e instanceof TrustError ? "refusing to use" : "cannot use"} secretsMountPoint ${mountPoint}: ${(e as Error).message}`);
+  }
 }
 
 /** Where mount(8) is looked for when neither AGENIXD_MOUNT nor PATH has it. */
