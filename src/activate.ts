@@ -14,6 +14,7 @@ import {
   writeNewFile, type Ownership, type Trust,
 } from "./secure-fs.js";
 import { isWithin, type Manifest, type SecretSpec } from "./manifest.js";
+import { fsError } from "./errno.js";
 import type { Logger } from "./log.js";
 import type { Notifier } from "./notify.js";
 
@@ -129,6 +130,8 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     } finally {
       for (const d of decrypted) if (d.ok) d.plaintext.fill(0);
     }
+  } catch (e) {
+    throw fsError(e); // errno codes in words
   } finally {
     dirs.close();
     await lock.release();
@@ -168,7 +171,7 @@ function writeGeneration(input: GenerationInput): { installed: string[]; failed:
         makeDirs(genDir, dirname(secret.name), dirOwn, knownDirs);
         writeNewFile(`${genDir}/${secret.name}`, entry.plaintext, entry.own);
       } catch (e) {
-        cause = `cannot write ${genDir}/${secret.name}: ${(e as Error).message}`;
+        cause = `cannot write it into the new generation: ${(e as Error).message}`;
       }
       if (cause === undefined) {
         try {

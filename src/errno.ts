@@ -49,7 +49,11 @@ export function describeError(e: unknown, path?: string, meaning: Readonly<Recor
   const code = errnoCode(e);
   if (code === undefined || !/^E[A-Z0-9]+$/.test(code)) return e instanceof Error ? e.message : String(e);
   const words = meaning[code] ?? errnoWords(code);
-  return path === undefined ? words : `${path} ${words}`;
+  if (path !== undefined) return `${path} ${words}`;
+  // node's own: "ENOENT: no such file or directory, mkdir '/x'" becomes "cannot mkdir /x: does not exist".
+  const { syscall, path: its, dest } = e as NodeJS.ErrnoException & { dest?: string };
+  if (its !== undefined) return `cannot ${syscall ?? "use"} ${its}${dest === undefined ? "" : ` to ${dest}`}: ${words}`;
+  return words;
 }
 
 /** An error with words for a message that keeps the errno `code` (callers and tests compare it). */
@@ -63,8 +67,11 @@ export class FsError extends Error {
   }
 }
 
-/** Rethrows a node error as an FsError naming `path` (not the /proc/self/fd path it went through). */
-export function fsError(e: unknown, path: string, meaning?: Readonly<Record<string, string>>): Error {
+/**
+ * A node error as an FsError naming `path` (not the /proc/self/fd path it went through), or, without
+ * `path`, the path node's error names. Errors without an errno code are returned as they are.
+ */
+export function fsError(e: unknown, path?: string, meaning?: Readonly<Record<string, string>>): Error {
   if (e instanceof FsError) return e;
   const code = errnoCode(e);
   return code === undefined ? (e as Error) : new FsError(code, describeError(e, path, meaning));

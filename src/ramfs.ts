@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { accessSync, constants, readdirSync, statSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
-import { describeError } from "./errno.js";
+import { errnoCode, errnoWords, fsError } from "./errno.js";
 import { Dirs, TrustError, type Dir, type Trust } from "./secure-fs.js";
 
 export const RAMFS_MAGIC = 0x858458f6;
@@ -31,15 +31,20 @@ export async function ensureRamfs(mountPoint: string): Promise<boolean> {
   const dirs = new Dirs();
   try {
     const mp = openMountPoint(mountPoint, dirs, ROOT_ONLY);
-    if (isRamfs(mp.op)) return false;
-    const type = statfsSync(mp.op).type >>> 0;
+    const type = statfsOf(mp, mountPoint);
+    if (type === RAMFS_MAGIC) return false;
     if (mp.dev !== mp.parent!.dev) {
       throw new Error(
         `cannot use secretsMountPoint ${mountPoint}: a ${FILESYSTEMS[type] ?? `0x${type.toString(16)}`} filesystem is mounted there, not a ramfs; ` +
           `agenixd keeps secrets on a ramfs only and will not hide what is on it under a new one: unmount it (umount ${mountPoint}) and activate again`,
       );
     }
-    const entries = readdirSync(mp.op);
+    let entries;
+    try {
+      entries = readdirSync(mp.op);
+    } catch (e) {
+      throw fsError(e, mountPoint);
+    }
     if (entries.length > 0) {
       throw new Error(
         `cannot use secretsMountPoint ${mountPoint}: it is not a ramfs and holds ${entries.slice(0, 5).join(", ")}${entries.length > 5 ? ", …" : ""}, ` +
@@ -56,6 +61,14 @@ export async function ensureRamfs(mountPoint: string): Promise<boolean> {
   }
   if (!isRamfs(mountPoint)) throw new Error(`mounted a ramfs on ${mountPoint} but statfs does not report one`);
   return true;
+}
+
+function statfsOf(dir: Dir, shown: string): number {
+  try {
+    return statfsSync(dir.op).type >>> 0;
+  } catch (e) {
+    throw fsError(e, shown);
+  }
 }
 
 /**
@@ -108,7 +121,10 @@ export function findMount(env: NodeJS.ProcessEnv = process.env, fallbacks: reado
 export function runCommand(command: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
-    child.on("error", (e) => reject(new Error(`cannot run ${command}: ${describeError(e)}`)));
+    child.on("error", (e) => {
+      const code = errnoCode(e);
+      reject(new Error(`cannot run ${command}: ${code === undefined ? e.message : errnoWords(code)}`));
+    });
     child.on("close", (code, signal) => {
       if (code === 0) return resolve();
       reject(new Error(signal ? `${command} was killed by ${signal}` : `${command} exited with status ${code} (its message is just above)`));

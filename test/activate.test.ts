@@ -332,6 +332,9 @@ test("malformed manifests are refused with an error naming the field; nothing in
     [JSON.stringify({ version: 2 }), /version: expected 1/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "../escape", file: "/x.age", path: "/x", mode: "0400", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.name: .*"\.\." segments/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", mode: "rw", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.mode: expected a chmod mode/],
+    [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", onwer: "postgres" }] }), /secrets\[0\]\.onwer: unknown field \(did you mean "owner"\?\)/],
+    [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age" }, { name: "b", file: "/y.age", path: `${sb.secretsDir}/a` }] }), /secrets\[1\]\.path: .* is also where secrets\[0\] \("a"\) is installed in secretsDir/],
+    ["", /not valid JSON/],
   ];
   for (const [text, expected] of cases) {
     const file = join(sb.root, "bad.json");
@@ -342,6 +345,9 @@ test("malformed manifests are refused with an error naming the field; nothing in
     assert.equal(fatal.length, 1);
     assert.match(String(fatal[0]!.msg), expected);
   }
+  const missing = sb.run(join(sb.root, "no-such-manifest.json"));
+  assert.equal(missing.status, 1);
+  assert.equal(missing.logs.find((l) => l.level === "fatal")?.msg, `cannot read the manifest: ${join(sb.root, "no-such-manifest.json")} does not exist`);
   assert.equal(readlinkSync(sb.secretsDir), `${sb.mountPoint}/1`);
   assert.equal(sb.read("a"), "A");
 });
