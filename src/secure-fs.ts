@@ -13,7 +13,7 @@ import {
   readdirSync, readlinkSync, readSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { FsError, errnoCode, fsError } from "./errno.js";
 
 export interface Ownership {
@@ -27,6 +27,7 @@ const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOL
 /** ELOOP from an O_NOFOLLOW open means the final name is a symlink. */
 const NOFOLLOW = { ELOOP: "is a symlink" };
 const STICKY = 0o1000;
+const MAX_SYMLINKS = 40;
 
 /** A directory and how to name entries in it: `op` for system calls, `path` for messages. */
 export interface Place {
@@ -77,15 +78,23 @@ export class Dirs {
   private readonly held = new Map<string, Dir>();
   private readonly temps = new Map<Dir, Map<string, string[]>>();
 
+  /** Root: uid 0, and the process's own uid (the snapshot's warm-up runs as a Nix build user). */
+  private readonly rootOnly: Trust = { uids: [process.geteuid!()], gids: [], who: "root" };
+
   constructor(private readonly hooks: DirsHooks = {}) {}
 
   /**
    * The directory at absolute, normal `path`. Each component is opened O_NOFOLLOW below the one
    * before, and each but / must be owned by root or one of `trust.uids`, and be writable by no one
-   * else (world-writable only with the sticky bit, like /tmp). `create`: missing directories are
-   * made (mkdir -p) with that mode and owner (-1: the process's own).
+   * else (world-writable only with the sticky bit, like /tmp). A symlink on the way is followed
+   * only if root owns it and only root can change the directory it is in. `create`: missing
+   * directories are made (mkdir -p) with that mode and owner (-1: the process's own).
    */
   dir(path: string, trust: Trust, create?: Ownership): Dir {
+    return this.walk(path, trust, create, 0);
+  }
+
+  private walk(path: string, trust: Trust, create: Ownership | undefined, hops: number): Dir {
     const held = this.held.get(path);
     if (held !== undefined) {
       for (let d: Dir | undefined = held; d?.parent !== undefined; d = d.parent) checkTrust(d, trust);
@@ -96,25 +105,31 @@ export class Dirs {
     const slash = path.lastIndexOf("/");
     if (slash < 0 || path.endsWith("/")) throw new Error(`not an absolute normal path: ${path}`);
     // The parent is checked before anything is created in it.
-    const parent = this.dir(slash === 0 ? "/" : path.slice(0, slash), trust, create);
+    const parent = this.walk(slash === 0 ? "/" : path.slice(0, slash), trust, create, hops);
     const name = path.slice(slash + 1);
+    // The path as walked: with the symlinks followed on the way resolved, for messages and the cache.
+    const real = `${parent.path === "/" ? "" : parent.path}/${name}`;
+    if (real !== path && this.held.has(real)) return this.alias(path, this.walk(real, trust, create, hops));
     const op = `${parent.op}/${name}`;
     let created = false;
     if (create !== undefined) {
       try {
         mkdirSync(op, { mode: 0o700 });
         created = true;
-        this.hooks.afterMkdir?.(path);
+        this.hooks.afterMkdir?.(real);
       } catch (e) {
-        if (errnoCode(e) !== "EEXIST") throw fsError(e, path);
+        if (errnoCode(e) !== "EEXIST") throw fsError(e, real);
       }
     }
-    this.hooks.beforeOpen?.(path);
+    this.hooks.beforeOpen?.(real);
     let fd: number;
     try {
       fd = openSync(op, DIR_FLAGS);
     } catch (e) {
-      throw notADirectory(e, op, path);
+      const target = this.trustedSymlink(e, parent, name);
+      if (target === undefined) throw notADirectory(e, op, real);
+      if (hops >= MAX_SYMLINKS) throw new FsError("ELOOP", `${real}: more than ${MAX_SYMLINKS} symlinks on the way`);
+      return this.alias(path, this.walk(target, trust, create, hops + 1));
     }
     try {
       if (created) {
@@ -122,18 +137,47 @@ export class Dirs {
         // directory at this name between mkdir and open: only the empty 0700 one made here is changed.
         const st = fstatSync(fd);
         if (st.uid !== process.geteuid!() || (st.mode & 0o7777) !== 0o700 || readdirSync(`/proc/self/fd/${fd}`).length > 0) {
-          throw new TrustError(`${path} was replaced while it was being created`);
+          throw new TrustError(`${real} was replaced while it was being created`);
         }
         if (create!.uid !== -1 || create!.gid !== -1) fchownSync(fd, create!.uid, create!.gid);
         fchmodSync(fd, create!.mode);
       }
     } catch (e) {
       closeSync(fd);
-      throw e instanceof TrustError ? e : fsError(e, path);
+      throw e instanceof TrustError ? e : fsError(e, real);
     }
-    const dir = this.hold(path, fd, parent);
+    const dir = this.alias(path, this.hold(real, fd, parent));
     checkTrust(dir, trust);
     return dir;
+  }
+
+  private alias(path: string, dir: Dir): Dir {
+    this.held.set(path, dir);
+    return dir;
+  }
+
+  /**
+   * Where a symlink met on the way leads, if it may be followed: only root's own symlink in a
+   * directory only root can change (/var/run -> ../run), which no one else can swap. A symlink a
+   * user could have made or replaced is never followed.
+   */
+  private trustedSymlink(e: unknown, parent: Dir, name: string): string | undefined {
+    const code = errnoCode(e);
+    if (code !== "ENOTDIR" && code !== "ELOOP") return undefined;
+    try {
+      const st = lstatSync(`${parent.op}/${name}`);
+      if (!st.isSymbolicLink() || !this.isRoot(st.uid)) return undefined;
+      checkTrust(parent, this.rootOnly);
+      const target = readlinkSync(`${parent.op}/${name}`);
+      const resolved = posix.normalize(target.startsWith("/") ? target : `${parent.path}/${target}`);
+      return resolved.length > 1 && resolved.endsWith("/") ? resolved.slice(0, -1) : resolved;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private isRoot(uid: number): boolean {
+    return uid === 0 || uid === this.rootOnly.uids[0];
   }
 
   private hold(path: string, fd: number, parent: Dir | undefined): Dir {
@@ -175,7 +219,7 @@ export class Dirs {
   }
 
   close(): void {
-    for (const dir of this.held.values()) closeSync(dir.fd);
+    for (const dir of new Set(this.held.values())) closeSync(dir.fd);
     this.held.clear();
     this.temps.clear();
   }

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AGENIXD, Sandbox, fsType, parseLogs, withUser } from "./helpers/sandbox.js";
 import { launchEnv } from "../scripts/launch.js";
@@ -56,6 +56,7 @@ for (const symlink of [false, true]) {
     writeFileSync(join(rootOnly, "token"), "root's own file");
     // What the user does in their own home: app -> a directory only root may write.
     symlinkSync(rootOnly, join(home, "app"));
+    lchownSync(join(home, "app"), user.uid, user.gid);
     const path = join(home, "app/token");
     const r = sb.run(sb.manifest([{ name: "token", path, owner: "agxtest-u", symlink }]));
     assert.equal(r.status, 1, r.stderr);
@@ -90,6 +91,17 @@ test("/home/u/.ssh/key owned by u is accepted: u's own directories are trusted f
   assert.equal(r2.status, 1);
   assert.match(String(errorFor(r2.logs, "root-key")?.cause), new RegExp(`${home} is owned by uid ${user.uid}, not root or the secret's owner$`));
   assert.deepEqual(readdirSync(join(home, ".ssh")), ["key"]);
+});
+
+test("root's own symlinks above a target, in directories only root can change, are followed (/var/run -> ../run)", (t) => {
+  const sb = new Sandbox("root-symlink");
+  t.after(() => sb.cleanup());
+  mkdirSync(join(sb.root, "var"));
+  mkdirSync(join(sb.root, "srv"));
+  symlinkSync("../srv", join(sb.root, "var/srv"));
+  const r = sb.run(sb.manifest([{ name: "token", path: join(sb.root, "var/srv/app/token"), symlink: false }]));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(join(sb.root, "srv/app/token"), "utf8"), "value of token");
 });
 
 test("a world-writable parent without the sticky bit is refused; /tmp-like sticky ones are accepted", (t) => {

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  chmodSync, chownSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync, readlinkSync, mkdirSync,
+  chmodSync, chownSync, lchownSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync, readlinkSync, mkdirSync,
 } from "node:fs";
 import { join } from "node:path";
 import {
@@ -94,11 +94,12 @@ test("Dirs.dir creates missing parents 0755 and writes through the held director
   assert.throws(() => dirs.dir(join(dir, "missing/x"), ROOT), (e: Error) => e.message === `${join(dir, "missing")} does not exist`);
 });
 
-test("Dirs.dir refuses a symlink in place of any parent and creates nothing through it", (t) => {
+test("Dirs.dir refuses a symlink a user could have made or swapped, in place of any parent, and creates nothing through it", (t) => {
   const dir = tmp(t);
   const victim = join(dir, "rootonly");
   mkdirSync(victim, { mode: 0o700 });
   mkdirSync(join(dir, "srv"));
+  chownSync(join(dir, "srv"), 4242, 4242); // the secret's owner's directory: trusted to write into, not to redirect
   symlinkSync(victim, join(dir, "srv/app"));
   const dirs = withDirs(t);
   assert.throws(
@@ -109,6 +110,32 @@ test("Dirs.dir refuses a symlink in place of any parent and creates nothing thro
   assert.throws(() => dirs.dir(join(dir, "file/sub"), ROOT, MKDIR), (e: Error) => e.message === `${join(dir, "file")} is not a directory`);
   assert.deepEqual(readdirSync(victim), []);
   assert.equal(statSync(victim).mode & 0o7777, 0o700);
+
+  // A user's symlink in a sticky directory (like /tmp), even one root owns, is not followed either.
+  const sticky = join(dir, "sticky");
+  mkdirSync(sticky);
+  chmodSync(sticky, 0o1777);
+  symlinkSync(victim, join(sticky, "app"));
+  lchownSync(join(sticky, "app"), 4242, 4242);
+  assert.throws(() => withDirs(t).dir(join(sticky, "app/sub"), ROOT_OR_4242, MKDIR), /sticky\/app is a symlink \(not followed\)$/);
+  assert.deepEqual(readdirSync(victim), []);
+});
+
+test("Dirs.dir follows root's own symlinks in directories only root can change (/var/run -> ../run)", (t) => {
+  const dir = tmp(t);
+  mkdirSync(join(dir, "var"));
+  mkdirSync(join(dir, "run"));
+  symlinkSync("../run", join(dir, "var/run"));
+  symlinkSync(join(dir, "run"), join(dir, "abs"));
+  const dirs = withDirs(t);
+  const held = dirs.dir(join(dir, "var/run/app"), ROOT_OR_4242, MKDIR);
+  assert.equal(held.path, join(dir, "run/app"));
+  replaceWithFileIn(held, "token", Buffer.from("t"), { uid: 4242, gid: 4343, mode: 0o400 });
+  assert.equal(readFileSync(join(dir, "run/app/token"), "utf8"), "t");
+  assert.equal(dirs.dir(join(dir, "abs/app"), ROOT_OR_4242), held);
+  symlinkSync("loop2", join(dir, "loop1"));
+  symlinkSync("loop1", join(dir, "loop2"));
+  assert.throws(() => withDirs(t).dir(join(dir, "loop1/x"), ROOT, MKDIR), /more than 40 symlinks on the way$/);
 });
 
 test("Dirs.dir refuses a directory owned, or writable, by someone else than root or the secret's owner; checks before creating in it", (t) => {
@@ -146,31 +173,36 @@ test("Dirs.dir refuses a directory owned, or writable, by someone else than root
 
 test("a mkdir race: a directory replaced between mkdir and open is refused, and what replaced it is not chmodded", (t) => {
   const dir = tmp(t);
+  // The secret's owner (4242) owns the directory the new one is made in, so may swap entries in it.
+  const home = join(dir, "home");
+  mkdirSync(home);
+  chownSync(home, 4242, 4242);
   const victimFile = join(dir, "shadow");
   writeFileSync(victimFile, "x", { mode: 0o600 });
-  const victimDir = join(dir, "private");
+  const victimDir = join(home, "root-private"); // root's, in the user's tree: the user can move it, not read it
   mkdirSync(victimDir, { mode: 0o700 });
   writeFileSync(join(victimDir, "inside"), "x");
 
-  // The attacker swaps the new directory for a symlink to a file root must not chmod.
+  // The user swaps the new directory for a symlink to a file root must not chmod.
   const swapToSymlink: DirsHooks = {
     afterMkdir(path) {
       rmdirSync(path);
       symlinkSync(victimFile, path);
+      lchownSync(path, 4242, 4242);
     },
   };
-  assert.throws(() => withDirs(t, swapToSymlink).dir(join(dir, "a"), ROOT, MKDIR), /a is a symlink \(not followed\)$/);
+  assert.throws(() => withDirs(t, swapToSymlink).dir(join(home, "a"), ROOT_OR_4242, MKDIR), /home\/a is a symlink \(not followed\)$/);
   assert.equal(statSync(victimFile).mode & 0o7777, 0o600);
 
-  // ... or for another root-owned directory (moved in from elsewhere in the attacker's tree).
+  // ... or for another root-owned directory.
   const swapToDir: DirsHooks = {
     afterMkdir(path) {
       rmdirSync(path);
       renameSync(victimDir, path);
     },
   };
-  assert.throws(() => withDirs(t, swapToDir).dir(join(dir, "b"), ROOT, MKDIR), (e: Error) => e.message === `${join(dir, "b")} was replaced while it was being created`);
-  assert.equal(statSync(join(dir, "b")).mode & 0o7777, 0o700, "not made 0755");
+  assert.throws(() => withDirs(t, swapToDir).dir(join(home, "b"), ROOT_OR_4242, MKDIR), (e: Error) => e.message === `${join(home, "b")} was replaced while it was being created`);
+  assert.equal(statSync(join(home, "b")).mode & 0o7777, 0o700, "not made 0755");
 });
 
 test("a held directory renamed away and replaced by a symlink: the write stays in the directory that was checked", (t) => {
