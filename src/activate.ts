@@ -188,6 +188,7 @@ function writeGeneration(input: GenerationInput): { installed: string[]; failed:
       }
     }
     const carried = prevDir === undefined ? { kept: false } : carryOver(input, prevDir, secret);
+    if (!isWithin(manifest.secretsDir, secret.path)) removeStaleTempsBeside(input, secret);
     if (carried.cause !== undefined) cause = cause === undefined ? carried.cause : `${cause}; ${carried.cause}`;
     if (cause !== undefined) {
       failed.push({ name: secret.name, file: secret.file, cause, keptPrevious: carried.kept });
@@ -242,6 +243,21 @@ function installTarget(input: GenerationInput, secret: SecretSpec, plaintext: Bu
     if (readSymlinkIn(parent, name) !== linkTarget) replaceWithSymlinkIn(parent, name, linkTarget);
   } else {
     replaceWithFileIn(parent, name, plaintext, own);
+  }
+}
+
+/**
+ * For a secret not installed this time: the temp files a killed copy left beside its path go all
+ * the same, if the way there is root's alone (a user's directory waits for the next install).
+ */
+function removeStaleTempsBeside(input: GenerationInput, secret: SecretSpec): void {
+  const { dirs, rootUid, log } = input;
+  try {
+    const parent = dirs.dir(dirname(secret.path), { ...ROOT_ONLY, uids: [rootUid] });
+    const removed = dirs.removeStaleTemps(parent, basename(secret.path));
+    if (removed.length > 0) log.info({ secret: secret.name, path: secret.path, removed }, "removed temporary files an interrupted activation left");
+  } catch {
+    // best effort: missing or not root's
   }
 }
 

@@ -171,6 +171,12 @@ test("temp files a killed copy or swap left beside this manifest's targets are r
   assert.deepEqual(readdirSync(join(sb.root, "run")).sort(), ["agenix", "agenix.d"]);
   const info = r.logs.find((l) => l.msg === "removed temporary files an interrupted activation left");
   assert.deepEqual((info?.removed as string[]).sort(), stale);
+
+  // Also beside the path of a secret that fails this time.
+  writeFileSync(join(sb.root, "etc/app", stale[0]!), "PARTIAL-PLAINTEXT", { mode: 0o400 });
+  const failed = sb.run(sb.manifest([{ name: "config", path: copy, symlink: false, file: "/nonexistent/config.age" }, { name: "other" }]));
+  assert.equal(failed.status, 1);
+  assert.deepEqual(readdirSync(join(sb.root, "etc/app")).sort(), [".unrelated.agenixd-0123456789ab", "config.toml"]);
 });
 
 test("a tmpfs already on the mount point is refused, not hidden under a ramfs: the live generation stays reachable", (t) => {
