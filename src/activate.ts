@@ -1,16 +1,20 @@
 // The activation pipeline: validate → mount (in the background) → load identities → decrypt all → write generation →
 // install targets → swap → prune → notify. Each step lives in its own module; this file is the order.
-import { dirname, relative } from "node:path";
-import { lstatSync, readlinkSync, chownSync, chmodSync } from "node:fs";
+import { basename, dirname, relative } from "node:path";
+import { fchmodSync, fchownSync } from "node:fs";
 import { loadIdentities } from "./identities.js";
 import { decryptAll, type Decrypted } from "./decrypt-all.js";
 import { readAccounts, type Accounts } from "./accounts.js";
-import { ensureRamfs } from "./ramfs.js";
+import { ensureRamfs, openMountPoint, ROOT_ONLY } from "./ramfs.js";
 import { diffSecrets } from "./diff.js";
 import { acquireLock } from "./lock.js";
-import { createGeneration, currentGeneration, generationDir, pruneGenerations, swapSecretsDir } from "./generations.js";
-import { makeDirs, makeParentDirs, readFileNoFollow, replaceWithFile, replaceWithSymlink, writeNewFile, type Ownership } from "./secure-fs.js";
+import { createGeneration, currentGeneration, generationDir, openSecretsDirParent, pruneGenerations, swapSecretsDir } from "./generations.js";
+import {
+  Dirs, TrustError, makeDirs, readFileNoFollow, readSymlinkIn, replaceWithFile, replaceWithFileIn, replaceWithSymlink, replaceWithSymlinkIn,
+  writeNewFile, type Ownership, type Trust,
+} from "./secure-fs.js";
 import { isWithin, type Manifest, type SecretSpec } from "./manifest.js";
+import { fsError } from "./errno.js";
 import type { Logger } from "./log.js";
 import type { Notifier } from "./notify.js";
 
@@ -55,6 +59,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
   const host = ctx.host ?? MACHINE;
   const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
   const lock = await acquireLock(manifest.secretsMountPoint, { onWait: () => log.info("waiting for another activation to finish") });
+  const dirs = new Dirs();
   try {
     const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
     if (phase === "users" && selected.length === 0) {
@@ -96,17 +101,20 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
 
       await ramfsReady;
       const keysGid = accounts.gid("keys") ?? 0;
-      chownSync(manifest.secretsMountPoint, host.rootUid, keysGid);
-      chmodSync(manifest.secretsMountPoint, 0o751);
+      const rootOnly: Trust = { ...ROOT_ONLY, uids: [host.rootUid] };
+      const mountPoint = openMountPoint(manifest.secretsMountPoint, dirs, rootOnly);
+      fchownSync(mountPoint.fd, host.rootUid, keysGid);
+      fchmodSync(mountPoint.fd, 0o751);
+      const secretsDirParent = openSecretsDirParent(manifest.secretsDir, dirs, rootOnly);
       const generation = (previous ?? 0) + 1;
       notify.status(`writing generation ${generation}`);
       const dirOwn: Ownership = { uid: host.rootUid, gid: keysGid, mode: 0o751 };
       const genDir = createGeneration(manifest.secretsMountPoint, generation, dirOwn);
 
-      const { installed, failed } = writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, log });
+      const { installed, failed } = writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, log, dirs, rootUid: host.rootUid });
 
       notify.status(`switching ${manifest.secretsDir} to generation ${generation}`);
-      swapSecretsDir(manifest.secretsDir, genDir);
+      swapSecretsDir(manifest.secretsDir, secretsDirParent, genDir, dirs);
       const pruned = pruneGenerations(manifest.secretsMountPoint, generation, manifest.keepGenerations);
       log.info(
         { generation, installed: installed.length, failed: failed.length, added: changes.added, changed: changes.changed, unchanged: changes.unchanged.length, pruned },
@@ -122,7 +130,10 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     } finally {
       for (const d of decrypted) if (d.ok) d.plaintext.fill(0);
     }
+  } catch (e) {
+    throw fsError(e); // errno codes in words
   } finally {
+    dirs.close();
     await lock.release();
   }
 }
@@ -138,13 +149,16 @@ interface GenerationInput {
   readonly dirOwn: Ownership;
   readonly generation: number;
   readonly log: Logger;
+  readonly dirs: Dirs;
+  readonly rootUid: number;
 }
 
 /**
  * Fills the new generation in manifest order: each decrypted secret and its target path; every
  * other secret (failed, or not selected in the users phase) as the previous generation had it.
  */
-function writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, log }: GenerationInput): { installed: string[]; failed: SecretFailure[] } {
+function writeGeneration(input: GenerationInput): { installed: string[]; failed: SecretFailure[] } {
+  const { manifest, plan, genDir, prevDir, dirOwn, generation, log } = input;
   const installed: string[] = [];
   const failed: SecretFailure[] = [];
   const byName = new Map(plan.map((p) => [p.secret.name, p]));
@@ -157,29 +171,36 @@ function writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, 
         makeDirs(genDir, dirname(secret.name), dirOwn, knownDirs);
         writeNewFile(`${genDir}/${secret.name}`, entry.plaintext, entry.own);
       } catch (e) {
-        cause = `cannot write ${genDir}/${secret.name}: ${(e as Error).message}`;
+        cause = `cannot write it into the new generation: ${(e as Error).message}`;
       }
       if (cause === undefined) {
         try {
-          installTarget(manifest, genDir, secret, entry.plaintext, entry.own, dirOwn);
+          installTarget(input, secret, entry.plaintext, entry.own);
           installed.push(secret.name);
           log.debug({ secret: secret.name, path: secret.path, generation }, "installed");
         } catch (e) {
           // The secret itself is in the new generation; only its extra path could not be made.
-          const f = { name: secret.name, file: secret.file, cause: `cannot install at ${secret.path}: ${(e as Error).message}`, keptPrevious: false };
+          const f = { name: secret.name, file: secret.file, cause: installFailure(secret, e), keptPrevious: false };
           failed.push(f);
           log.error({ secret: f.name, file: f.file, path: secret.path, cause: f.cause }, "secret not installed at its path");
         }
         continue;
       }
     }
-    const kept = prevDir !== undefined && carryOver(prevDir, genDir, secret, dirOwn, manifest);
+    const carried = prevDir === undefined ? { kept: false } : carryOver(input, prevDir, secret);
+    if (!isWithin(manifest.secretsDir, secret.path)) removeStaleTempsBeside(input, secret);
+    if (carried.cause !== undefined) cause = cause === undefined ? carried.cause : `${cause}; ${carried.cause}`;
     if (cause !== undefined) {
-      failed.push({ name: secret.name, file: secret.file, cause, keptPrevious: kept });
-      log.error({ secret: secret.name, file: secret.file, cause, keptPrevious: kept }, "secret not installed");
+      failed.push({ name: secret.name, file: secret.file, cause, keptPrevious: carried.kept });
+      log.error({ secret: secret.name, file: secret.file, cause, keptPrevious: carried.kept }, "secret not installed");
     }
   }
   return { installed, failed };
+}
+
+function installFailure(secret: SecretSpec, e: unknown): string {
+  const verb = e instanceof TrustError ? "refusing to install" : "cannot install";
+  return `${verb} ${secret.name} at ${secret.path}: ${(e as Error).message}`;
 }
 
 function resolveOwnership(decrypted: readonly Decrypted[], accounts: Accounts): (PlannedSecret | FailedSecret)[] {
@@ -197,8 +218,13 @@ function failure(f: FailedSecret, keptPrevious: boolean): SecretFailure {
   return { name: f.secret.name, file: f.secret.file, cause: f.cause, keptPrevious };
 }
 
-/** Where `secret.path` lands: inside the new generation when it is below secretsDir, else outside. */
-function installTarget(manifest: Manifest, genDir: string, secret: SecretSpec, plaintext: Buffer, own: Ownership, dirOwn: Ownership): void {
+/**
+ * Where `secret.path` lands: inside the new generation when it is below secretsDir, else outside,
+ * through its parent directory held open (src/secure-fs.ts), which with every directory above it
+ * must belong to root or the secret's owner.
+ */
+function installTarget(input: GenerationInput, secret: SecretSpec, plaintext: Buffer, own: Ownership): void {
+  const { manifest, genDir, dirOwn, dirs, rootUid, log } = input;
   const linkTarget = `${manifest.secretsDir}/${secret.name}`;
   if (secret.path === linkTarget) return;
   if (isWithin(manifest.secretsDir, secret.path)) {
@@ -208,37 +234,61 @@ function installTarget(manifest: Manifest, genDir: string, secret: SecretSpec, p
     else replaceWithFile(inGeneration, plaintext, own);
     return;
   }
-  makeParentDirs(secret.path);
+  const trust: Trust = { uids: [rootUid, own.uid], gids: [own.gid], who: "root or the secret's owner" };
+  const parent = dirs.dir(dirname(secret.path), trust, { uid: -1, gid: -1, mode: 0o755 });
+  const name = basename(secret.path);
+  const removed = dirs.removeStaleTemps(parent, name);
+  if (removed.length > 0) log.info({ secret: secret.name, path: secret.path, removed }, "removed temporary files an interrupted activation left");
   if (secret.symlink) {
-    if (readlinkOrUndefined(secret.path) !== linkTarget) replaceWithSymlink(secret.path, linkTarget);
+    if (readSymlinkIn(parent, name) !== linkTarget) replaceWithSymlinkIn(parent, name, linkTarget);
   } else {
-    replaceWithFile(secret.path, plaintext, own);
+    replaceWithFileIn(parent, name, plaintext, own);
   }
 }
 
-function readlinkOrUndefined(path: string): string | undefined {
+/**
+ * For a secret not installed this time: the temp files a killed copy left beside its path go all
+ * the same, if the way there is root's alone (a user's directory waits for the next install).
+ */
+function removeStaleTempsBeside(input: GenerationInput, secret: SecretSpec): void {
+  const { dirs, rootUid, log } = input;
   try {
-    return lstatSync(path).isSymbolicLink() ? readlinkSync(path) : undefined;
+    const parent = dirs.dir(dirname(secret.path), { ...ROOT_ONLY, uids: [rootUid] });
+    const removed = dirs.removeStaleTemps(parent, basename(secret.path));
+    if (removed.length > 0) log.info({ secret: secret.name, path: secret.path, removed }, "removed temporary files an interrupted activation left");
   } catch {
-    return undefined;
+    // best effort: missing or not root's
   }
 }
 
-/** Copies a secret's file (bytes, owner, mode) and its in-secretsDir target from the previous generation. */
-function carryOver(prevDir: string, genDir: string, secret: SecretSpec, dirOwn: Ownership, manifest: Manifest): boolean {
+/**
+ * Copies a secret's file (bytes, owner, mode) and its in-secretsDir target from the previous
+ * generation. A secret the previous generation lacks is not kept, without a cause; a copy that
+ * fails is this secret's failure, never the activation's.
+ */
+function carryOver(input: GenerationInput, prevDir: string, secret: SecretSpec): { kept: boolean; cause?: string } {
+  const { manifest, genDir, dirOwn } = input;
   let previous;
   try {
     previous = readFileNoFollow(`${prevDir}/${secret.name}`);
   } catch {
-    return false;
+    return { kept: false };
   }
   try {
-    makeDirs(genDir, dirname(secret.name), dirOwn);
-    writeNewFile(`${genDir}/${secret.name}`, previous.data, previous.own);
-    if (isWithin(manifest.secretsDir, secret.path) && secret.path !== `${manifest.secretsDir}/${secret.name}`) {
-      installTarget(manifest, genDir, secret, previous.data, previous.own, dirOwn);
+    try {
+      makeDirs(genDir, dirname(secret.name), dirOwn);
+      writeNewFile(`${genDir}/${secret.name}`, previous.data, previous.own);
+    } catch (e) {
+      return { kept: false, cause: `cannot carry over its previous value: ${(e as Error).message}` };
     }
-    return true;
+    if (isWithin(manifest.secretsDir, secret.path) && secret.path !== `${manifest.secretsDir}/${secret.name}`) {
+      try {
+        installTarget(input, secret, previous.data, previous.own);
+      } catch (e) {
+        return { kept: true, cause: `its previous value is kept, but ${installFailure(secret, e)}` };
+      }
+    }
+    return { kept: true };
   } finally {
     previous.data.fill(0);
   }

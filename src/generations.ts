@@ -1,7 +1,7 @@
 // Generations: /run/agenix.d/N directories, the secretsDir symlink that selects one, and pruning.
-import { lstatSync, readdirSync, readlinkSync, rmSync, rmdirSync, renameSync, symlinkSync, unlinkSync, chownSync, chmodSync, mkdirSync } from "node:fs";
+import { readdirSync, readlinkSync, rmSync, chownSync, chmodSync, mkdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { makeParentDirs, tempNameBeside, type Ownership } from "./secure-fs.js";
+import { TrustError, lstatIn, removeEmptyDirIn, replaceWithSymlinkIn, type Dir, type Dirs, type Ownership, type Trust } from "./secure-fs.js";
 
 /** The generation number `secretsDir` points at, or undefined (no link, or not one of ours). */
 export function currentGeneration(secretsDir: string, mountPoint: string): number | undefined {
@@ -34,31 +34,29 @@ export function createGeneration(mountPoint: string, n: number, own: Ownership):
 }
 
 /**
- * Points `secretsDir` at `genDir` with one rename(2), so readers see the old or the new generation, never neither.
- * A real directory at `secretsDir` (left by older agenix setups) is replaced only when empty.
+ * The directory holding `secretsDir`, opened without following symlinks; it and every directory
+ * above it must belong to root (`trust`). Missing ones are made 0755.
  */
-export function swapSecretsDir(secretsDir: string, genDir: string): void {
-  makeParentDirs(secretsDir);
-  let existing;
+export function openSecretsDirParent(secretsDir: string, dirs: Dirs, trust: Trust): Dir {
   try {
-    existing = lstatSync(secretsDir);
+    return dirs.dir(dirname(secretsDir), trust, { uid: -1, gid: -1, mode: 0o755 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    throw new Error(`${e instanceof TrustError ? "refusing to use" : "cannot use"} secretsDir ${secretsDir}: ${(e as Error).message}`);
   }
-  if (existing?.isDirectory()) {
-    if (readdirSync(secretsDir).length > 0) {
-      throw new Error(`secretsDir ${secretsDir} is a real directory with files in it; move them away so it can become a symlink`);
-    }
-    rmdirSync(secretsDir);
+}
+
+/**
+ * Points `secretsDir` (in `parent`, from openSecretsDirParent) at `genDir` with one rename(2), so
+ * readers see the old or the new generation, never neither. A real directory at `secretsDir`
+ * (left by older agenix setups) is replaced only when empty.
+ */
+export function swapSecretsDir(secretsDir: string, parent: Dir, genDir: string, dirs: Dirs): void {
+  const name = basename(secretsDir);
+  dirs.removeStaleTemps(parent, name);
+  if (lstatIn(parent, name)?.isDirectory() && removeEmptyDirIn(parent, name).length > 0) {
+    throw new Error(`secretsDir ${secretsDir} is a real directory with files in it; move them away so it can become a symlink`);
   }
-  const temp = tempNameBeside(secretsDir);
-  symlinkSync(genDir, temp);
-  try {
-    renameSync(temp, secretsDir);
-  } catch (e) {
-    unlinkSync(temp);
-    throw e;
-  }
+  replaceWithSymlinkIn(parent, name, genDir);
 }
 
 /** Removes generations beyond the newest `keep` (which include `current`); never `current`; ignores non-numeric entries. */

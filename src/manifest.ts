@@ -1,6 +1,7 @@
 // The manifest: the contract between the NixOS module and the service (docs/manifest.md).
 import { readFileSync } from "node:fs";
 import { posix } from "node:path";
+import { describeError } from "./errno.js";
 import { parseMode } from "./mode.js";
 
 /** One secret as the NixOS module writes it into the manifest (docs/manifest.md), before validation. */
@@ -55,13 +56,24 @@ export class ManifestError extends Error {
   override name = "ManifestError";
 }
 
+/**
+ * The fields each manifest version allows (docs/manifest.md); anything else is refused, so a typo
+ * (`onwer`) cannot silently fall back to a default. A new version adds its row.
+ */
+export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: readonly string[]; readonly secret: readonly string[] }>> = {
+  1: {
+    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets"],
+    secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers"],
+  },
+};
+
 /** Reads and validates the manifest. Synchronous: it is the first thing a start does, and node:fs/promises would cost a thread pool start-up. */
 export function readManifest(file: string): Manifest {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new ManifestError(`cannot read manifest ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new ManifestError(`cannot read the manifest: ${describeError(e, file)}`);
   }
   let json: unknown;
   try {
@@ -74,7 +86,10 @@ export function readManifest(file: string): Manifest {
 
 export function parseManifest(json: unknown): Manifest {
   const root = expectObject(json, "manifest");
-  if (root.version !== 1) fail("version", `expected 1, got ${show(root.version)}`);
+  const version = root.version;
+  if (typeof version !== "number" || !Object.hasOwn(MANIFEST_FIELDS, version)) fail("version", `expected ${Object.keys(MANIFEST_FIELDS).join(" or ")}, got ${show(version)}`);
+  const fields = MANIFEST_FIELDS[version]!;
+  refuseUnknownFields(root, fields.manifest, "");
   const secretsDir = absolutePath(root.secretsDir, "secretsDir");
   const secretsMountPoint = absolutePath(root.secretsMountPoint, "secretsMountPoint");
   if (secretsDir === "/" || secretsMountPoint === "/") fail("secretsDir", "must not be /");
@@ -89,16 +104,12 @@ export function parseManifest(json: unknown): Manifest {
   }
   if (!Array.isArray(root.secrets)) fail("secrets", `expected a list, got ${show(root.secrets)}`);
 
-  const secrets = root.secrets.map((s, i) => parseSecret(s, `secrets[${i}]`, secretsDir, secretsMountPoint));
+  const secrets = root.secrets.map((s, i) => parseSecret(s, `secrets[${i}]`, fields.secret, secretsDir, secretsMountPoint));
   const names = new Map<string, number>();
-  const paths = new Map<string, number>();
   secrets.forEach((s, i) => {
     const other = names.get(s.name);
     if (other !== undefined) fail(`secrets[${i}].name`, `"${s.name}" is also the name of secrets[${other}]`);
     names.set(s.name, i);
-    const samePath = paths.get(s.path);
-    if (samePath !== undefined) fail(`secrets[${i}].path`, `${s.path} is also the path of secrets[${samePath}]`);
-    paths.set(s.path, i);
   });
   for (const s of secrets) {
     // A name that is a directory of another name ("a" and "a/b") cannot both be files.
@@ -107,15 +118,76 @@ export function parseManifest(json: unknown): Manifest {
       if (names.has(parent)) fail("secrets", `"${parent}" is a file but "${s.name}" needs it to be a directory`);
     }
   }
+  refuseOverlaps(secrets, secretsDir);
   return { version: 1, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets };
 }
 
-function parseSecret(json: unknown, where: string, secretsDir: string, mountPoint: string): SecretSpec {
+/** Where a secret puts something: its file in secretsDir (`name`) or its `path`. */
+interface Place {
+  readonly index: number;
+  readonly field: "name" | "path";
+}
+
+/**
+ * Every file a secret makes (its file in secretsDir, its `path`) must be its own: no two may be
+ * the same, and none may lie below another (which would need a file to be a directory). Otherwise
+ * one secret would silently replace another, or fail at every activation.
+ */
+function refuseOverlaps(secrets: readonly SecretSpec[], secretsDir: string): void {
+  const taken = new Map<string, Place>();
+  const describe = (at: Place) => {
+    const s = secrets[at.index]!;
+    return at.field === "name" ? `where secrets[${at.index}] ("${s.name}") is installed in secretsDir` : `the path of secrets[${at.index}] ("${s.name}")`;
+  };
+  secrets.forEach((s, index) => {
+    const inDir = `${secretsDir}/${s.name}`;
+    for (const [field, file] of [["name", inDir], ["path", s.path]] as const) {
+      if (field === "path" && file === inDir) continue;
+      const other = taken.get(file);
+      if (other !== undefined) fail(`secrets[${index}].${field}`, `${file} is also ${describe(other)}`);
+      taken.set(file, { index, field });
+    }
+  });
+  for (const [file, at] of taken) {
+    for (let slash = file.lastIndexOf("/"); slash > 0; slash = file.lastIndexOf("/", slash - 1)) {
+      const above = taken.get(file.slice(0, slash));
+      if (above !== undefined) {
+        fail(`secrets[${at.index}].${at.field}`, `${file} is below ${file.slice(0, slash)}, ${describe(above)}, which is a file`);
+      }
+    }
+  }
+}
+
+function refuseUnknownFields(o: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const key of Object.keys(o)) {
+    if (allowed.includes(key)) continue;
+    const [near] = allowed.filter((a) => editDistance(a, key) <= 2).sort((a, b) => editDistance(a, key) - editDistance(b, key));
+    fail(`${where}${key}`, `unknown field${near === undefined ? "" : ` (did you mean "${near}"?)`}; allowed: ${allowed.join(", ")}`);
+  }
+}
+
+/** Levenshtein distance, for "did you mean" on a refused field name. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+function parseSecret(json: unknown, where: string, fields: readonly string[], secretsDir: string, mountPoint: string): SecretSpec {
   const o = expectObject(json, where);
+  refuseUnknownFields(o, fields, `${where}.`);
   const name = secretName(o.name, `${where}.name`);
   const file = absolutePath(o.file, `${where}.file`);
   const path = absolutePath(o.path ?? `${secretsDir}/${name}`, `${where}.path`);
   if (path === secretsDir) fail(`${where}.path`, `must not be secretsDir itself`);
+  if (isWithin(path, secretsDir)) fail(`${where}.path`, `must not contain secretsDir (${secretsDir})`);
+  if (isWithin(path, mountPoint)) fail(`${where}.path`, `must not contain secretsMountPoint (${mountPoint})`);
   if (path === mountPoint || isWithin(mountPoint, path)) fail(`${where}.path`, `must not be inside secretsMountPoint (${mountPoint})`);
   const bits = mode(o.mode ?? "0400", `${where}.mode`);
   const owner = account(o.owner ?? "0", `${where}.owner`);

@@ -1,29 +1,115 @@
 // The mount point holds every generation on a ramfs, so plaintext never reaches a disk (or swap).
 import { spawn } from "node:child_process";
-import { lstatSync, mkdirSync, statfsSync } from "node:fs";
+import { accessSync, constants, readdirSync, statSync, statfsSync } from "node:fs";
+import { dirname } from "node:path";
+import { errnoCode, errnoWords, fsError } from "./errno.js";
+import { Dirs, TrustError, type Dir, type Trust } from "./secure-fs.js";
 
 export const RAMFS_MAGIC = 0x858458f6;
+
+const FILESYSTEMS: Readonly<Record<number, string>> = {
+  0x01021994: "tmpfs", 0xef53: "ext4", 0x9123683e: "btrfs", 0x58465342: "xfs", 0x794c7630: "overlay", 0x2fc12fc1: "zfs",
+};
 
 export function isRamfs(path: string): boolean {
   return statfsSync(path).type >>> 0 === RAMFS_MAGIC;
 }
 
+/** The mount point and its parents may belong to root alone. */
+export const ROOT_ONLY: Trust = { uids: [], gids: [], who: "root" };
+
 /**
- * Creates the mount point (0751) and mounts a ramfs on it unless one is already there; resolves
- * to whether it mounted. Everything up to starting mount(8) runs at the call, so the caller can
- * decrypt while mount runs and await the result before writing the first file.
+ * Makes the mount point (0751; missing parents 0755, all root's) and mounts a ramfs on it unless
+ * one is already there; resolves to whether it mounted. The way there is walked without
+ * following symlinks and every directory on it must be root's, so mount(8), which goes by path,
+ * lands where it was checked. Another filesystem already mounted there (a tmpfs, say), or files
+ * in the directory, are refused rather than hidden under a new ramfs: the live generation could be
+ * among them (docs/manifest.md). Everything up to starting mount(8) runs at the call, so the
+ * caller can decrypt while mount runs and await the result before writing the first file.
  */
 export async function ensureRamfs(mountPoint: string): Promise<boolean> {
-  mkdirSync(mountPoint, { recursive: true, mode: 0o751 });
-  if (!lstatSync(mountPoint).isDirectory()) throw new Error(`secretsMountPoint ${mountPoint} is not a directory`);
-  if (isRamfs(mountPoint)) return false;
+  const dirs = new Dirs();
   try {
-    await runCommand("mount", ["-t", "ramfs", "none", mountPoint, "-o", "nodev,nosuid,mode=0751"]);
+    const mp = openMountPoint(mountPoint, dirs, ROOT_ONLY);
+    const type = statfsOf(mp, mountPoint);
+    if (type === RAMFS_MAGIC) return false;
+    if (mp.dev !== mp.parent!.dev) {
+      throw new Error(
+        `cannot use secretsMountPoint ${mountPoint}: a ${FILESYSTEMS[type] ?? `0x${type.toString(16)}`} filesystem is mounted there, not a ramfs; ` +
+          `agenixd keeps secrets on a ramfs only and will not hide what is on it under a new one: unmount it (umount ${mountPoint}) and activate again`,
+      );
+    }
+    let entries;
+    try {
+      entries = readdirSync(mp.op);
+    } catch (e) {
+      throw fsError(e, mountPoint);
+    }
+    if (entries.length > 0) {
+      throw new Error(
+        `cannot use secretsMountPoint ${mountPoint}: it is not a ramfs and holds ${entries.slice(0, 5).join(", ")}${entries.length > 5 ? ", …" : ""}, ` +
+          `which a ramfs mounted on it would hide; move them away`,
+      );
+    }
+  } finally {
+    dirs.close();
+  }
+  try {
+    await runCommand(findMount(), ["-t", "ramfs", "none", mountPoint, "-o", "nodev,nosuid,mode=0751"]);
   } catch (e) {
     throw new Error(`cannot mount a ramfs on ${mountPoint}: ${(e as Error).message}`);
   }
   if (!isRamfs(mountPoint)) throw new Error(`mounted a ramfs on ${mountPoint} but statfs does not report one`);
   return true;
+}
+
+function statfsOf(dir: Dir, shown: string): number {
+  try {
+    return statfsSync(dir.op).type >>> 0;
+  } catch (e) {
+    throw fsError(e, shown);
+  }
+}
+
+/**
+ * The mount point, opened without following symlinks; it and every directory above it must
+ * belong to root (`trust`). Missing ones are made: parents 0755 (so consumers can reach
+ * secretsDir's target), the mount point 0751.
+ */
+export function openMountPoint(mountPoint: string, dirs: Dirs, trust: Trust): Dir {
+  try {
+    dirs.dir(dirname(mountPoint), trust, { uid: -1, gid: -1, mode: 0o755 });
+    return dirs.dir(mountPoint, trust, { uid: -1, gid: -1, mode: 0o751 });
+  } catch (e) {
+    throw new Error(`${e instanceof TrustError ? "refusing to use" : "cannot use"} secretsMountPoint ${mountPoint}: ${(e as Error).message}`);
+  }
+}
+
+/** Where mount(8) is looked for when neither AGENIXD_MOUNT nor PATH has it. */
+export const MOUNT_FALLBACKS: readonly string[] = ["/run/current-system/sw/bin/mount", "/usr/bin/mount", "/bin/mount"];
+
+/**
+ * mount(8)'s absolute path: $AGENIXD_MOUNT when set (the NixOS unit sets it: a unit's PATH has no
+ * util-linux), else the first `mount` on PATH, else the first of `fallbacks` that exists.
+ */
+export function findMount(env: NodeJS.ProcessEnv = process.env, fallbacks: readonly string[] = MOUNT_FALLBACKS): string {
+  const configured = env.AGENIXD_MOUNT;
+  if (configured !== undefined && configured !== "") {
+    if (!configured.startsWith("/")) throw new Error(`AGENIXD_MOUNT must be an absolute path to mount(8), got "${configured}"`);
+    return configured;
+  }
+  const onPath = (env.PATH ?? "").split(":").filter((dir) => dir.startsWith("/")).map((dir) => `${dir.replace(/\/+$/, "")}/mount`);
+  for (const candidate of [...onPath, ...fallbacks]) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not there, or not executable: the next one
+    }
+  }
+  throw new Error(
+    `cannot find mount(8): AGENIXD_MOUNT is not set, no executable mount in PATH (${env.PATH ?? "unset"}), nor at ${fallbacks.join(", ")}`,
+  );
 }
 
 /**
@@ -35,7 +121,10 @@ export async function ensureRamfs(mountPoint: string): Promise<boolean> {
 export function runCommand(command: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
-    child.on("error", reject);
+    child.on("error", (e) => {
+      const code = errnoCode(e);
+      reject(new Error(`cannot run ${command}: ${code === undefined ? e.message : errnoWords(code)}`));
+    });
     child.on("close", (code, signal) => {
       if (code === 0) return resolve();
       reject(new Error(signal ? `${command} was killed by ${signal}` : `${command} exited with status ${code} (its message is just above)`));

@@ -52,14 +52,34 @@ test("a ramfs that cannot be mounted fails the activation with the cause; nothin
   const sb = new Sandbox("no-mount");
   t.after(() => sb.cleanup());
   const m = sb.manifest([{ name: "a" }]);
-  // No mount(8) on PATH: the child process cannot even start.
-  const r = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", m], { encoding: "utf8", env: { PATH: "/nonexistent" } });
+  // AGENIXD_MOUNT names a mount(8) that does not exist: the child process cannot even start.
+  const r = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", m], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", AGENIXD_MOUNT: "/nonexistent/mount" } });
   assert.equal(r.status, 1, r.stderr);
   const fatal = parseLogs(r.stderr).find((l) => l.level === "fatal");
-  assert.equal(fatal?.cause, `activation failed: cannot mount a ramfs on ${sb.mountPoint}: spawn mount ENOENT`);
+  assert.equal(fatal?.cause, `activation failed: cannot mount a ramfs on ${sb.mountPoint}: cannot run /nonexistent/mount: does not exist`);
   assert.notEqual(fsType(sb.mountPoint), "858458f6", "no ramfs was mounted");
   assert.equal(existsSync(sb.secretsDir), false);
   assert.deepEqual(readdirSync(sb.mountPoint), []);
+});
+
+test("mount(8) is found without PATH (a NixOS unit's PATH has no util-linux), and AGENIXD_MOUNT is the one used when set", (t) => {
+  const sb = new Sandbox("mount-lookup");
+  t.after(() => sb.cleanup());
+  const r = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", sb.manifest([{ name: "a" }])], { encoding: "utf8", env: { PATH: "/nonexistent" } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(fsType(sb.mountPoint), "858458f6");
+
+  const other = new Sandbox("mount-env");
+  t.after(() => other.cleanup());
+  const wrapper = join(other.root, "mount-wrapper");
+  writeFileSync(wrapper, `#!/bin/sh
+echo "$@" > ${other.root}/mount-called
+exec mount "$@"
+`, { mode: 0o755 });
+  const r2 = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", other.manifest([{ name: "a" }])], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", AGENIXD_MOUNT: wrapper } });
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.equal(readFileSync(join(other.root, "mount-called"), "utf8"), `-t ramfs none ${other.mountPoint} -o nodev,nosuid,mode=0751\n`);
+  assert.equal(other.read("a"), "value of a");
 });
 
 test("a mount(8) that fails puts its own message in the log, then the cause; nothing is written", (t) => {
@@ -74,7 +94,7 @@ test("a mount(8) that fails puts its own message in the log, then the cause; not
   const own = lines.indexOf("mount: ramfs refused by this test");
   const fatal = lines.findIndex((l) => l.startsWith("{") && (JSON.parse(l) as { level: string }).level === "fatal");
   assert.ok(own >= 0 && own < fatal, r.stderr);
-  assert.equal((JSON.parse(lines[fatal]!) as { cause: string }).cause, `activation failed: cannot mount a ramfs on ${sb.mountPoint}: mount exited with status 32 (its message is just above)`);
+  assert.equal((JSON.parse(lines[fatal]!) as { cause: string }).cause, `activation failed: cannot mount a ramfs on ${sb.mountPoint}: ${bin}/mount exited with status 32 (its message is just above)`);
   assert.equal(existsSync(sb.secretsDir), false);
   assert.deepEqual(readdirSync(sb.mountPoint), []);
 });
@@ -312,6 +332,9 @@ test("malformed manifests are refused with an error naming the field; nothing in
     [JSON.stringify({ version: 2 }), /version: expected 1/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "../escape", file: "/x.age", path: "/x", mode: "0400", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.name: .*"\.\." segments/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", mode: "rw", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.mode: expected a chmod mode/],
+    [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", onwer: "postgres" }] }), /secrets\[0\]\.onwer: unknown field \(did you mean "owner"\?\)/],
+    [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age" }, { name: "b", file: "/y.age", path: `${sb.secretsDir}/a` }] }), /secrets\[1\]\.path: .* is also where secrets\[0\] \("a"\) is installed in secretsDir/],
+    ["", /not valid JSON/],
   ];
   for (const [text, expected] of cases) {
     const file = join(sb.root, "bad.json");
@@ -322,6 +345,9 @@ test("malformed manifests are refused with an error naming the field; nothing in
     assert.equal(fatal.length, 1);
     assert.match(String(fatal[0]!.msg), expected);
   }
+  const missing = sb.run(join(sb.root, "no-such-manifest.json"));
+  assert.equal(missing.status, 1);
+  assert.equal(missing.logs.find((l) => l.level === "fatal")?.msg, `cannot read the manifest: ${join(sb.root, "no-such-manifest.json")} does not exist`);
   assert.equal(readlinkSync(sb.secretsDir), `${sb.mountPoint}/1`);
   assert.equal(sb.read("a"), "A");
 });

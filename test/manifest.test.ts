@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { parseManifest, ManifestError } from "../src/manifest.js";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { MANIFEST_FIELDS, parseManifest, ManifestError } from "../src/manifest.js";
 import { readAccounts } from "../src/accounts.js";
 import { posix } from "node:path";
 
@@ -55,14 +55,75 @@ const bad: Array<[string, unknown, RegExp]> = [
   ["owner with colon", { ...base, secrets: [{ ...secret, owner: "a:b" }] }, /secrets\[0\]\.owner/],
   ["symlink not bool", { ...base, secrets: [{ ...secret, symlink: "yes" }] }, /secrets\[0\]\.symlink: expected true or false/],
   ["duplicate names", { ...base, secrets: [secret, { ...secret, path: "/other" }] }, /secrets\[1\]\.name: "db\/password" is also the name of secrets\[0\]/],
-  ["duplicate paths", { ...base, secrets: [secret, { ...secret, name: "x" }] }, /secrets\[1\]\.path: .* is also the path of secrets\[0\]/],
+  ["duplicate paths", { ...base, secrets: [{ ...secret, path: "/etc/x" }, { ...secret, name: "x", path: "/etc/x" }] }, /secrets\[1\]\.path: \/etc\/x is also the path of secrets\[0\] \("db\/password"\)$/],
   ["file and directory", { ...base, secrets: [{ ...secret, name: "db", path: "/run/agenix/db" }, secret] }, /"db" is a file but "db\/password" needs it to be a directory/],
+  // Unknown fields (#13.9): a typo must not silently fall back to a default.
+  ["a typo in a secret", { ...base, secrets: [{ ...secret, onwer: "postgres" }] }, /^manifest: secrets\[0\]\.onwer: unknown field \(did you mean "owner"\?\); allowed: name, file, path, mode, owner, group, symlink, neededForUsers$/],
+  ["an unknown top-level field", { ...base, secretDir: "/run/x", secrets: [] }, /^manifest: secretDir: unknown field \(did you mean "secretsDir"\?\); allowed: version, secretsDir, /],
+  ["a field of no version", { ...base, secrets: [{ ...secret, restartUnits: ["a.service"] }] }, /^manifest: secrets\[0\]\.restartUnits: unknown field; allowed: /],
+  // Overlaps (#13.5): one secret must never silently replace another.
+  [
+    "a path that is another secret's file in secretsDir",
+    { ...base, secrets: [{ ...secret, name: "a", path: "/run/agenix/a" }, { ...secret, name: "b", path: "/run/agenix/a" }] },
+    /^manifest: secrets\[1\]\.path: \/run\/agenix\/a is also where secrets\[0\] \("a"\) is installed in secretsDir$/,
+  ],
+  [
+    "a name whose file in secretsDir is another secret's path",
+    { ...base, secrets: [{ ...secret, name: "b", path: "/run/agenix/renamed" }, { ...secret, name: "renamed", path: "/etc/renamed" }] },
+    /^manifest: secrets\[1\]\.name: \/run\/agenix\/renamed is also the path of secrets\[0\] \("b"\)$/,
+  ],
+  [
+    "a path below another secret's path",
+    { ...base, secrets: [{ ...secret, name: "a", path: "/etc/app" }, { ...secret, name: "b", path: "/etc/app/key" }] },
+    /^manifest: secrets\[1\]\.path: \/etc\/app\/key is below \/etc\/app, the path of secrets\[0\] \("a"\), which is a file$/,
+  ],
+  [
+    "a path below another secret's file in secretsDir",
+    { ...base, secrets: [{ ...secret, name: "a", path: "/run/agenix/a" }, { ...secret, name: "b", path: "/run/agenix/a/b" }] },
+    /^manifest: secrets\[1\]\.path: \/run\/agenix\/a\/b is below \/run\/agenix\/a, where secrets\[0\] \("a"\) is installed in secretsDir, which is a file$/,
+  ],
+  [
+    "a name below another secret's path inside secretsDir",
+    { ...base, secrets: [{ ...secret, name: "a", path: "/run/agenix/tls" }, { ...secret, name: "tls/key", path: "/run/agenix/tls/key" }] },
+    /^manifest: secrets\[1\]\.name: \/run\/agenix\/tls\/key is below \/run\/agenix\/tls, the path of secrets\[0\] \("a"\), which is a file$/,
+  ],
+  [
+    "a path below the secret's own file",
+    { ...base, secrets: [{ ...secret, name: "a", path: "/run/agenix/a/inner" }] },
+    /^manifest: secrets\[0\]\.path: \/run\/agenix\/a\/inner is below \/run\/agenix\/a, where secrets\[0\] \("a"\) is installed in secretsDir, which is a file$/,
+  ],
+  ["a path containing secretsDir", { ...base, secrets: [{ ...secret, path: "/run" }] }, /^manifest: secrets\[0\]\.path: must not contain secretsDir \(\/run\/agenix\)$/],
+  ["a path containing secretsMountPoint", { ...base, secretsDir: "/var/agenix", secrets: [{ ...secret, path: "/run" }] }, /^manifest: secrets\[0\]\.path: must not contain secretsMountPoint \(\/run\/agenix\.d\)$/],
 ];
 for (const [label, json, expected] of bad) {
   test(`manifest refused: ${label}`, () => {
     assert.throws(() => parseManifest(json), (e: unknown) => e instanceof ManifestError && expected.test(e.message));
   });
 }
+
+test("overlap checks accept what does not overlap: siblings, nested names, paths sharing a prefix but not a directory", () => {
+  const m = parseManifest({
+    ...base,
+    secrets: [
+      { ...secret, name: "a", path: "/etc/app" },
+      { ...secret, name: "a2", path: "/etc/app2" },
+      { ...secret, name: "tls/cert", path: "/run/agenix/tls/cert" },
+      { ...secret, name: "tls/key", path: "/etc/ssl/key" },
+      { ...secret, name: "inner", path: "/run/agenix/renamed/inner" },
+    ],
+  });
+  assert.equal(m.secrets.length, 5);
+});
+
+test("docs/manifest.md documents exactly the allowed fields, and its example parses", () => {
+  const doc = readFileSync(new URL("../../docs/manifest.md", import.meta.url), "utf8");
+  const example = /```json\n([\s\S]*?)\n```/.exec(doc)![1]!;
+  const m = parseManifest(JSON.parse(example));
+  assert.equal(m.secrets[0]!.owner, "postgres");
+  // The two field tables: the manifest's (after "| field | type | meaning |") and a secret's.
+  const tables = doc.split(/^\| field \|.*\n\| ---.*\n/m).slice(1).map((t) => [...t.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((r) => r[1]));
+  assert.deepEqual(tables.slice(0, 2), [MANIFEST_FIELDS[1]!.manifest, MANIFEST_FIELDS[1]!.secret]);
+});
 
 test("accounts resolve names from passwd/group files and accept numeric ids", (t) => {
   const dir = mkdtempSync("/tmp/agenixd-accounts-");
