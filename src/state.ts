@@ -1,0 +1,83 @@
+// What the last activation left for `agenixd status`: the live generation, each secret's target and
+// units, when its installed value last changed, and what failed. A root-only file on the ramfs
+// (`${secretsMountPoint}/status.json`, 0600), so it is gone with the generations at shutdown and
+// never on a disk. It holds names, paths, causes and times; never a value.
+import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+
+export interface SecretRecord {
+  readonly name: string;
+  readonly path: string;
+  readonly restartUnits: readonly string[];
+  readonly reloadUnits: readonly string[];
+  /** When the installed value (content, owner, group or mode) last changed, ISO 8601. */
+  readonly changedAt: string;
+}
+
+export interface FailureRecord {
+  readonly name: string;
+  readonly file: string;
+  readonly cause: string;
+  readonly keptPrevious: boolean;
+}
+
+export interface RunState {
+  readonly version: 1;
+  /** The manifest the run read. */
+  readonly manifest: string;
+  readonly generation: number | undefined;
+  readonly finishedAt: string;
+  readonly secrets: readonly SecretRecord[];
+  readonly failures: readonly FailureRecord[];
+}
+
+export const STATE_FILE = "status.json";
+
+export function statePath(mountPoint: string): string {
+  return join(mountPoint, STATE_FILE);
+}
+
+/** The last run's state, or undefined when there is none (first boot) or it cannot be read. */
+export function readState(mountPoint: string): RunState | undefined {
+  let text: string;
+  try {
+    const fd = openSync(statePath(mountPoint), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = readFileSync(fd, "utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  try {
+    const state = JSON.parse(text) as RunState;
+    return state && state.version === 1 && Array.isArray(state.secrets) && Array.isArray(state.failures) ? state : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replaces the state file atomically: a fresh 0600 file, renamed over the old one. */
+export function writeState(mountPoint: string, state: RunState): void {
+  const target = statePath(mountPoint);
+  const temp = join(mountPoint, `.${STATE_FILE}.${randomBytes(6).toString("hex")}`);
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    const bytes = Buffer.from(`${JSON.stringify(state)}\n`);
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(temp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(temp, target);
+}
+
+/** `changedAt` for each secret of a run: now for the changed ones, else what the previous state said. */
+export function carryChangeTimes(previous: RunState | undefined, changed: ReadonlySet<string>, now: string): (name: string) => string {
+  const before = new Map((previous?.secrets ?? []).map((s) => [s.name, s.changedAt]));
+  return (name) => (changed.has(name) ? now : (before.get(name) ?? now));
+}
