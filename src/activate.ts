@@ -1,5 +1,6 @@
-// The activation pipeline: validate → mount (in the background) → load identities → decrypt all → write generation →
-// install targets → swap → prune → notify. Each step lives in its own module; this file is the order.
+// The activation pipeline: validate → mount (in the background) → load identities → decrypt all → diff against the
+// live generation → write generation → install targets → swap → prune → report changes, restart units → record state
+// → notify. Each step lives in its own module; this file is the order. A dry run stops after the diff.
 import { basename, dirname, relative } from "node:path";
 import { fchmodSync, fchownSync } from "node:fs";
 import { loadIdentities } from "./identities.js";
@@ -7,6 +8,10 @@ import { decryptAll, type Decrypted } from "./decrypt-all.js";
 import { readAccounts, type Accounts } from "./accounts.js";
 import { ensureRamfs, openMountPoint, ROOT_ONLY } from "./ramfs.js";
 import { diffSecrets } from "./diff.js";
+import { describeChange, removedSecrets, summarizeChanges, type SecretChange } from "./changes.js";
+import { applyUnitActions, planUnitActions, type UnitActionResult, type UnitActions } from "./units.js";
+import { carryChangeTimes, readState, writeState, type RunState } from "./state.js";
+import { runCommand } from "./ramfs.js";
 import { acquireLock } from "./lock.js";
 import { createGeneration, currentGeneration, generationDir, openSecretsDirParent, pruneGenerations, swapSecretsDir } from "./generations.js";
 import {
@@ -34,6 +39,18 @@ export interface ActivationResult {
   readonly swapped: boolean;
   readonly installed: readonly string[];
   readonly failed: readonly SecretFailure[];
+  /** What this run changed (or, in a dry run, would change) against the generation that was live. */
+  readonly changes: readonly SecretChange[];
+  /** The units restarted and reloaded (or that would be), each once; none at first boot. */
+  readonly units: UnitActions;
+  readonly dryRun: boolean;
+}
+
+export interface ActivationOptions {
+  /** Decrypt and compare with the live generation, and write nothing: no mount, no file, no unit. */
+  readonly dryRun?: boolean;
+  /** The manifest's own path, recorded for `agenixd status`. */
+  readonly manifestPath?: string;
 }
 
 export interface ActivationContext {
@@ -54,23 +71,31 @@ export interface Host {
 
 const MACHINE: Host = { rootUid: 0, ensureRamfs, readAccounts };
 
-export async function activate(manifest: Manifest, phase: Phase, ctx: ActivationContext): Promise<ActivationResult> {
+const NO_UNITS: UnitActions = { restart: [], reload: [] };
+
+export async function activate(manifest: Manifest, phase: Phase, ctx: ActivationContext, options: ActivationOptions = {}): Promise<ActivationResult> {
   const { log, notify } = ctx;
   const host = ctx.host ?? MACHINE;
+  const dryRun = options.dryRun ?? false;
   const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
-  const lock = await acquireLock(manifest.secretsMountPoint, { onWait: () => log.info("waiting for another activation to finish") });
+  // A dry run takes no lock: it writes nothing, and reads the live generation, which a swap replaces atomically.
+  const lock = dryRun ? undefined : await acquireLock(manifest.secretsMountPoint, { onWait: () => log.info("waiting for another activation to finish") });
   const dirs = new Dirs();
+  const unchanged = (generation: number | undefined, failed: readonly SecretFailure[] = []): ActivationResult => ({ generation, swapped: false, installed: [], failed, changes: [], units: NO_UNITS, dryRun });
   try {
     const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
+    // What the last run recorded, if it describes the live generation: change times, and the units of a removed secret.
+    const previousState = previous === undefined ? undefined : readState(manifest.secretsMountPoint);
+    const lastRun = previousState?.generation === previous ? previousState : undefined;
     if (phase === "users" && selected.length === 0) {
       log.info("no secret is needed for users; nothing to do in this phase");
-      notify.status("no secret is needed for users");
+      if (!dryRun) notify.status("no secret is needed for users");
       notify.ready();
-      return { generation: previous, swapped: false, installed: [], failed: [] };
+      return unchanged(previous);
     }
 
     // mount(8) runs while the identities load and the secrets decrypt; it is awaited before the first write.
-    const ramfsReady = host.ensureRamfs(manifest.secretsMountPoint);
+    const ramfsReady = dryRun ? Promise.resolve() : host.ensureRamfs(manifest.secretsMountPoint);
     ramfsReady.catch(() => {}); // an early return below must not leave its failure unhandled
 
     notify.status(`loading identities`);
@@ -84,19 +109,31 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       if (selected.length > 0 && failures.length === selected.length && previous !== undefined) {
         for (const f of failures) log.error({ secret: f.secret.name, file: f.secret.file, cause: f.cause, keptPrevious: true }, "secret not installed");
         log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
+        const failed = failures.map((f) => failure(f, true));
+        if (dryRun) return unchanged(previous, failed);
         notify.status(`all ${selected.length} secrets failed; generation ${previous} kept`);
+        recordState(manifest, options, previous, lastRun, [], failed);
         notify.ready();
-        return { generation: previous, swapped: false, installed: [], failed: failures.map((f) => failure(f, true)) };
+        return unchanged(previous, failed);
       }
 
       const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
-      const changes = diffSecrets(prevDir, plan.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
-      if (phase === "users" && previous !== undefined && failures.length === 0 && changes.added.length + changes.changed.length === 0) {
+      const diff = diffSecrets(prevDir, plan.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
+      // Removed secrets are known from the last run's record (the users phase keeps every other secret as it is).
+      const removed = phase === "all" && lastRun ? removedSecrets(lastRun.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
+      const changes = [...diff.changes, ...removed];
+      // Nothing is restarted at first boot (no live generation): every unit starts after us anyway.
+      const units = previous === undefined ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, lastRun));
+      if (dryRun) {
+        const failed = failures.map((f) => failure(f, prevDir !== undefined));
+        return { generation: previous, swapped: false, installed: [], failed, changes, units, dryRun };
+      }
+      if (phase === "users" && previous !== undefined && failures.length === 0 && changes.length === 0) {
         // Perl activation runs this phase at every switch; an unchanged password needs no new generation.
-        log.info({ generation: previous, unchanged: changes.unchanged.length }, "secrets needed for users are unchanged");
+        log.info({ generation: previous, unchanged: diff.unchanged.length }, "secrets needed for users are unchanged");
         notify.status(`secrets needed for users unchanged in generation ${previous}`);
         notify.ready();
-        return { generation: previous, swapped: false, installed: [], failed: [] };
+        return unchanged(previous);
       }
 
       await ramfsReady;
@@ -117,16 +154,17 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       swapSecretsDir(manifest.secretsDir, secretsDirParent, genDir, dirs);
       const pruned = pruneGenerations(manifest.secretsMountPoint, generation, manifest.keepGenerations);
       log.info(
-        { generation, installed: installed.length, failed: failed.length, added: changes.added, changed: changes.changed, unchanged: changes.unchanged.length, pruned },
+        { generation, installed: installed.length, failed: failed.length, ...countChanges(changes), unchanged: diff.unchanged.length, pruned },
         `generation ${generation} is active`,
       );
-      notify.status(
-        failed.length === 0
-          ? `generation ${generation}: ${installed.length} secrets installed`
-          : `generation ${generation}: ${installed.length} secrets installed, ${failed.length} failed (${failed.map((f) => f.name).join(", ")})`,
-      );
+      // The switch report, one line per change: names and aspects, never a value.
+      for (const c of changes) log.info({ secret: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
+      const unitResults = await applyUnitActions(units, runCommand);
+      logUnitResults(log, unitResults, changes, manifest, lastRun);
+      recordState(manifest, options, generation, lastRun, changes, failed);
+      notify.status(statusLine(generation, installed.length, failed, changes, unitResults));
       notify.ready();
-      return { generation, swapped: true, installed, failed };
+      return { generation, swapped: true, installed, failed, changes, units, dryRun };
     } finally {
       for (const d of decrypted) if (d.ok) d.plaintext.fill(0);
     }
@@ -134,7 +172,63 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     throw fsError(e); // errno codes in words
   } finally {
     dirs.close();
-    await lock.release();
+    await lock?.release();
+  }
+}
+
+/** A changed secret's units: its declaration's, or for a removed one, those the last run recorded. */
+function triggersOf(manifest: Manifest, lastRun: RunState | undefined) {
+  const declared = new Map(manifest.secrets.map((s) => [s.name, s]));
+  const recorded = new Map((lastRun?.secrets ?? []).map((s) => [s.name, s]));
+  return (c: SecretChange) => (c.kind === "removed" ? recorded.get(c.name) : declared.get(c.name));
+}
+
+function countChanges(changes: readonly SecretChange[]): { added: string[]; modified: string[]; removed: string[] } {
+  const names = (kind: SecretChange["kind"]) => changes.filter((c) => c.kind === kind).map((c) => c.name);
+  return { added: names("added"), modified: names("modified"), removed: names("removed") };
+}
+
+/** One line per unit acted on, naming the secrets that called for it; a systemctl failure is an error line, not a failed activation. */
+function logUnitResults(log: Logger, results: readonly UnitActionResult[], changes: readonly SecretChange[], manifest: Manifest, lastRun: RunState | undefined): void {
+  const triggers = triggersOf(manifest, lastRun);
+  for (const r of results) {
+    for (const unit of r.units) {
+      const secrets = changes.filter((c) => {
+        const t = triggers(c);
+        return t !== undefined && (r.action === "restart" ? t.restartUnits : t.reloadUnits).includes(unit);
+      }).map((c) => c.name);
+      if (r.error) log.error({ unit, action: r.action, secrets, cause: r.error }, `cannot ${r.action} ${unit}: ${r.error}`);
+      else log.info({ unit, action: r.action, secrets }, `${r.action === "restart" ? "restarting" : "reloading"} ${unit} (changed: ${secrets.join(", ")})`);
+    }
+  }
+}
+
+function statusLine(generation: number, installed: number, failed: readonly SecretFailure[], changes: readonly SecretChange[], units: readonly UnitActionResult[]): string {
+  let line = `generation ${generation}: ${installed} secrets installed`;
+  if (failed.length > 0) line += `, ${failed.length} failed (${failed.map((f) => f.name).join(", ")})`;
+  if (changes.length > 0) line += `; ${summarizeChanges(changes)}`;
+  for (const r of units) line += `; ${r.error ? `could not ${r.action}` : r.action === "restart" ? "restarted" : "reloaded"} ${r.units.join(", ")}`;
+  return line;
+}
+
+/** The record `agenixd status` reads: best effort, since the secrets themselves are already in place. */
+function recordState(
+  manifest: Manifest, options: ActivationOptions, generation: number | undefined, lastRun: RunState | undefined,
+  changes: readonly SecretChange[], failures: readonly SecretFailure[],
+): void {
+  const now = new Date().toISOString();
+  const changedAt = carryChangeTimes(lastRun, new Set(changes.map((c) => c.name)), now);
+  try {
+    writeState(manifest.secretsMountPoint, {
+      version: 1,
+      manifest: options.manifestPath ?? "",
+      generation,
+      finishedAt: now,
+      secrets: manifest.secrets.map((s) => ({ name: s.name, path: s.path, restartUnits: s.restartUnits, reloadUnits: s.reloadUnits, changedAt: changedAt(s.name) })),
+      failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious })),
+    });
+  } catch {
+    // status then reports what it can; the activation's own result stands
   }
 }
 

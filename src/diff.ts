@@ -1,6 +1,7 @@
-// Which secrets a new generation changes, compared with the live one (bytes, owner and mode).
-import { timingSafeEqual } from "node:crypto";
+// Which secrets a new generation changes, compared with the live one: each planned secret's bytes,
+// owner, group and mode against the file the live generation has for it (src/changes.ts compares).
 import { readFileNoFollow, type Ownership } from "./secure-fs.js";
+import { compareSecret, type SecretChange } from "./changes.js";
 
 export interface PlannedContent {
   readonly name: string;
@@ -8,33 +9,28 @@ export interface PlannedContent {
   readonly own: Ownership;
 }
 
-export interface SecretChanges {
-  readonly added: readonly string[];
-  readonly changed: readonly string[];
+export interface SecretDiff {
+  /** Added and modified secrets, in plan order. */
+  readonly changes: readonly SecretChange[];
   readonly unchanged: readonly string[];
 }
 
-export function diffSecrets(previousDir: string | undefined, planned: readonly PlannedContent[]): SecretChanges {
-  const added: string[] = [];
-  const changed: string[] = [];
+export function diffSecrets(previousDir: string | undefined, planned: readonly PlannedContent[]): SecretDiff {
+  const changes: SecretChange[] = [];
   const unchanged: string[] = [];
-  if (previousDir === undefined) return { added: planned.map((p) => p.name), changed, unchanged };
   for (const p of planned) {
     let previous;
-    try {
-      previous = readFileNoFollow(`${previousDir}/${p.name}`);
-    } catch {
-      added.push(p.name);
-      continue;
+    if (previousDir !== undefined) {
+      try {
+        previous = readFileNoFollow(`${previousDir}/${p.name}`);
+      } catch {
+        // not in the live generation: added
+      }
     }
-    const same =
-      previous.own.uid === p.own.uid &&
-      previous.own.gid === p.own.gid &&
-      previous.own.mode === p.own.mode &&
-      previous.data.length === p.plaintext.length &&
-      timingSafeEqual(previous.data, p.plaintext);
-    previous.data.fill(0);
-    (same ? unchanged : changed).push(p.name);
+    const change = compareSecret(p.name, previous && { data: previous.data, ...previous.own }, { data: p.plaintext, ...p.own });
+    previous?.data.fill(0);
+    if (change) changes.push(change);
+    else unchanged.push(p.name);
   }
-  return { added, changed, unchanged };
+  return { changes, unchanged };
 }

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { describeError } from "./errno.js";
 import { parseMode } from "./mode.js";
+import { isUnitName } from "./units.js";
 
 /** One secret as the NixOS module writes it into the manifest (docs/manifest.md), before validation. */
 export interface SecretEntry {
@@ -14,11 +15,14 @@ export interface SecretEntry {
   group: string;
   symlink: boolean;
   neededForUsers?: boolean;
+  /** Version 2. */
+  restartUnits?: string[];
+  reloadUnits?: string[];
 }
 
 /** The manifest file as the NixOS module writes it, before validation. */
 export interface ManifestFile {
-  version: 1;
+  version: 1 | 2;
   secretsDir: string;
   secretsMountPoint: string;
   identityPaths: string[];
@@ -41,10 +45,14 @@ export interface SecretSpec {
   readonly symlink: boolean;
   /** Installed in the early phase, before users are created (a user's hashedPasswordFile). */
   readonly neededForUsers: boolean;
+  /** Units restarted (try-restart) when this secret is added, modified or removed; never at first boot. */
+  readonly restartUnits: readonly string[];
+  /** Units reloaded (try-reload-or-restart) likewise, unless they are restarted anyway. */
+  readonly reloadUnits: readonly string[];
 }
 
 export interface Manifest {
-  readonly version: 1;
+  readonly version: 1 | 2;
   readonly secretsDir: string;
   readonly secretsMountPoint: string;
   readonly identityPaths: readonly string[];
@@ -64,6 +72,10 @@ export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: reado
   1: {
     manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets"],
     secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers"],
+  },
+  2: {
+    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets"],
+    secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers", "restartUnits", "reloadUnits"],
   },
 };
 
@@ -119,7 +131,7 @@ export function parseManifest(json: unknown): Manifest {
     }
   }
   refuseOverlaps(secrets, secretsDir);
-  return { version: 1, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets };
+  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets };
 }
 
 /** Where a secret puts something: its file in secretsDir (`name`) or its `path`. */
@@ -194,7 +206,9 @@ function parseSecret(json: unknown, where: string, fields: readonly string[], se
   const group = account(o.group ?? "0", `${where}.group`);
   const symlink = bool(o.symlink ?? true, `${where}.symlink`);
   const neededForUsers = bool(o.neededForUsers ?? false, `${where}.neededForUsers`);
-  return { name, file, path, mode: bits, owner, group, symlink, neededForUsers };
+  const restartUnits = unitNames(o.restartUnits ?? [], `${where}.restartUnits`);
+  const reloadUnits = unitNames(o.reloadUnits ?? [], `${where}.reloadUnits`);
+  return { name, file, path, mode: bits, owner, group, symlink, neededForUsers, restartUnits, reloadUnits };
 }
 
 /** Secret names become paths under the generation directory, so they must stay inside it. */
@@ -236,6 +250,14 @@ function account(value: unknown, where: string): string {
     fail(where, `expected a user/group name or numeric id, got ${show(value)}`);
   }
   return value;
+}
+
+function unitNames(value: unknown, where: string): string[] {
+  if (!Array.isArray(value)) fail(where, `expected a list of unit names, got ${show(value)}`);
+  return value.map((unit, i) => {
+    if (typeof unit !== "string" || !isUnitName(unit)) fail(`${where}[${i}]`, `expected a unit name like "nginx.service", got ${show(unit)}`);
+    return unit;
+  });
 }
 
 function bool(value: unknown, where: string): boolean {

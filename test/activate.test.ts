@@ -329,7 +329,7 @@ test("malformed manifests are refused with an error naming the field; nothing in
   assert.equal(sb.run(sb.manifest([{ name: "a", plaintext: "A" }])).status, 0);
   const cases: Array<[string, RegExp]> = [
     ["{not json", /not valid JSON/],
-    [JSON.stringify({ version: 2 }), /version: expected 1/],
+    [JSON.stringify({ version: 3 }), /version: expected 1 or 2, got 3/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "../escape", file: "/x.age", path: "/x", mode: "0400", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.name: .*"\.\." segments/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", mode: "rw", owner: "0", group: "0", symlink: true }] }), /secrets\[0\]\.mode: expected a chmod mode/],
     [JSON.stringify({ version: 1, secretsDir: sb.secretsDir, secretsMountPoint: sb.mountPoint, identityPaths: [], secrets: [{ name: "a", file: "/x.age", onwer: "postgres" }] }), /secrets\[0\]\.onwer: unknown field \(did you mean "owner"\?\)/],
@@ -379,7 +379,7 @@ test("phase users installs only neededForUsers secrets and keeps every other sec
   const full = sb.run(sb.manifest([{ name: "hash", plaintext: "$6$new", neededForUsers: true }, { name: "api", plaintext: "api-2" }, { name: "extra" }]));
   assert.equal(full.status, 0);
   const active = full.logs.find((l) => l.msg === "generation 3 is active");
-  assert.deepEqual(active?.changed, ["api"]);
+  assert.deepEqual(active?.modified, ["api"]);
   assert.deepEqual(active?.added, ["extra"]);
   assert.equal(active?.unchanged, 1);
 

@@ -21,8 +21,24 @@ test("a valid manifest parses, with agenix's defaults for omitted secret fields"
   assert.equal(parseManifest({ ...base, secrets: [{ ...secret, mode: "u=rw,g=r" }] }).secrets[0]!.mode, 0o640, "symbolic, as chmod on 0400");
   assert.deepEqual(
     { ...m.secrets[1] },
-    { name: "b", file: "/nix/store/y.age", path: "/run/agenix/b", mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false },
+    { name: "b", file: "/nix/store/y.age", path: "/run/agenix/b", mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [] },
   );
+});
+
+test("version 2 adds restartUnits and reloadUnits per secret; version 1 has none of them", () => {
+  const m = parseManifest({ ...base, version: 2, secrets: [{ ...secret, restartUnits: ["postgresql.service", "getty@tty1.service"], reloadUnits: ["nginx"] }, { name: "b", file: "/nix/store/y.age" }] });
+  assert.equal(m.version, 2);
+  assert.deepEqual(m.secrets[0]!.restartUnits, ["postgresql.service", "getty@tty1.service"]);
+  assert.deepEqual(m.secrets[0]!.reloadUnits, ["nginx"]);
+  assert.deepEqual([m.secrets[1]!.restartUnits, m.secrets[1]!.reloadUnits], [[], []]);
+  const refuse = (secretFields: Record<string, unknown>, message: RegExp) =>
+    assert.throws(() => parseManifest({ ...base, version: 2, secrets: [{ ...secret, ...secretFields }] }), message);
+  refuse({ restartUnits: "a.service" }, /manifest: secrets\[0\]\.restartUnits: expected a list of unit names, got "a.service"$/);
+  refuse({ reloadUnits: ["ok.service", "--now"] }, /manifest: secrets\[0\]\.reloadUnits\[1\]: expected a unit name like "nginx.service", got "--now"$/);
+  refuse({ restartUnits: ["a b"] }, /restartUnits\[0\]: expected a unit name/);
+  refuse({ restartUnits: [7] }, /restartUnits\[0\]: expected a unit name/);
+  refuse({ restartUnit: [] }, /secrets\[0\]\.restartUnit: unknown field \(did you mean "restartUnits"\?\)/);
+  assert.throws(() => parseManifest({ ...base, version: 1, secrets: [{ ...secret, restartUnits: [] }] }), /secrets\[0\]\.restartUnits: unknown field/);
 });
 
 test("paths come out as posix.normalize makes them, without a trailing slash", () => {
@@ -40,7 +56,7 @@ test("paths come out as posix.normalize makes them, without a trailing slash", (
 
 const bad: Array<[string, unknown, RegExp]> = [
   ["not an object", [], /manifest: expected an object/],
-  ["wrong version", { ...base, version: 2, secrets: [] }, /version: expected 1/],
+  ["wrong version", { ...base, version: 3, secrets: [] }, /version: expected 1 or 2, got 3/],
   ["relative secretsDir", { ...base, secretsDir: "run/agenix", secrets: [] }, /secretsDir: expected an absolute path/],
   ["overlapping dirs", { ...base, secretsMountPoint: "/run/agenix/d", secrets: [] }, /secretsMountPoint: must not overlap/],
   ["identityPaths not a list", { ...base, identityPaths: "/k", secrets: [] }, /identityPaths: expected a list/],
@@ -58,9 +74,9 @@ const bad: Array<[string, unknown, RegExp]> = [
   ["duplicate paths", { ...base, secrets: [{ ...secret, path: "/etc/x" }, { ...secret, name: "x", path: "/etc/x" }] }, /secrets\[1\]\.path: \/etc\/x is also the path of secrets\[0\] \("db\/password"\)$/],
   ["file and directory", { ...base, secrets: [{ ...secret, name: "db", path: "/run/agenix/db" }, secret] }, /"db" is a file but "db\/password" needs it to be a directory/],
   // Unknown fields (#13.9): a typo must not silently fall back to a default.
-  ["a typo in a secret", { ...base, secrets: [{ ...secret, onwer: "postgres" }] }, /^manifest: secrets\[0\]\.onwer: unknown field \(did you mean "owner"\?\); allowed: name, file, path, mode, owner, group, symlink, neededForUsers$/],
+  ["a typo in a secret", { ...base, secrets: [{ ...secret, onwer: "postgres" }] }, /manifest: secrets\[0\]\.onwer: unknown field \(did you mean "owner"\?\); allowed: name, file, path, mode, owner, group, symlink, neededForUsers$/],
   ["an unknown top-level field", { ...base, secretDir: "/run/x", secrets: [] }, /^manifest: secretDir: unknown field \(did you mean "secretsDir"\?\); allowed: version, secretsDir, /],
-  ["a field of no version", { ...base, secrets: [{ ...secret, restartUnits: ["a.service"] }] }, /^manifest: secrets\[0\]\.restartUnits: unknown field; allowed: /],
+  ["a field of no version", { ...base, secrets: [{ ...secret, restartUnits: ["a.service"] }] }, /manifest: secrets\[0\]\.restartUnits: unknown field; allowed: /],
   // Overlaps (#13.5): one secret must never silently replace another.
   [
     "a path that is another secret's file in secretsDir",
@@ -90,10 +106,10 @@ const bad: Array<[string, unknown, RegExp]> = [
   [
     "a path below the secret's own file",
     { ...base, secrets: [{ ...secret, name: "a", path: "/run/agenix/a/inner" }] },
-    /^manifest: secrets\[0\]\.path: \/run\/agenix\/a\/inner is below \/run\/agenix\/a, where secrets\[0\] \("a"\) is installed in secretsDir, which is a file$/,
+    /manifest: secrets\[0\]\.path: \/run\/agenix\/a\/inner is below \/run\/agenix\/a, where secrets\[0\] \("a"\) is installed in secretsDir, which is a file$/,
   ],
-  ["a path containing secretsDir", { ...base, secrets: [{ ...secret, path: "/run" }] }, /^manifest: secrets\[0\]\.path: must not contain secretsDir \(\/run\/agenix\)$/],
-  ["a path containing secretsMountPoint", { ...base, secretsDir: "/var/agenix", secrets: [{ ...secret, path: "/run" }] }, /^manifest: secrets\[0\]\.path: must not contain secretsMountPoint \(\/run\/agenix\.d\)$/],
+  ["a path containing secretsDir", { ...base, secrets: [{ ...secret, path: "/run" }] }, /manifest: secrets\[0\]\.path: must not contain secretsDir \(\/run\/agenix\)$/],
+  ["a path containing secretsMountPoint", { ...base, secretsDir: "/var/agenix", secrets: [{ ...secret, path: "/run" }] }, /manifest: secrets\[0\]\.path: must not contain secretsMountPoint \(\/run\/agenix\.d\)$/],
 ];
 for (const [label, json, expected] of bad) {
   test(`manifest refused: ${label}`, () => {
@@ -122,7 +138,8 @@ test("docs/manifest.md documents exactly the allowed fields, and its example par
   assert.equal(m.secrets[0]!.owner, "postgres");
   // The two field tables: the manifest's (after "| field | type | meaning |") and a secret's.
   const tables = doc.split(/^\| field \|.*\n\| ---.*\n/m).slice(1).map((t) => [...t.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((r) => r[1]));
-  assert.deepEqual(tables.slice(0, 2), [MANIFEST_FIELDS[1]!.manifest, MANIFEST_FIELDS[1]!.secret]);
+  assert.deepEqual(tables.slice(0, 2), [MANIFEST_FIELDS[2]!.manifest, MANIFEST_FIELDS[2]!.secret]);
+  assert.deepEqual(MANIFEST_FIELDS[1]!.secret, MANIFEST_FIELDS[2]!.secret.filter((f) => f !== "restartUnits" && f !== "reloadUnits"), "version 1 is version 2 without the unit lists");
 });
 
 test("accounts resolve names from passwd/group files and accept numeric ids", (t) => {

@@ -35,6 +35,9 @@ export interface SecretInput {
   symlink?: boolean;
   neededForUsers?: boolean;
   recipients?: string[];
+  /** Manifest version 2 fields; given on any secret, the manifest is written as version 2. */
+  restartUnits?: string[];
+  reloadUnits?: string[];
 }
 
 export interface RunResult {
@@ -69,8 +72,9 @@ export class Sandbox {
   }
 
   manifest(secrets: SecretInput[], extra: Record<string, unknown> = {}): string {
+    const v2 = secrets.some((s) => s.restartUnits !== undefined || s.reloadUnits !== undefined);
     const json = {
-      version: 1,
+      version: v2 ? 2 : 1,
       secretsDir: this.secretsDir,
       secretsMountPoint: this.mountPoint,
       identityPaths: [this.hostKey.privatePath],
@@ -85,6 +89,7 @@ export class Sandbox {
         group: s.group ?? "0",
         symlink: s.symlink ?? true,
         ...(s.neededForUsers === undefined ? {} : { neededForUsers: s.neededForUsers }),
+        ...(v2 ? { restartUnits: s.restartUnits ?? [], reloadUnits: s.reloadUnits ?? [] } : {}),
       })),
     };
     const file = join(this.root, `manifest-${++this.counter}.json`);
