@@ -7,20 +7,25 @@
 //   the NixOS package runs. It is specific to the node binary and the V8 flags that built it.
 //   age-encryption (only for ML-KEM hybrid keys) stays out of it: the snapshot requires
 //   age-encryption.cjs, beside the blob, when such a key is loaded.
+// - agenixd.node: agenixd's native addon (native/agenixd.c: flock, core dumps off), built with
+//   node-gyp against this node's headers; both bundles load it from beside themselves.
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Encrypter, generateIdentity, identityToRecipient } from "age-encryption";
 import sshpk from "sshpk";
 
 const outdir = process.env.AGENIXD_BUNDLE_OUTDIR ?? "dist";
 // V8 flags are part of a snapshot: it only starts with the same ones (scripts/launch.ts says why these).
-const { snapshotNodeFlags } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).config;
-const nodeFlags = snapshotNodeFlags.split(" ").filter(Boolean);
+const packageJson = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+const nodeFlags = packageJson.config.snapshotNodeFlags.split(" ").filter(Boolean);
 rmSync(outdir, { recursive: true, force: true }); // no stale chunk or blob survives a build
+mkdirSync(outdir, { recursive: true });
+buildAddon(join(outdir, "agenixd.node"));
 
 /**
  * pino.transport() runs log transports in worker threads (thread-stream, atomic-sleep, …).
@@ -49,6 +54,7 @@ const common = {
   // sd-notify is a native addon found through `bindings`; it must stay a real package.
   external: ["sd-notify"],
   plugins: [pinoWithoutWorkers],
+  define: { AGENIXD_VERSION: JSON.stringify(packageJson.version) },
   logLevel: "warning",
 };
 
@@ -91,6 +97,33 @@ try {
   if (check.status !== 0 || !check.stdout.startsWith("usage: agenixd")) throw new Error(`${blob} does not start:\n${check.stderr}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * native/agenixd.c with node-gyp, to `out`. node-gyp is npm's: the one npm names when it runs this
+ * script (npm_config_node_gyp), else the copy npm bundles beside this node. The headers are
+ * npm's `nodedir` (npm_config_nodedir), else those installed with this node: never a download.
+ */
+function buildAddon(out) {
+  const prefix = dirname(dirname(realpathSync(process.execPath)));
+  const nodeGyp = process.env.npm_config_node_gyp || join(prefix, "lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js");
+  if (!existsSync(nodeGyp)) throw new Error(`node-gyp not found at ${nodeGyp}: set npm_config_node_gyp to its bin/node-gyp.js`);
+  const nodedir = process.env.npm_config_nodedir || prefix;
+  if (!existsSync(join(nodedir, "include/node/node_api.h"))) {
+    throw new Error(`no Node headers in ${nodedir}/include/node: set npm_config_nodedir to a node installation with headers`);
+  }
+  const native = fileURLToPath(new URL("../native", import.meta.url));
+  const devdir = mkdtempSync(join(tmpdir(), "agenixd-node-gyp-")); // node-gyp's cache, unused with a nodedir
+  try {
+    const built = spawnSync(process.execPath, [nodeGyp, "rebuild", `--nodedir=${nodedir}`, `--devdir=${devdir}`], { cwd: native, encoding: "utf8" });
+    if (built.status !== 0) throw new Error(`building the native addon failed (node-gyp exit ${built.status}):\n${built.stdout}\n${built.stderr}`);
+  } finally {
+    rmSync(devdir, { recursive: true, force: true });
+  }
+  copyFileSync(join(native, "build/Release/agenixd.node"), out);
+  const addon = { exports: {} };
+  process.dlopen(addon, realpathSync(out));
+  if (typeof addon.exports.flock !== "function" || typeof addon.exports.disableCoreDumps !== "function") throw new Error(`${out} lacks flock or disableCoreDumps`);
 }
 
 /** Throwaway keys, made for this build only, and an age file for them (src/snapshot.ts warms up with them). */

@@ -9,7 +9,7 @@
 // checks stay on). So is V8's string hash seed (--no-rehash-snapshot; scripts/launch.ts says why).
 // process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
 // The JSON logger on fd 2 is the build's too (prepareJsonLogger); a start sets its level.
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -20,6 +20,7 @@ import { loadAgeEncryptionWith } from "./age/hybrid.js";
 import { main, parseCommand } from "./cli.js";
 import { createLogger, prepareJsonLogger } from "./log.js";
 import { readManifest, type ManifestFile } from "./manifest.js";
+import { setNativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
 import { isRamfs, runCommand } from "./ramfs.js";
 
@@ -80,6 +81,9 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
   parseCommand(["activate", "--manifest", manifestPath, "--phase", "all"]);
 
   const sink = openSync("/dev/null", "w");
+  // No addon can be loaded while a snapshot is built; the build is the only process that takes
+  // its lock, and a builder's core dumps hold nothing. A start loads the real one (src/cli.ts).
+  setNativeAddon({ flock: () => true, disableCoreDumps() {} });
   try {
     const ctx = { log: createLogger({ pretty: false, fd: sink }), notify: createNotifier({}, pathToFileURL(material.dir)), host };
     const manifest = readManifest(manifestPath);
@@ -89,6 +93,7 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     expect(await activate(manifest, "all", ctx), 3, "second generation");
     expect(await activate(manifest, "users", ctx), 0, "users phase");
   } finally {
+    setNativeAddon(undefined);
     closeSync(sink);
   }
 }
@@ -120,7 +125,30 @@ if (!materialFile) throw new Error("AGENIXD_SNAPSHOT_WARMUP must name the warm-u
 void warmUp(JSON.parse(readFileSync(materialFile, "utf8")) as WarmUpMaterial);
 prepareJsonLogger();
 
+/**
+ * scripts/agenixd-launcher.sh gives node a pipe as fd $AGENIXD_SNAPSHOT_STARTED_FD: a byte on it,
+ * written before anything else, tells it that node accepted the blob and agenixd began. Without
+ * it, the launcher knows that nothing was done and may run the plain bundle instead; with it,
+ * a failure is agenixd's own and is not run a second time.
+ */
+function tellLauncherStarted(): boolean {
+  const fd = process.env.AGENIXD_SNAPSHOT_STARTED_FD;
+  if (fd === undefined) return true;
+  delete process.env.AGENIXD_SNAPSHOT_STARTED_FD;
+  try {
+    if (!/^[1-9][0-9]*$/.test(fd)) throw new Error("not a file descriptor");
+    writeSync(Number(fd), "S");
+    closeSync(Number(fd)); // mount(8) must not inherit it: the launcher reads until it closes
+    return true;
+  } catch (e) {
+    process.stderr.write(`agenixd: cannot tell the launcher that the snapshot started (AGENIXD_SNAPSHOT_STARTED_FD=${fd}): ${(e as Error).message}\n`);
+    return false;
+  }
+}
+
 startupSnapshot.setDeserializeMainFunction(() => {
+  // Nothing is done without the launcher's knowing: otherwise it could run agenixd a second time.
+  if (!tellLauncherStarted()) process.exit(1);
   const blob = blobLocation();
   loadAgeEncryptionWith(async () => createRequire(blob)("./age-encryption.cjs") as typeof import("age-encryption"));
   // argv is [node, command, …]: a snapshot has no script path. As in src/main.ts, the process
