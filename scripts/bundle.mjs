@@ -51,8 +51,6 @@ const common = {
   bundle: true,
   platform: "node",
   target: "node20",
-  // sd-notify is a native addon found through `bindings`; it must stay a real package.
-  external: ["sd-notify"],
   plugins: [pinoWithoutWorkers],
   define: { AGENIXD_VERSION: JSON.stringify(packageJson.version) },
   logLevel: "warning",
@@ -74,7 +72,7 @@ await build({
 // Its source text lives in the snapshot's heap and is read at every start, hence the minifying;
 // names are kept, so that stack traces stay readable.
 const snapshotScript = join(outdir, "agenixd-snapshot.cjs");
-await build({ ...common, external: [...common.external, "age-encryption"], entryPoints: ["src/snapshot.ts"], outfile: snapshotScript, format: "cjs", minifyWhitespace: true, minifySyntax: true });
+await build({ ...common, external: ["age-encryption"], entryPoints: ["src/snapshot.ts"], outfile: snapshotScript, format: "cjs", minifyWhitespace: true, minifySyntax: true });
 await build({
   ...common,
   stdin: { contents: 'export * from "age-encryption";', resolveDir: ".", loader: "js" },
@@ -146,7 +144,7 @@ async function writeWarmUpMaterial(dir) {
 
 /**
  * Node warns about every built-in module a snapshot loads that it has not verified for snapshots.
- * agenixd's snapshot loads node:child_process (mount(8)), node:module (the sd-notify addon) and
+ * agenixd's snapshot loads node:child_process (mount(8)), node:module (age-encryption.cjs) and
  * node:tty (isatty(2) for the log format); every activation test runs through the snapshot and
  * uses the first two, test/log.test.ts the third on a pseudo-terminal. Any other output is shown.
  */

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { readManifest, ManifestError } from "./manifest.js";
 import { activate, type Phase } from "./activate.js";
 import { createLogger } from "./log.js";
-import { loadNativeAddon } from "./native.js";
+import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
 
 const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users]
@@ -70,7 +70,7 @@ function parseArgsError(e: Error & { code?: string }): string {
 
 /**
  * Runs one command; resolves to the exit status.
- * addonBase: the file URL of a file in the installed package (dist/…), from which the sd-notify addon is found.
+ * addonBase: the file URL of a file in the installed package (dist/…), from which agenixd's addon is found.
  */
 export async function main(argv: string[], addonBase: string | URL): Promise<number> {
   const command = parseCommand(argv);
@@ -95,11 +95,19 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
 
   process.umask(0o077);
   const log = createLogger();
-  const notify = createNotifier(process.env, addonBase);
+  let addon: NativeAddon;
   try {
     // Before any key is read: no core file, and no ptrace or /proc/PID/mem for a process without
     // CAP_SYS_PTRACE. Without the addon there is no activation: it also holds the lock (src/lock.ts).
-    loadNativeAddon(addonBase).disableCoreDumps();
+    addon = loadNativeAddon(addonBase);
+    addon.disableCoreDumps();
+  } catch (e) {
+    const message = `activation failed: ${(e as Error).message}`;
+    log.fatal({ cause: message }, message);
+    return 1;
+  }
+  const notify = createNotifier(process.env, addon);
+  try {
     const manifest = readManifest(command.manifest);
     const result = await activate(manifest, command.phase, { log, notify });
     return result.failed.length === 0 ? 0 : 1;

@@ -1,4 +1,5 @@
-// agenixd's native addon (native/agenixd.c): flock(2) for the activation lock and core dumps off.
+// agenixd's native addon (native/agenixd.c): flock(2) for the activation lock, core dumps off,
+// and sd_notify(3) without libsystemd.
 // scripts/bundle.mjs builds it into dist/agenixd.node, beside the bundle and the snapshot blob;
 // a V8 startup snapshot cannot hold an addon, so every start loads it (process.dlopen, ~0.2 ms).
 import { fileURLToPath } from "node:url";
@@ -8,6 +9,8 @@ export interface NativeAddon {
   flock(fd: number): boolean;
   /** RLIMIT_CORE 0 and prctl(PR_SET_DUMPABLE, 0), both checked back; throws if either fails. */
   disableCoreDumps(): void;
+  /** One sd_notify(3) datagram to `socket` ("/path" or "@abstract"), on behalf of `pid`; throws on failure. */
+  notify(socket: string, pid: number, state: string): void;
 }
 
 let loaded: NativeAddon | undefined;

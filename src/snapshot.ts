@@ -1,5 +1,6 @@
-// Entry point of the V8 startup snapshot (dist/agenixd.blob), which the NixOS package runs as
-// `node --snapshot-blob agenixd.blob -- activate …`. scripts/bundle.mjs builds it with
+// Entry point of the V8 startup snapshot (dist/agenixd.blob), which bin/agenixd
+// (scripts/agenixd-launcher.sh) runs as `node FLAGS --snapshot-blob agenixd.blob -- activate …`.
+// scripts/bundle.mjs builds it with
 // `node --build-snapshot`: this file is evaluated once at build time, so a start finds every module
 // (pino, sshpk, node:crypto, …) already loaded, and the functions the warm-up ran already compiled.
 // docs/performance.md has the measurements.
@@ -82,10 +83,12 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
 
   const sink = openSync("/dev/null", "w");
   // No addon can be loaded while a snapshot is built; the build is the only process that takes
-  // its lock, and a builder's core dumps hold nothing. A start loads the real one (src/cli.ts).
-  setNativeAddon({ flock: () => true, disableCoreDumps() {} });
+  // its lock, a builder's core dumps hold nothing and no systemd listens. A start loads the real
+  // one (src/cli.ts).
+  const buildTimeAddon = { flock: () => true, disableCoreDumps() {}, notify() {} };
+  setNativeAddon(buildTimeAddon);
   try {
-    const ctx = { log: createLogger({ pretty: false, fd: sink }), notify: createNotifier({}, pathToFileURL(material.dir)), host };
+    const ctx = { log: createLogger({ pretty: false, fd: sink }), notify: createNotifier({ NOTIFY_SOCKET: "/warm-up" }, buildTimeAddon), host };
     const manifest = readManifest(manifestPath);
     expect(await activate(manifest, "all", ctx), 3, "first generation");
     const installed = readFileSync(join(secretsDir, "warm-up"), "utf8");
@@ -104,7 +107,7 @@ function expect(result: ActivationResult, installed: number, what: string): void
   }
 }
 
-/** The blob's own location (from --snapshot-blob): the sd-notify addon and age-encryption are found from there. */
+/** The blob's own location (from --snapshot-blob): agenixd's addon and age-encryption are found from there. */
 function blobLocation(): URL {
   const args = process.execArgv;
   for (let i = 0; i < args.length; i++) {

@@ -30,7 +30,7 @@ test("the snapshot builds without privileges, and the blob it makes activates", 
   assert.equal(build.status, 0, `the unprivileged build failed:\n${build.stderr}`);
   assert.equal(build.stderr, "", "the build warns of nothing unexpected");
 
-  // The blob finds the sd-notify addon relative to itself; without NOTIFY_SOCKET it is not loaded.
+  // The blob finds agenixd's addon (flock, core dumps off) beside itself, in the build's dist/.
   const sb = new Sandbox("unprivileged-build");
   t.after(() => sb.cleanup());
   const r = sb.run(sb.manifest([{ name: "db-password", plaintext: "hunter2" }]), [], snapshotArgs(join(outdir, "agenixd.blob")));
