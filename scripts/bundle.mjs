@@ -11,10 +11,10 @@
 //   node-gyp against this node's headers; both bundles load it from beside themselves.
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import nodeCrypto, { createHash, createPrivateKey } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Encrypter, generateIdentity, identityToRecipient } from "age-encryption";
 import sshpk from "sshpk";
@@ -80,11 +80,17 @@ await build({
   format: "cjs",
 });
 
-const work = mkdtempSync(join(tmpdir(), "agenixd-snapshot-"));
+// The warm-up's directory is named in the blob's heap: a fixed one keeps builds alike.
+const work = join(resolve(outdir), ".warm-up");
+mkdirSync(work, { mode: 0o700 });
 try {
   const material = await writeWarmUpMaterial(work);
   const blob = join(outdir, "agenixd.blob");
-  const built = spawnSync(process.execPath, [...nodeFlags, "--snapshot-blob", blob, "--build-snapshot", snapshotScript], {
+  // --random-seed: V8 draws the string hash seed (kept by --no-rehash-snapshot) from it, and
+  // the heap's layout follows the seed. The seed is no secret: the blob is readable by anyone
+  // (scripts/launch.ts says why agenixd needs none). Unlike the snapshot's flags, node does not
+  // require it at a start, and a start seeds Math.random afresh.
+  const built = spawnSync(process.execPath, [...nodeFlags, "--random-seed=20250101", "--snapshot-blob", blob, "--build-snapshot", snapshotScript], {
     env: { ...process.env, AGENIXD_SNAPSHOT_WARMUP: material },
     encoding: "utf8",
   });
@@ -124,22 +130,59 @@ function buildAddon(out) {
   if (typeof addon.exports.flock !== "function" || typeof addon.exports.disableCoreDumps !== "function") throw new Error(`${out} lacks flock or disableCoreDumps`);
 }
 
-/** Throwaway keys, made for this build only, and an age file for them (src/snapshot.ts warms up with them). */
+/**
+ * Keys and an age file for src/snapshot.ts's warm-up: the same at every build, as some of their
+ * bytes stay in the blob's heap. They are derived from fixed labels: public, and used for nothing
+ * but warming up (no real secret is ever near a snapshot build).
+ */
 async function writeWarmUpMaterial(dir) {
-  const { privateKey } = generateKeyPairSync("ed25519");
-  const sshKey = join(dir, "ssh_host_ed25519_key");
-  writeFileSync(sshKey, sshpk.parsePrivateKey(privateKey.export({ type: "pkcs8", format: "pem" }), "pkcs8").toBuffer("openssh"), { mode: 0o600 });
-  const identity = await generateIdentity();
-  const ageKey = join(dir, "age.key");
-  writeFileSync(ageKey, `# warm-up key of one snapshot build\n${identity}\n`, { mode: 0o600 });
-  const plaintext = randomBytes(48).toString("base64");
-  const encrypter = new Encrypter();
-  encrypter.addRecipient(await identityToRecipient(identity));
-  const file = join(dir, "warm-up.age");
-  writeFileSync(file, await encrypter.encrypt(plaintext));
-  const material = join(dir, "material.json");
-  writeFileSync(material, JSON.stringify({ dir, sshKey, ageKey, file, plaintext }));
-  return material;
+  const seed = (label) => createHash("sha256").update(`agenixd snapshot warm-up: ${label}`).digest();
+  const ed25519Pkcs8 = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed("ssh-ed25519 key")]);
+  const privateKey = createPrivateKey({ key: ed25519Pkcs8, format: "der", type: "pkcs8" });
+  return withFixedRandomness(seed("randomness"), async () => {
+    const sshKey = join(dir, "ssh_host_ed25519_key");
+    writeFileSync(sshKey, sshpk.parsePrivateKey(privateKey.export({ type: "pkcs8", format: "pem" }), "pkcs8").toBuffer("openssh"), { mode: 0o600 });
+    const identity = await generateIdentity();
+    const ageKey = join(dir, "age.key");
+    writeFileSync(ageKey, `# warm-up key of agenixd's snapshot builds\n${identity}\n`, { mode: 0o600 });
+    const plaintext = "the warm-up secret of agenixd's snapshot builds";
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(await identityToRecipient(identity));
+    const file = join(dir, "warm-up.age");
+    writeFileSync(file, await encrypter.encrypt(plaintext));
+    const material = join(dir, "material.json");
+    writeFileSync(material, JSON.stringify({ dir, sshKey, ageKey, file, plaintext }));
+    return material;
+  });
+}
+
+/**
+ * Runs `make` with crypto.getRandomValues (age-encryption's keys, file key and nonces) and
+ * node:crypto's randomBytes (sshpk's OpenSSH check bytes) drawing from SHA-256(seed, counter).
+ */
+async function withFixedRandomness(seed, make) {
+  let counter = 0;
+  const fill = (bytes) => {
+    for (let at = 0; at < bytes.length; at += 32) {
+      const block = createHash("sha256").update(seed).update(String(counter++)).digest();
+      bytes.set(block.subarray(0, Math.min(32, bytes.length - at)), at);
+    }
+    return bytes;
+  };
+  const webCrypto = Object.getOwnPropertyDescriptor(globalThis, "crypto");
+  const realCrypto = globalThis.crypto;
+  const randomBytes = nodeCrypto.randomBytes;
+  Object.defineProperty(globalThis, "crypto", {
+    configurable: true,
+    value: { subtle: realCrypto.subtle, getRandomValues: (array) => (fill(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)), array) },
+  });
+  nodeCrypto.randomBytes = (size) => fill(Buffer.alloc(size));
+  try {
+    return await make();
+  } finally {
+    Object.defineProperty(globalThis, "crypto", webCrypto);
+    nodeCrypto.randomBytes = randomBytes;
+  }
 }
 
 /**

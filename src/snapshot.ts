@@ -87,6 +87,10 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
   // one (src/cli.ts).
   const buildTimeAddon = { flock: () => true, disableCoreDumps() {}, notify() {} };
   setNativeAddon(buildTimeAddon);
+  // The warm-up's log lines pass through Node's Buffer pool, which the blob keeps: a fixed clock
+  // keeps their "time" the same at every build (docs/performance.md, reproducible builds).
+  const now = Date.now;
+  Date.now = () => 0;
   try {
     const ctx = { log: createLogger({ pretty: false, fd: sink }), notify: createNotifier({ NOTIFY_SOCKET: "/warm-up" }, buildTimeAddon), host };
     const manifest = readManifest(manifestPath);
@@ -96,6 +100,7 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     expect(await activate(manifest, "all", ctx), 3, "second generation");
     expect(await activate(manifest, "users", ctx), 0, "users phase");
   } finally {
+    Date.now = now;
     setNativeAddon(undefined);
     closeSync(sink);
   }
