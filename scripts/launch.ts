@@ -11,9 +11,11 @@
 // `--no-opt` leaves TurboFan out: a one-shot process of 0.1-1 s finishes before optimised code
 // pays off, and its background compiles cost CPU that the rest of the boot wants, and delay the
 // exit while they finish (~2 ms less at 20 secrets; at 1000, the same time with 16% less CPU).
-// `--no-rehash-snapshot` keeps the string hash seed the snapshot was built with. Otherwise V8
-// draws a new seed at every start, derives its hash secrets from it by a prime search (~11 ms of
-// CPU here, a fifth of a bare node's start) and rehashes every table in the snapshot. The seed
+// `--no-rehash-snapshot` keeps the string hash seed the snapshot was built with (the same for
+// every build: scripts/bundle.mjs fixes V8's random seed; the blob is world-readable, so the seed
+// was never a secret). Otherwise V8 draws a new seed at every start, derives its hash secrets
+// from it by a prime search (~11 ms of CPU here, a fifth of a bare node's start) and rehashes
+// every table in the snapshot. The seed
 // guards hash tables against keys chosen to collide (hash flooding); every string agenixd uses as
 // a key (of a Map, a Set, a parsed JSON object) comes from root: the manifest in the Nix store,
 // the host keys, /etc/passwd and /etc/group. Whoever can choose those already chooses the secrets.

@@ -7,7 +7,9 @@
 //
 // What modules compute when they load is the build's, not the machine's: pino's default pid and
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
-// checks stay on). So is V8's string hash seed (--no-rehash-snapshot; scripts/launch.ts says why).
+// checks stay on). So is V8's string hash seed (--no-rehash-snapshot; scripts/launch.ts says why),
+// the same for every build (--random-seed in scripts/bundle.mjs: builds are alike but for a few
+// dozen bytes of Node's own, docs/performance.md).
 // process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
 // The JSON logger on fd 2 is the build's too (prepareJsonLogger); a start sets its level.
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
