@@ -129,6 +129,14 @@ static int send_state(const char *socket_path, size_t path_length, pid_t pid, co
   int rc;
   do rc = sendmsg(fd, &message, MSG_NOSIGNAL);
   while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno == EPERM && message.msg_control) {
+    // Not allowed to speak for another process (no CAP_SYS_ADMIN): as sd_pid_notify(3) does,
+    // send as this process; NotifyAccess=all would still take it.
+    message.msg_control = NULL;
+    message.msg_controllen = 0;
+    do rc = sendmsg(fd, &message, MSG_NOSIGNAL);
+    while (rc < 0 && errno == EINTR);
+  }
   int err = rc < 0 ? errno : 0;
   close(fd);
   return err;

@@ -105,16 +105,18 @@ try {
 
 /**
  * native/agenixd.c with node-gyp, to `out`. node-gyp is npm's: the one npm names when it runs this
- * script (npm_config_node_gyp), else the copy npm bundles beside this node. The headers are
- * npm's `nodedir` (npm_config_nodedir), else those installed with this node: never a download.
+ * script (npm_config_node_gyp; nixpkgs' npmConfigHook exports it too), else the copy npm bundles
+ * beside this node. The headers are npm's `nodedir` (npm_config_nodedir), else those installed
+ * with this node: never a download.
  */
 function buildAddon(out) {
   const prefix = dirname(dirname(realpathSync(process.execPath)));
   const nodeGyp = process.env.npm_config_node_gyp || join(prefix, "lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js");
   if (!existsSync(nodeGyp)) throw new Error(`node-gyp not found at ${nodeGyp}: set npm_config_node_gyp to its bin/node-gyp.js`);
+  // An installation's headers (include/node/) or Node's source tree (src/, as nixpkgs' npm hooks give).
   const nodedir = process.env.npm_config_nodedir || prefix;
-  if (!existsSync(join(nodedir, "include/node/node_api.h"))) {
-    throw new Error(`no Node headers in ${nodedir}/include/node: set npm_config_nodedir to a node installation with headers`);
+  if (!["include/node/node_api.h", "src/node_api.h"].some((h) => existsSync(join(nodedir, h)))) {
+    throw new Error(`no Node headers in ${nodedir}: set npm_config_nodedir to a node installation with headers, or Node's source`);
   }
   const native = fileURLToPath(new URL("../native", import.meta.url));
   const devdir = mkdtempSync(join(tmpdir(), "agenixd-node-gyp-")); // node-gyp's cache, unused with a nodedir

@@ -119,6 +119,19 @@ test("with AGENIXD_MAIN_PID (the launcher's), every message is sent on that proc
   assert.deepEqual(senders, messages.map(() => main.pid));
 });
 
+test("without CAP_SYS_ADMIN to speak for AGENIXD_MAIN_PID, messages go out as agenixd's own", async (t) => {
+  const sb = new Sandbox("notify-no-sys-admin");
+  t.after(() => sb.cleanup());
+  const main = spawn("sleep", ["30"]);
+  t.after(() => main.kill("SIGKILL"));
+  // The users phase with no secret for users mounts nothing: it runs without CAP_SYS_ADMIN.
+  const command = ["setpriv", "--bounding-set=-sys_admin", process.execPath, ...AGENIXD];
+  const { status, messages, senders, pid } = await activateNotified(sb, sb.manifest([{ name: "a" }]), ["--phase", "users"], AGENIXD, { AGENIXD_MAIN_PID: String(main.pid) }, command);
+  assert.equal(status, 0);
+  assert.equal(messages.at(-1), "READY=1|");
+  assert.deepEqual(senders, messages.map(() => pid), "sent as agenixd itself (setpriv exec'd node)");
+});
+
 for (const fallback of [false, true]) {
   test(`under the launcher${fallback ? ", falling back to the plain bundle," : ""} every message is the launcher's, the unit's main process`, async (t) => {
     const dir = mkdtempSync("/tmp/agenixd-notify-launcher-");
