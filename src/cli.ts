@@ -1,24 +1,33 @@
 // agenixd command line. Started by src/main.ts (the ES module bundle) or src/snapshot.ts (the V8
 // startup snapshot that the NixOS package runs).
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readManifest, ManifestError } from "./manifest.js";
 import { activate, type Phase } from "./activate.js";
 import { createLogger } from "./log.js";
+import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
 
 const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users]
+       agenixd --help | --version
 
   activate   decrypt every secret of the manifest into a new generation and switch to it
              --phase users: only the secrets needed before users are created
                             (hashedPasswordFile); every other secret of the current
                             generation is kept as it is
 
-exit status: 0 all secrets installed, 1 a secret failed or activation failed, 2 usage error`;
+agenixd must run as root.
+exit status: 0 all secrets installed, 1 a secret failed or activation failed (or not root),
+             2 usage error`;
+
+/** package.json's version: scripts/bundle.mjs defines it in both bundles. */
+declare const AGENIXD_VERSION: string | undefined;
 
 export type Command =
   | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase }
   | { readonly kind: "help" }
-  | { readonly kind: "usage"; readonly error?: string };
+  | { readonly kind: "version" }
+  | { readonly kind: "usage"; readonly error: string };
 
 export function parseCommand(argv: readonly string[]): Command {
   let parsed;
@@ -28,25 +37,40 @@ export function parseCommand(argv: readonly string[]): Command {
       allowPositionals: true,
       options: {
         manifest: { type: "string" },
-        phase: { type: "string", default: "all" },
+        phase: { type: "string" },
         help: { type: "boolean", short: "h" },
+        version: { type: "boolean" },
       },
     });
   } catch (e) {
-    return { kind: "usage", error: (e as Error).message };
+    return { kind: "usage", error: parseArgsError(e as Error & { code?: string }) };
   }
   const { values, positionals } = parsed;
   if (values.help) return { kind: "help" };
-  const phase = values.phase;
-  if (positionals[0] !== "activate" || positionals.length !== 1 || !values.manifest || (phase !== "all" && phase !== "users")) {
-    return { kind: "usage" };
-  }
+  if (values.version) return { kind: "version" };
+  const [command, ...extra] = positionals;
+  if (command === undefined) return { kind: "usage", error: "no command given (expected activate)" };
+  if (command !== "activate") return { kind: "usage", error: `unknown command ${command}` };
+  if (extra.length > 0) return { kind: "usage", error: `unexpected argument ${extra[0]}` };
+  if (values.manifest === undefined) return { kind: "usage", error: "--manifest is required" };
+  if (values.manifest === "") return { kind: "usage", error: "--manifest must name a file" };
+  const phase = values.phase ?? "all";
+  if (phase !== "all" && phase !== "users") return { kind: "usage", error: `invalid --phase ${phase} (expected all or users)` };
   return { kind: "activate", manifest: values.manifest, phase };
+}
+
+/** node:util's parseArgs messages, shortened to what went wrong. */
+function parseArgsError(e: Error & { code?: string }): string {
+  // "Unknown option '--bogus'. …", "Option '--manifest <value>' argument missing", "Option '-h, --help' does not take an argument"
+  const option = /'(-[^']*)'/.exec(e.message)?.[1]?.split(/[\s,]+/).filter((w) => w.startsWith("-")).pop();
+  if (option && e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option}`;
+  if (option && e.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return /argument missing/.test(e.message) ? `${option} needs a value` : `${option} takes no value`;
+  return e.message;
 }
 
 /**
  * Runs one command; resolves to the exit status.
- * addonBase: the file URL of a file in the installed package (dist/…), from which the sd-notify addon is found.
+ * addonBase: the file URL of a file in the installed package (dist/…), from which agenixd's addon is found.
  */
 export async function main(argv: string[], addonBase: string | URL): Promise<number> {
   const command = parseCommand(argv);
@@ -54,14 +78,35 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  if (command.kind === "version") {
+    process.stdout.write(`agenixd ${packageVersion(addonBase)}\n`);
+    return 0;
+  }
   if (command.kind === "usage") {
-    process.stderr.write(`${command.error ? `agenixd: ${command.error}\n` : ""}${USAGE}\n`);
+    process.stderr.write(`agenixd: ${command.error}\n${USAGE}\n`);
     return 2;
+  }
+  // Before anything is read or made: as another user agenixd could only half-work.
+  const uid = process.geteuid!();
+  if (uid !== 0) {
+    process.stderr.write(`agenixd must run as root (it runs as uid ${uid})\n`);
+    return 1;
   }
 
   process.umask(0o077);
   const log = createLogger();
-  const notify = createNotifier(process.env, addonBase);
+  let addon: NativeAddon;
+  try {
+    // Before any key is read: no core file, and no ptrace or /proc/PID/mem for a process without
+    // CAP_SYS_PTRACE. Without the addon there is no activation: it also holds the lock (src/lock.ts).
+    addon = loadNativeAddon(addonBase);
+    addon.disableCoreDumps();
+  } catch (e) {
+    const message = `activation failed: ${(e as Error).message}`;
+    log.fatal({ cause: message }, message);
+    return 1;
+  }
+  const notify = createNotifier(process.env, addon);
   try {
     const manifest = readManifest(command.manifest);
     const result = await activate(manifest, command.phase, { log, notify });
@@ -72,4 +117,10 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     notify.status(message);
     return 1;
   }
+}
+
+function packageVersion(addonBase: string | URL): string {
+  if (typeof AGENIXD_VERSION === "string") return AGENIXD_VERSION;
+  // tsc's build/src/ in a checkout (not bundled): the checkout's package.json.
+  return (JSON.parse(readFileSync(new URL("../../package.json", addonBase), "utf8")) as { version: string }).version;
 }

@@ -1,35 +1,118 @@
-// Serialises activations that share a secretsMountPoint.
-// The lock is an abstract unix socket name: the kernel releases it when the holder dies (even by
-// SIGKILL), so there is no stale lock file to break and no race in breaking one. The name includes
-// the mount namespace, since mounts (and so the generations) are per namespace.
-import { createServer, type Server } from "node:net";
-import { readlinkSync } from "node:fs";
+// Serialises activations that share a secretsMountPoint: flock(2) on a lock file beside the mount
+// point, `<parent>/.<name>.lock` (/run/.agenix.d.lock by default). The file is root's, mode 0600,
+// so no other user can open it, and an open descriptor is all flock needs: only root can hold the
+// lock. The kernel releases it when the holder's descriptor closes, also when the holder is killed,
+// so nothing is ever stale. The file is never removed (a waiter that opened it before its removal
+// would lock a file nobody else sees).
+//
+// A lock file that is a symbolic link, not a regular file, not root's or open to other users was
+// not made by agenixd: it is refused, never followed or repaired, and the activation fails with the
+// reason (whoever could plant it in root's directory could do worse).
+import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { nativeAddon } from "./native.js";
 
 export interface Lock {
   release(): Promise<void>;
 }
 
+/** The lock file of a mount point. */
+export function lockPath(mountPoint: string): string {
+  return join(dirname(mountPoint), `.${basename(mountPoint)}.lock`);
+}
+
+const POLL_MS = 50;
+
 export async function acquireLock(mountPoint: string, options: { timeoutMs?: number; onWait?: () => void } = {}): Promise<Lock> {
-  const name = `\0agenixd:${readlinkSync("/proc/self/ns/mnt")}:${mountPoint}`;
-  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  const path = lockPath(mountPoint);
+  const { flock } = nativeAddon();
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const deadline = Date.now() + timeoutMs;
   let waited = false;
   for (;;) {
-    const server = await tryListen(name);
-    if (server) {
-      server.unref();
-      return { release: () => new Promise((resolve) => server.close(() => resolve())) };
+    const file = openLockFile(path);
+    try {
+      while (!flock(file.fd)) {
+        if (Date.now() > deadline) throw new Error(`the lock ${path} is still held after ${Math.round(timeoutMs / 1000)} s${describeHolder(file.ino)}`);
+        if (!waited) options.onWait?.();
+        waited = true;
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+    } catch (e) {
+      closeSync(file.fd);
+      throw e;
     }
-    if (Date.now() > deadline) throw new Error(`another activation still holds the lock for ${mountPoint}`);
-    if (!waited) options.onWait?.();
-    waited = true;
-    await new Promise((r) => setTimeout(r, 50));
+    // Taken. Only root can replace the file, and agenixd never does; should it have happened
+    // while we waited, the lock of a file no longer at `path` excludes nobody: start over.
+    const now = lstatSync(path, { throwIfNoEntry: false });
+    if (now && now.ino === file.ino && now.dev === file.dev) {
+      return { release: async () => closeSync(file.fd) };
+    }
+    closeSync(file.fd);
   }
 }
 
-function tryListen(name: string): Promise<Server | undefined> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", (e: NodeJS.ErrnoException) => (e.code === "EADDRINUSE" ? resolve(undefined) : reject(e)));
-    server.listen(name, () => resolve(server));
-  });
+interface LockFile {
+  readonly fd: number;
+  readonly dev: number;
+  readonly ino: number;
+}
+
+function openLockFile(path: string): LockFile {
+  makeParent(dirname(path));
+  let fd: number;
+  try {
+    // O_NOFOLLOW: a symbolic link is refused, not followed; O_NONBLOCK: a FIFO cannot hang the open.
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw new Error(`lock file ${path} is a symbolic link; agenixd refuses it (remove it)`);
+    if (code === "EISDIR") throw new Error(`lock file ${path} is a directory; agenixd refuses it (remove it)`);
+    throw new Error(`cannot open the lock file ${path}: ${(e as Error).message}`);
+  }
+  const st = fstatSync(fd);
+  const owner = process.geteuid!();
+  const problem = !st.isFile()
+    ? "is not a regular file"
+    : st.uid !== owner
+      ? `belongs to uid ${st.uid}, not to agenixd's uid ${owner}`
+      : (st.mode & 0o077) !== 0
+        ? `is open to other users (mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}, not 0600)`
+        : undefined;
+  if (problem) {
+    closeSync(fd);
+    throw new Error(`lock file ${path} ${problem}; agenixd refuses it (remove it)`);
+  }
+  return { fd, dev: st.dev, ino: st.ino };
+}
+
+/** A mount point's missing parents, 0755 (as /run is): its consumers must be able to traverse them. */
+function makeParent(dir: string): void {
+  if (existsSync(dir)) return;
+  makeParent(dirname(dir));
+  try {
+    mkdirSync(dir, { mode: 0o755 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    return;
+  }
+  chmodSync(dir, 0o755); // mkdir's mode went through the umask (0077 in agenixd)
+}
+
+/** ", held by pid N (comm)" from /proc/locks, for the timeout's message; empty if unknown. */
+function describeHolder(ino: number): string {
+  try {
+    for (const line of readFileSync("/proc/locks", "utf8").split("\n")) {
+      // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"
+      const f = line.trim().split(/\s+/);
+      if (f[1] !== "FLOCK" || !f[5]?.endsWith(`:${ino}`)) continue;
+      const pid = Number(f[4]);
+      let comm = "";
+      try {
+        comm = ` (${readFileSync(`/proc/${pid}/comm`, "utf8").trim()})`;
+      } catch {}
+      return `, held by pid ${pid}${comm}`;
+    }
+  } catch {}
+  return "";
 }

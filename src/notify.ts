@@ -1,43 +1,40 @@
-// sd_notify(3): STATUS= while working and READY=1 once the new generation is live.
-// A no-op without $NOTIFY_SOCKET, so the native addon is only loaded under systemd.
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-
-/** The sd-notify package's native addon: sd_notify(0, state) and sd_pid_notify(pid, 0, "READY=1"). */
-interface NativeSdNotify {
-  sendState(state: string): void;
-  ready(pid?: number): void;
-}
+// sd_notify(3): STATUS= while working and READY=1 once the new generation is live. A no-op
+// without $NOTIFY_SOCKET. agenixd's own addon sends the datagrams (src/native.ts), not libsystemd.
+//
+// Under scripts/agenixd-launcher.sh the unit's main process is the launcher, which waits for node
+// (to run the plain bundle if node refuses the snapshot); it passes its pid as $AGENIXD_MAIN_PID
+// and every message is sent on its behalf, so that systemd, which takes notifications from the
+// main process only (NotifyAccess=main), takes them, and reads READY=1 as the main process's
+// even if node has exited by then.
+import type { NativeAddon } from "./native.js";
 
 export interface Notifier {
   status(text: string): void;
   ready(): void;
 }
 
-/** addonBase: the file URL of a file in the installed package (dist/…); sd-notify is found from there. */
-export function createNotifier(env: NodeJS.ProcessEnv, addonBase: string | URL): Notifier {
-  if (!env.NOTIFY_SOCKET) return { status() {}, ready() {} };
-  const sd = loadSdNotify(addonBase);
-  return {
-    status: (text) => sd.sendState(`STATUS=${text.replace(/\n/g, " ")}\n`),
-    ready: () => sd.ready(process.pid),
-  };
-}
+/** systemd ignores a notification datagram over 4096 bytes; a STATUS= that lists many failed secrets is cut short of it. */
+const MAX_STATUS = 1024;
 
-function loadSdNotify(addonBase: string | URL): NativeSdNotify {
-  // The addon itself, not the package's entry point: that finds it through `bindings`, whose
-  // search of the file system costs ~10 ms. First where the package layout puts it (dist/ beside
-  // node_modules/), loaded with process.dlopen, which skips require()'s resolution (~2 ms).
-  try {
-    const addon = { exports: {} as NativeSdNotify };
-    process.dlopen(addon, fileURLToPath(new URL("../node_modules/sd-notify/build/Release/notify.node", addonBase)));
-    return addon.exports;
-  } catch {
-    const require = createRequire(addonBase);
+export function createNotifier(env: NodeJS.ProcessEnv, addon: Pick<NativeAddon, "notify">): Notifier {
+  const socket = env.NOTIFY_SOCKET;
+  if (!socket) return { status() {}, ready() {} };
+  const pid = /^[1-9][0-9]*$/.test(env.AGENIXD_MAIN_PID ?? "") ? Number(env.AGENIXD_MAIN_PID) : process.pid;
+  let failed = false;
+  const send = (state: string) => {
     try {
-      return require("sd-notify/build/Release/notify.node") as NativeSdNotify;
-    } catch {
-      return require("sd-notify") as NativeSdNotify;
+      addon.notify(socket, pid, state);
+    } catch (e) {
+      // As sd_notify(3)'s callers do, agenixd goes on; once, the journal learns why systemd may wait.
+      if (!failed) process.stderr.write(`agenixd: cannot notify ${socket}: ${(e as Error).message}\n`);
+      failed = true;
     }
-  }
+  };
+  return {
+    status: (text) => {
+      const line = text.replace(/\n/g, " ");
+      send(`STATUS=${line.length > MAX_STATUS ? `${line.slice(0, MAX_STATUS - 1)}…` : line}\n`);
+    },
+    ready: () => send("READY=1\n"),
+  };
 }

@@ -1,15 +1,18 @@
-// Entry point of the V8 startup snapshot (dist/agenixd.blob), which the NixOS package runs as
-// `node --snapshot-blob agenixd.blob -- activate …`. scripts/bundle.mjs builds it with
+// Entry point of the V8 startup snapshot (dist/agenixd.blob), which bin/agenixd
+// (scripts/agenixd-launcher.sh) runs as `node FLAGS --snapshot-blob agenixd.blob -- activate …`.
+// scripts/bundle.mjs builds it with
 // `node --build-snapshot`: this file is evaluated once at build time, so a start finds every module
 // (pino, sshpk, node:crypto, …) already loaded, and the functions the warm-up ran already compiled.
 // docs/performance.md has the measurements.
 //
 // What modules compute when they load is the build's, not the machine's: pino's default pid and
 // hostname (agenixd's logs carry neither), assert-plus's reading of NODE_NDEBUG (sshpk's argument
-// checks stay on). So is V8's string hash seed (--no-rehash-snapshot; scripts/launch.ts says why).
+// checks stay on). So is V8's string hash seed (--no-rehash-snapshot; scripts/launch.ts says why),
+// the same for every build (--random-seed in scripts/bundle.mjs: builds are alike but for a few
+// dozen bytes of Node's own, docs/performance.md).
 // process.env, argv, Math.random's seed and OpenSSL's state are the start's own.
 // The JSON logger on fd 2 is the build's too (prepareJsonLogger); a start sets its level.
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -20,6 +23,7 @@ import { loadAgeEncryptionWith } from "./age/hybrid.js";
 import { main, parseCommand } from "./cli.js";
 import { createLogger, prepareJsonLogger } from "./log.js";
 import { readManifest, type ManifestFile } from "./manifest.js";
+import { setNativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
 import { isRamfs, runCommand } from "./ramfs.js";
 
@@ -80,8 +84,17 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
   parseCommand(["activate", "--manifest", manifestPath, "--phase", "all"]);
 
   const sink = openSync("/dev/null", "w");
+  // No addon can be loaded while a snapshot is built; the build is the only process that takes
+  // its lock, a builder's core dumps hold nothing and no systemd listens. A start loads the real
+  // one (src/cli.ts).
+  const buildTimeAddon = { flock: () => true, disableCoreDumps() {}, notify() {} };
+  setNativeAddon(buildTimeAddon);
+  // The warm-up's log lines pass through Node's Buffer pool, which the blob keeps: a fixed clock
+  // keeps their "time" the same at every build (docs/performance.md, reproducible builds).
+  const now = Date.now;
+  Date.now = () => 0;
   try {
-    const ctx = { log: createLogger({ pretty: false, fd: sink }), notify: createNotifier({}, pathToFileURL(material.dir)), host };
+    const ctx = { log: createLogger({ pretty: false, fd: sink }), notify: createNotifier({ NOTIFY_SOCKET: "/warm-up" }, buildTimeAddon), host };
     const manifest = readManifest(manifestPath);
     expect(await activate(manifest, "all", ctx), 3, "first generation");
     const installed = readFileSync(join(secretsDir, "warm-up"), "utf8");
@@ -89,6 +102,8 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     expect(await activate(manifest, "all", ctx), 3, "second generation");
     expect(await activate(manifest, "users", ctx), 0, "users phase");
   } finally {
+    Date.now = now;
+    setNativeAddon(undefined);
     closeSync(sink);
   }
 }
@@ -99,7 +114,7 @@ function expect(result: ActivationResult, installed: number, what: string): void
   }
 }
 
-/** The blob's own location (from --snapshot-blob): the sd-notify addon and age-encryption are found from there. */
+/** The blob's own location (from --snapshot-blob): agenixd's addon and age-encryption are found from there. */
 function blobLocation(): URL {
   const args = process.execArgv;
   for (let i = 0; i < args.length; i++) {
@@ -120,7 +135,30 @@ if (!materialFile) throw new Error("AGENIXD_SNAPSHOT_WARMUP must name the warm-u
 void warmUp(JSON.parse(readFileSync(materialFile, "utf8")) as WarmUpMaterial);
 prepareJsonLogger();
 
+/**
+ * scripts/agenixd-launcher.sh gives node a pipe as fd $AGENIXD_SNAPSHOT_STARTED_FD: a byte on it,
+ * written before anything else, tells it that node accepted the blob and agenixd began. Without
+ * it, the launcher knows that nothing was done and may run the plain bundle instead; with it,
+ * a failure is agenixd's own and is not run a second time.
+ */
+function tellLauncherStarted(): boolean {
+  const fd = process.env.AGENIXD_SNAPSHOT_STARTED_FD;
+  if (fd === undefined) return true;
+  delete process.env.AGENIXD_SNAPSHOT_STARTED_FD;
+  try {
+    if (!/^[1-9][0-9]*$/.test(fd)) throw new Error("not a file descriptor");
+    writeSync(Number(fd), "S");
+    closeSync(Number(fd)); // mount(8) must not inherit it: the launcher reads until it closes
+    return true;
+  } catch (e) {
+    process.stderr.write(`agenixd: cannot tell the launcher that the snapshot started (AGENIXD_SNAPSHOT_STARTED_FD=${fd}): ${(e as Error).message}\n`);
+    return false;
+  }
+}
+
 startupSnapshot.setDeserializeMainFunction(() => {
+  // Nothing is done without the launcher's knowing: otherwise it could run agenixd a second time.
+  if (!tellLauncherStarted()) process.exit(1);
   const blob = blobLocation();
   loadAgeEncryptionWith(async () => createRequire(blob)("./age-encryption.cjs") as typeof import("age-encryption"));
   // argv is [node, command, …]: a snapshot has no script path. As in src/main.ts, the process

@@ -1,42 +1,73 @@
 // sd_notify: STATUS= updates while working and READY=1 after the swap, received on a real
-// unix datagram socket (as systemd's NOTIFY_SOCKET is).
+// unix datagram socket (as systemd's NOTIFY_SOCKET is), with the sender's credentials, by which
+// systemd decides whose message it is.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join, relative } from "node:path";
 import { AGENIXD, ENTRIES, type Entry, SNAPSHOT_BLOB, Sandbox } from "./helpers/sandbox.js";
-import { SNAPSHOT_NODE_FLAGS } from "../scripts/launch.js";
+import { renderLauncher, SNAPSHOT_NODE_FLAGS } from "../scripts/launch.js";
 
+const DIST = fileURLToPath(new URL("../../dist", import.meta.url));
+
+// Each datagram as "PID MESSAGE", PID from SCM_CREDENTIALS (systemd sets SO_PASSCRED too).
 const RECEIVER = `
-import socket, sys, os
+import socket, struct, sys, os
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+s.bind("\\0" + sys.argv[1][1:] if sys.argv[1].startswith("@") else sys.argv[1])
 print("bound", flush=True)
 s.settimeout(20)
 out = open(sys.argv[2], "w")
 while True:
-    data = s.recv(4096).decode()
-    out.write(data.replace("\\n", "|") + "\\n"); out.flush()
+    data, ancillary, _, _ = s.recvmsg(8192, socket.CMSG_SPACE(12))
+    pid = [struct.unpack("iII", d)[0] for level, kind, d in ancillary if kind == socket.SCM_CREDENTIALS][0]
+    data = data.decode()
+    out.write(str(pid) + " " + data.replace("\\n", "|") + "\\n"); out.flush()
     if "READY=1" in data:
         break
 `;
 
+interface Notified {
+  status: number | null;
+  /** The datagrams' texts. */
+  messages: string[];
+  /** The sender's pid of each, as systemd sees it. */
+  senders: number[];
+  pid: number;
+}
+
 /** Runs one activation with a real NOTIFY_SOCKET; returns its exit status and the datagrams received. */
-async function activateNotified(sb: Sandbox, manifest: string, args: string[] = [], entry: readonly string[] = AGENIXD): Promise<{ status: number | null; messages: string[] }> {
+async function activateNotified(
+  sb: Sandbox,
+  manifest: string,
+  args: string[] = [],
+  entry: readonly string[] = AGENIXD,
+  env: Record<string, string> = {},
+  command: readonly string[] = [process.execPath, ...entry],
+): Promise<Notified> {
   const socketPath = join(sb.root, "notify.sock");
   const received = join(sb.root, "received.txt");
   const receiver = spawn("python3", ["-c", RECEIVER, socketPath, received], { stdio: ["ignore", "pipe", "inherit"] });
   await once(receiver.stdout, "data");
-  const r = spawnSync(process.execPath, [...entry, "activate", "--manifest", manifest, ...args], {
-    encoding: "utf8",
-    env: { ...process.env, NOTIFY_SOCKET: socketPath },
+  const child = spawn(command[0]!, [...command.slice(1), "activate", "--manifest", manifest, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, NOTIFY_SOCKET: socketPath, ...env },
   });
-  const [code] = (await once(receiver, "exit")) as [number];
+  child.stderr!.resume(); // agenixd's logs are not what this file tests
+  const [[status], [code]] = (await Promise.all([once(child, "exit"), once(receiver, "exit")])) as [[number | null], [number]];
   assert.equal(code, 0, "receiver saw READY=1");
   rmSync(socketPath);
-  return { status: r.status, messages: readFileSync(received, "utf8").trim().split("\n") };
+  const lines = readFileSync(received, "utf8").trim().split("\n");
+  return {
+    status,
+    messages: lines.map((l) => l.slice(l.indexOf(" ") + 1)),
+    senders: lines.map((l) => Number(l.slice(0, l.indexOf(" ")))),
+    pid: child.pid!,
+  };
 }
 
 test("sends STATUS= while working and READY=1 once the new generation is live", async (t) => {
@@ -67,14 +98,81 @@ test("READY=1 also when there is nothing to do (users phase) and when every secr
 });
 
 for (const entry of Object.keys(ENTRIES) as Entry[]) {
-  test(`the ${entry} entry finds the sd-notify addon and reports READY=1`, async (t) => {
+  test(`the ${entry} entry finds its addon and reports READY=1, as itself`, async (t) => {
     const sb = new Sandbox(`notify-${entry}`);
     t.after(() => sb.cleanup());
-    const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], ENTRIES[entry]);
+    const { status, messages, senders, pid } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], ENTRIES[entry]);
     assert.equal(status, 0);
     assert.ok(messages.some((m) => m.includes("READY=1")), messages.join("\n"));
+    assert.deepEqual(new Set(senders), new Set([pid]));
   });
 }
+
+test("with AGENIXD_MAIN_PID (the launcher's), every message is sent on that process's behalf", async (t) => {
+  const sb = new Sandbox("notify-main-pid");
+  t.after(() => sb.cleanup());
+  const main = spawn("sleep", ["30"]); // stands for the launcher, the unit's main process
+  t.after(() => main.kill("SIGKILL"));
+  const { status, messages, senders } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], AGENIXD, { AGENIXD_MAIN_PID: String(main.pid) });
+  assert.equal(status, 0);
+  assert.ok(messages.length >= 3 && messages.at(-1) === "READY=1|", messages.join("\n"));
+  assert.deepEqual(senders, messages.map(() => main.pid));
+});
+
+test("without CAP_SYS_ADMIN to speak for AGENIXD_MAIN_PID, messages go out as agenixd's own", async (t) => {
+  const sb = new Sandbox("notify-no-sys-admin");
+  t.after(() => sb.cleanup());
+  const main = spawn("sleep", ["30"]);
+  t.after(() => main.kill("SIGKILL"));
+  // The users phase with no secret for users mounts nothing: it runs without CAP_SYS_ADMIN.
+  const command = ["setpriv", "--bounding-set=-sys_admin", process.execPath, ...AGENIXD];
+  const { status, messages, senders, pid } = await activateNotified(sb, sb.manifest([{ name: "a" }]), ["--phase", "users"], AGENIXD, { AGENIXD_MAIN_PID: String(main.pid) }, command);
+  assert.equal(status, 0);
+  assert.equal(messages.at(-1), "READY=1|");
+  assert.deepEqual(senders, messages.map(() => pid), "sent as agenixd itself (setpriv exec'd node)");
+});
+
+for (const fallback of [false, true]) {
+  test(`under the launcher${fallback ? ", falling back to the plain bundle," : ""} every message is the launcher's, the unit's main process`, async (t) => {
+    const dir = mkdtempSync("/tmp/agenixd-notify-launcher-");
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const flags = fallback ? SNAPSHOT_NODE_FLAGS.filter((f) => f !== "--no-opt") : SNAPSHOT_NODE_FLAGS; // other flags: node refuses the blob
+    const launcher = join(dir, "agenixd");
+    writeFileSync(launcher, renderLauncher({ shell: "/bin/sh", node: process.execPath, dist: DIST, snapshotNodeFlags: flags }), { mode: 0o755 });
+    const sb = new Sandbox("notify-launcher");
+    t.after(() => sb.cleanup());
+    const { status, messages, senders, pid } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], [], {}, [launcher]);
+    assert.equal(status, 0);
+    assert.equal(messages.at(-1), "READY=1|");
+    assert.deepEqual(senders, messages.map(() => pid), "systemd would take each for the main process's (NotifyAccess=main)");
+  });
+}
+
+test("an abstract NOTIFY_SOCKET (@name) is reached too", async (t) => {
+  const sb = new Sandbox("notify-abstract");
+  t.after(() => sb.cleanup());
+  const received = join(sb.root, "received.txt");
+  const address = `@agenixd-test-${process.pid}`;
+  const receiver = spawn("python3", ["-c", RECEIVER, address, received], { stdio: ["ignore", "pipe", "inherit"] });
+  await once(receiver.stdout, "data");
+  const r = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", sb.manifest([{ name: "a" }])], { encoding: "utf8", env: { ...process.env, NOTIFY_SOCKET: address } });
+  assert.equal(r.status, 0, r.stderr);
+  const [code] = (await once(receiver, "exit")) as [number];
+  assert.equal(code, 0, "receiver saw READY=1");
+  assert.match(readFileSync(received, "utf8"), /READY=1/);
+});
+
+test("a STATUS= naming many failed secrets stays under systemd's 4096 bytes", async (t) => {
+  const sb = new Sandbox("notify-long-status");
+  t.after(() => sb.cleanup());
+  assert.equal(sb.run(sb.manifest([{ name: "ok" }])).status, 0);
+  const failing = Array.from({ length: 300 }, (_, i) => ({ name: `a-rather-long-secret-name-${i}`, file: "/nonexistent.age" }));
+  const { status, messages } = await activateNotified(sb, sb.manifest([{ name: "ok" }, ...failing]));
+  assert.equal(status, 1);
+  const summary = messages.find((m) => m.includes("300 failed"));
+  assert.ok(summary, messages.join("\n"));
+  assert.ok(Buffer.byteLength(summary) <= 1100 && summary.endsWith("…|"), summary);
+});
 
 test("the snapshot finds the addon also when its blob is named relatively, as --snapshot-blob=PATH", async (t) => {
   const sb = new Sandbox("notify-relative-blob");
