@@ -1,17 +1,17 @@
 # agenixd, built from this repository offline (docs/nix-build.md). The npm packages come from
 # ./npm-deps.nix, a fixed-output derivation of the tarballs package-lock.json locks;
-# scripts/npm-deps.mjs points a copy of the lockfile at them for `npm ci --offline`. sd-notify is a
-# native addon: node-gyp (python3) builds it against nodejs's headers and libsystemd. bin/agenixd
-# runs dist/agenixd.blob, a V8 startup snapshot built here by the same nodejs that runs it (a
-# snapshot only starts on the node that made it).
+# scripts/npm-deps.mjs points a copy of the lockfile at them for `npm ci --offline`. agenixd's own
+# native addon (native/: flock, core dumps off, sd_notify) is built by node-gyp (python3) against
+# nodejs's headers. bin/agenixd is scripts/agenixd-launcher.sh: it runs dist/agenixd.blob, a V8
+# startup snapshot built here by the same nodejs that runs it (a snapshot only starts on the node
+# that made it), or the plain bundle dist/agenixd.mjs if node refuses the snapshot.
 {
   lib,
   stdenv,
   callPackage,
   nodejs,
   python3,
-  pkg-config,
-  systemdLibs,
+  dash,
   util-linux,
   makeBinaryWrapper,
 }:
@@ -31,6 +31,7 @@ let
       ../tsconfig.json
       ../src
       ../scripts
+      ../native
     ];
   };
 in
@@ -43,14 +44,10 @@ stdenv.mkDerivation {
   nativeBuildInputs = [
     nodejs
     python3
-    pkg-config
     makeBinaryWrapper
   ];
   # nodejs runs bin/agenixd: fixup points the installed scripts' `#!/usr/bin/env node` at it.
-  buildInputs = [
-    nodejs
-    systemdLibs
-  ];
+  buildInputs = [ nodejs ];
 
   env = {
     # Native addons are built against nodejs's own headers (include/node), never downloaded ones.
@@ -62,9 +59,9 @@ stdenv.mkDerivation {
     npm_config_update_notifier = "false";
   };
 
-  # Installs node_modules from npmDeps alone, then runs the install scripts: sd-notify's node-gyp
-  # build and esbuild's check of its platform binary (@esbuild/linux-*). node-gyp is on PATH for
-  # them and for scripts/bundle.mjs.
+  # Installs node_modules from npmDeps alone, then runs the install scripts (esbuild's check of its
+  # platform binary, @esbuild/linux-*). node-gyp is on PATH for scripts/bundle.mjs, which builds
+  # agenixd's addon.
   configurePhase = ''
     runHook preConfigure
     export HOME="$TMPDIR" npm_config_cache="$TMPDIR/npm-cache"
@@ -88,25 +85,27 @@ stdenv.mkDerivation {
     runHook postBuild
   '';
 
-  # $out/lib/node_modules/agenixd holds package.json, dist/ and the production node_modules, where
-  # sd-notify's compiled addon lives (`npm-deps.mjs prune` drops the dev packages and node-gyp's
-  # intermediate files). bin/agenixd is a compiled wrapper that pins nodejs, starts it from the
-  # snapshot with the V8 flags it was built with (package.json's config.snapshotNodeFlags) and puts
-  # mount(8) on PATH for the ramfs. V8 flags from NODE_OPTIONS would make node refuse the
-  # snapshot, so they are dropped. The glibc tunables (package.json's config.glibcTunables;
-  # scripts/launch.ts says why) put node's large malloc blocks, the 5.6 MB blob first, on
-  # transparent huge pages.
+  # $out/lib/node_modules/agenixd holds package.json and dist/: the bundles, the snapshot, the
+  # addon. Every npm package is bundled into dist/, so no node_modules is installed. bin/agenixd is
+  # the launcher (scripts/agenixd-launcher.sh, run by dash): it pins nodejs, starts it from the
+  # snapshot with the V8 flags it was built with (package.json's config.snapshotNodeFlags), falls
+  # back to the plain bundle if node refuses the snapshot, drops NODE_OPTIONS (V8 flags there
+  # would make node refuse it) and puts mount(8) on PATH. The glibc tunables
+  # (package.json's config.glibcTunables; scripts/launch.ts says why) put node's large malloc
+  # blocks, the 5.6 MB blob first, on transparent huge pages.
   installPhase = ''
     runHook preInstall
-    node scripts/npm-deps.mjs prune
     pkg="$out/lib/node_modules/agenixd"
     mkdir -p "$pkg" "$out/bin"
-    cp -r package.json dist node_modules "$pkg/"
-    makeBinaryWrapper ${lib.getExe nodejs} $out/bin/agenixd \
-      --add-flags "${packageJson.config.snapshotNodeFlags} --snapshot-blob $out/lib/node_modules/agenixd/dist/agenixd.blob --" \
-      --unset NODE_OPTIONS \
-      --prefix GLIBC_TUNABLES : ${lib.escapeShellArg packageJson.config.glibcTunables} \
-      --prefix PATH : ${lib.makeBinPath [ util-linux ]}
+    cp -r package.json dist "$pkg/"
+    substitute scripts/agenixd-launcher.sh $out/bin/agenixd \
+      --subst-var-by shell ${lib.getExe dash} \
+      --subst-var-by node ${lib.getExe nodejs} \
+      --subst-var-by dist "$pkg/dist" \
+      --subst-var-by snapshotNodeFlags ${lib.escapeShellArg packageJson.config.snapshotNodeFlags} \
+      --subst-var-by glibcTunables ${lib.escapeShellArg packageJson.config.glibcTunables} \
+      --subst-var-by pathPrefix ${lib.makeBinPath [ util-linux ]}
+    chmod +x $out/bin/agenixd
     runHook postInstall
   '';
 
@@ -120,6 +119,7 @@ stdenv.mkDerivation {
   installCheckPhase = ''
     runHook preInstallCheck
     $out/bin/agenixd --help | grep -q '^usage: agenixd'
+    [ "$($out/bin/agenixd --version)" = "agenixd ${packageJson.version}" ]
     runHook postInstallCheck
   '';
 

@@ -78,8 +78,7 @@ function packagePhases(deps: string): Phases {
           { outPath = "${deps}"; };
         nodejs = pkg "${nodePrefix}" "node";
         python3 = pkg "/python3-stand-in" "python3";
-        pkg-config = pkg "/pkg-config-stand-in" "pkg-config";
-        systemdLibs = pkg "/systemd-stand-in" "systemd";
+        dash = pkg "/usr" "dash";
         util-linux = pkg "/usr" "mount";
         makeBinaryWrapper = pkg "/make-binary-wrapper-stand-in" "makeBinaryWrapper";
       };
@@ -91,13 +90,25 @@ function packagePhases(deps: string): Phases {
 
 /**
  * stdenv's helpers that package.nix's phases call, in bash: runHook (no hooks here), patchShebangs
- * (node_modules' `#!/usr/bin/env node` scripts run as they are outside Nix), and makeBinaryWrapper
- * as a script with the same effect (nixpkgs compiles it to C).
+ * (node_modules' `#!/usr/bin/env node` scripts run as they are outside Nix), substitute (only
+ * --subst-var-by) and makeBinaryWrapper as a script with the same effect (nixpkgs compiles it to C).
  */
 const stdenvStandIn = `
 set -euo pipefail
 runHook() { :; }
 patchShebangs() { :; }
+substitute() {
+  local input=$1 output=$2 content
+  shift 2
+  content=$(<"$input")$'\\n'
+  while (( $# )); do
+    case $1 in
+      --subst-var-by) content=\${content//@$2@/$3}; shift 3 ;;
+      *) echo "substitute stand-in: unknown option $1" >&2; return 1 ;;
+    esac
+  done
+  printf '%s' "$content" >"$output"
+}
 makeBinaryWrapper() {
   local original=$1 wrapper=$2 flags=""
   shift 2
@@ -216,18 +227,15 @@ describe("nix/npm-deps.nix's tarballs", () => {
     assert.equal(r.status, 0, `package.nix's phases failed (exit ${r.status}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-6000)}`);
 
     const pkg = join(out, "lib", "node_modules", "agenixd");
-    assert.deepEqual(readdirSync(pkg).sort(), ["dist", "node_modules", "package.json"]);
-    const modules = readdirSync(join(pkg, "node_modules"));
-    for (const runtime of ["age-encryption", "pino", "sd-notify", "sshpk"]) assert.ok(modules.includes(runtime), runtime);
-    for (const dev of ["esbuild", "typescript", "cctv-age", "@esbuild", "@types"]) assert.ok(!modules.includes(dev), `${dev} is pruned`);
-    const addonDir = join(pkg, "node_modules", "sd-notify", "build");
-    assert.deepEqual(filesUnder(addonDir), [join(addonDir, "Release", "notify.node")], "node-gyp's other files name python and the compiler");
+    // Every npm package is bundled into dist/: nothing of node_modules (or node-gyp's build tree,
+    // which names python and the compiler) is installed.
+    assert.deepEqual(readdirSync(pkg).sort(), ["dist", "package.json"]);
     for (const file of filesUnder(out)) assert.ok(!readFileSync(file).includes(deps), `${file} names the tarballs' directory`);
 
-    // The addon as src/notify.ts loads it: dist/../node_modules/sd-notify/build/Release/notify.node.
+    // The addon as src/native.ts loads it: dist/agenixd.node.
     const addon = spawnSync(
       process.execPath,
-      ["-e", "const m = { exports: {} }; process.dlopen(m, process.argv[1]); if (typeof m.exports.sendState !== 'function') process.exit(3);", join(addonDir, "Release", "notify.node")],
+      ["-e", "const m = { exports: {} }; process.dlopen(m, process.argv[1]); if (typeof m.exports.flock !== 'function') process.exit(3);", join(pkg, "dist", "agenixd.node")],
       { encoding: "utf8" },
     );
     assert.equal(addon.status, 0, addon.stderr);
@@ -239,6 +247,8 @@ describe("nix/npm-deps.nix's tarballs", () => {
     const bin = spawnSync(join(out, "bin", phases.meta.mainProgram), ["--help"], { env: { ...process.env, NODE_OPTIONS: "--max-semi-space-size=64" }, encoding: "utf8" });
     assert.equal(bin.status, 0, bin.stderr);
     assert.match(bin.stdout, /^usage: agenixd/);
+    assert.equal(bin.stderr, "", "the launcher started the snapshot, with no fallback");
+    assert.match(readFileSync(join(out, "bin", phases.meta.mainProgram), "utf8"), /^#!\/usr\/bin\/dash\n/, "run by dash");
   });
 });
 
