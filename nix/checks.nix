@@ -2,7 +2,8 @@
 # activation. Builtins only (no nixpkgs), so CI can evaluate it with plain nix-instantiate.
 #
 # Arguments: the plain values of the `age.*` options
-#   secrets           attrset: attribute name -> { name, file, path, mode, owner, group, symlink }
+#   secrets           attrset: attribute name -> { name, file, path, mode, owner, group, symlink,
+#                     restartUnits ? [ ], reloadUnits ? [ ] }
 #   identityPaths     list of absolute paths (strings or path values)
 #   secretsDir        string or path, e.g. "/run/agenix"
 #   secretsMountPoint string, e.g. "/run/agenix.d"
@@ -34,6 +35,7 @@ let
     isString
     length
     match
+    replaceStrings
     split
     stringLength
     substring
@@ -94,6 +96,24 @@ let
     else
       [ ];
 
+  # What systemctl takes as one unit name (src/units.ts isUnitName): letters, digits and
+  # `:_.@\-`, not `-` first (systemctl would read an option), at most 255 characters. The
+  # backslash (systemd's escapes, `\x2d`) is swapped for `_` before matching rather than written
+  # in the bracket expression, where regex engines disagree about it.
+  unitProblem =
+    attr: option: unit:
+    let
+      prefix = "age.secrets.\"${attr}\".${option}:";
+    in
+    if stringLength unit > 255 then
+      [ "${prefix} \"${substring 0 40 unit}...\" is ${toString (stringLength unit)} characters long; a systemd unit name has at most 255." ]
+    else if match "[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]*" (replaceStrings [ "\\" ] [ "_" ] unit) == null then
+      [ "${prefix} \"${unit}\" is not a systemd unit name (such as \"nginx.service\": letters, digits and \":_.@\\-\", not starting with \"-\")." ]
+    else
+      [ ];
+
+  unitProblems = attr: option: units: concatLists (map (unitProblem attr option) units);
+
   secretProblems =
     attr:
     let
@@ -110,7 +130,9 @@ let
     # agenix #291: a copy written below secretsDir lands inside the current generation, which the
     # next activation replaces, so the file silently disappears.
     ++ optional (!secret.symlink && isUnder dir path)
-      "age.secrets.\"${attr}\": symlink = false needs a path outside age.secretsDir (${dir}), but path is \"${path}\"; a copy written there is lost when the next generation replaces it (agenix #291). Set a path elsewhere or keep symlink = true.";
+      "age.secrets.\"${attr}\": symlink = false needs a path outside age.secretsDir (${dir}), but path is \"${path}\"; a copy written there is lost when the next generation replaces it (agenix #291). Set a path elsewhere or keep symlink = true."
+    ++ unitProblems attr "restartUnits" (secret.restartUnits or [ ])
+    ++ unitProblems attr "reloadUnits" (secret.reloadUnits or [ ]);
 
   # Every file a secret puts in place ("leaf"): its file in the generation, seen as
   # secretsDir/name, and its `path` when that is elsewhere (a symlink, or a copy). Two leaves at

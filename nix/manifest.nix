@@ -2,8 +2,9 @@
 # Builtins only (no nixpkgs): CI evaluates it with `nix-instantiate --eval --strict --json`.
 #
 # Arguments:
-#   secrets           attrset: attribute name -> { name, file, path, mode, owner, group, symlink }
-#                     (the evaluated `age.secrets`; other attributes are ignored)
+#   secrets           attrset: attribute name -> { name, file, path, mode, owner, group, symlink,
+#                     restartUnits ? [ ], reloadUnits ? [ ] } (the evaluated `age.secrets`; other
+#                     attributes are ignored)
 #   identityPaths     list of absolute paths (strings or path values)
 #   secretsDir        string or path, e.g. "/run/agenix"
 #   secretsMountPoint string, e.g. "/run/agenix.d"
@@ -11,9 +12,10 @@
 #   passwordFilePaths list of strings (default []): the `hashedPasswordFile`s of users.users;
 #                     a secret whose `path` is one of them gets `neededForUsers = true`
 #
-# Result: the manifest attrset (version 1), ready for builtins.toJSON. Secrets are a list sorted
-# by attribute name; modes are written with four digits ("440" becomes "0440"). Throws, listing every problem found by ./checks.nix, when the configuration
-# would break at activation.
+# Result: the manifest attrset (version 2: every secret carries `restartUnits` and `reloadUnits`,
+# empty when not given), ready for builtins.toJSON. Secrets are a list sorted by attribute name;
+# modes are written as given. Throws, listing every problem found by ./checks.nix, when the
+# configuration would break at activation.
 #
 # Only `file` may be copied into the store (it is ciphertext); identity paths and directories are
 # turned into strings with toString, so a private key given as a path literal never is.
@@ -48,10 +50,12 @@ let
       mode = secret.mode;
       file = "${secret.file}";
       neededForUsers = builtins.elem path passwordFiles;
+      restartUnits = secret.restartUnits or [ ];
+      reloadUnits = secret.reloadUnits or [ ];
     };
 
   manifest = {
-    version = 1;
+    version = 2;
     secretsDir = toString secretsDir;
     secretsMountPoint = toString secretsMountPoint;
     identityPaths = map toString identityPaths;

@@ -3,6 +3,7 @@
 #   ./manifest.nix  option values -> the manifest agenixd reads
 #   ./checks.nix    option values -> configuration problems (assertions)
 #   ./unit.nix      executable + manifest -> systemd services and activation snippets
+# and defines the one activation snippet that is opt-in (age.dryActivate) itself.
 {
   config,
   options,
@@ -56,20 +57,41 @@ let
     lib.attrValues cfg.secrets
   );
 
+  agenixd = lib.getExe' cfg.package "agenixd";
+
   unitPlan = import ./unit.nix;
+  unitTakes = builtins.functionArgs unitPlan;
   run = unitPlan (
     {
-      agenixd = lib.getExe' cfg.package "agenixd";
+      inherit agenixd;
       manifest = "${manifestFile}";
       inherit (cfg) identityPaths;
       inherit usersPhase userManagement;
     }
     # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself. (Passed only
     # to a unit.nix that takes it: the argument arrives there in a separate change.)
-    // lib.optionalAttrs ((builtins.functionArgs unitPlan) ? mount) {
+    // lib.optionalAttrs (unitTakes ? mount) {
       mount = lib.getExe' pkgs.util-linux "mount";
     }
+    # Likewise systemctl, which restarts and reloads the units of changed secrets
+    # (restartUnits/reloadUnits): the unit names it rather than relying on PATH.
+    // lib.optionalAttrs (unitTakes ? systemctl) {
+      systemctl = "${config.systemd.package}/bin/systemctl";
+    }
   );
+
+  # switch-to-configuration starts no unit on `dry-activate`: it runs only the activation snippets
+  # that support dry activation, with NIXOS_ACTION=dry-activate. The same snippets also run on
+  # every real activation (boot, switch, test), where this one does nothing.
+  dryActivationSnippet = {
+    supportsDryActivation = true;
+    deps = [ ];
+    text = ''
+      if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
+        ${agenixd} activate --dry-run --manifest ${manifestFile}
+      fi
+    '';
+  };
 
   # agenix's home-manager module has an `age.package` too, meaning the age binary; given that here,
   # the unit would run a bin/agenixd that does not exist. Decided without building the package:
@@ -145,6 +167,28 @@ let
             Whether `path` is a symlink into the current generation (true) or a copy of the
             secret (false). A copy needs a `path` outside {option}`age.secretsDir`, which is
             replaced at each activation (agenix #291).
+          '';
+        };
+        restartUnits = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "postgresql.service" ];
+          description = ''
+            Units restarted (`systemctl try-restart`) after a switch that added, removed or changed
+            this secret: its content, owner, group or mode. Each unit is restarted once, after
+            every secret is in place, and only if it is running. Nothing is restarted at boot, nor
+            when the secret could not be decrypted and kept its previous value. Works like
+            sops-nix's option of the same name.
+          '';
+        };
+        reloadUnits = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "nginx.service" ];
+          description = ''
+            Units reloaded (`systemctl try-reload-or-restart`: restarted when they cannot reload)
+            when this secret changes, under the same rules as `restartUnits`. A unit that some
+            secret also restarts is only restarted. Works like sops-nix's option of the same name.
           '';
         };
       };
@@ -261,6 +305,20 @@ in
       '';
     };
 
+    dryActivate = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether `nixos-rebuild dry-activate` shows which secrets a switch would add, modify or
+        remove and which units it would restart or reload (`agenixd activate --dry-run`, which
+        writes nothing). A dry activation starts no unit and runs only activation script snippets
+        that support it, so this adds one: `system.activationScripts.agenixdDryActivate`, which
+        does nothing unless `NIXOS_ACTION` is `dry-activate`. Off by default because NixOS is
+        deprecating activation scripts (nixpkgs #475305) and warns about every one with a body.
+      '';
+    };
+
     keepGenerations = mkOption {
       type = types.ints.positive;
       default = 1;
@@ -293,7 +351,9 @@ in
 
       systemd.services = run.services;
 
-      system.activationScripts = run.activationScripts;
+      system.activationScripts =
+        run.activationScripts
+        // lib.optionalAttrs cfg.dryActivate { agenixdDryActivate = dryActivationSnippet; };
     })
   ];
 }

@@ -1,7 +1,9 @@
 // nix/checks.nix refuses secrets whose files would land on one another (issue 13.5): the same
 // place, a secret's `path` on another's file in secretsDir, a file where another secret needs a
-// directory. Evaluated with builtins only (nix-instantiate --eval), as the module's assertions
-// and manifest.nix use it.
+// directory; and unit names in restartUnits/reloadUnits that systemctl would not take as one
+// (issue 14), which nix/manifest.nix writes into manifest version 2. Evaluated with builtins only
+// (nix-instantiate --eval), as the module's assertions and manifest.nix use it.
+import { existsSync } from "node:fs";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -19,6 +21,8 @@ interface Secret {
   owner: string;
   group: string;
   symlink: boolean;
+  restartUnits?: string[];
+  reloadUnits?: string[];
 }
 interface Options {
   secrets: Record<string, Secret>;
@@ -161,6 +165,109 @@ describe("nix/checks.nix: secrets that would replace one another", nix, () => {
   test("whatever checks.nix accepts, agenixd's manifest validator accepts", () => {
     for (const [what, config] of accepted) {
       assert.doesNotThrow(() => parseManifest(unchecked(config)), what);
+    }
+  });
+});
+
+const manifestOf = (o: Options) => nixEval(`import ${nixDir}/manifest.nix arg`, o) as { version: number; secrets: (Secret & { neededForUsers: boolean })[] };
+
+/** systemd's own escapes (`\x2d`) and instance names: what `systemd-escape` and templates produce. */
+const unitNames = ["nginx.service", "postgresql", "getty@tty1.service", "systemd-cryptsetup@luks\\x2droot.service", "dev-disk-by\\x2dlabel-data.swap", "a:b_c.d-e", "x-", "\\x2dleading.service", "a".repeat(255)];
+const notUnitNames: [string, string][] = [
+  ["-nginx.service", "a leading - (systemctl would read an option)"],
+  ["", "an empty name"],
+  ["nginx service", "a space"],
+  ["nginx.service\n", "a newline"],
+  ["../etc/x.service", "a slash"],
+  ["nginx.service;reboot", "a semicolon"],
+  ["ngïnx.service", "a non-ASCII letter"],
+  ["*.service", "a glob (systemctl would expand it to many units)"],
+];
+
+describe("nix/checks.nix: restartUnits and reloadUnits", nix, () => {
+  test("accepts systemd unit names, escaped and templated ones included, in both lists", () => {
+    assert.deepEqual(problemsOf(options({ a: secret("a", { restartUnits: unitNames, reloadUnits: unitNames }) })), []);
+  });
+
+  for (const [unit, what] of notUnitNames) {
+    test(`refuses a unit name with ${what}, naming the secret, the option and the unit`, () => {
+      assert.deepEqual(problemsOf(options({ db: secret("db", { restartUnits: ["postgresql.service", unit] }) })), [
+        `age.secrets."db".restartUnits: ${JSON.stringify(unit).replace("\\n", "\n")} is not a systemd unit name (such as "nginx.service": letters, digits and ":_.@\\-", not starting with "-").`,
+      ]);
+      assert.deepEqual(problemsOf(options({ tls: secret("tls", { reloadUnits: [unit] }) })), [
+        `age.secrets."tls".reloadUnits: ${JSON.stringify(unit).replace("\\n", "\n")} is not a systemd unit name (such as "nginx.service": letters, digits and ":_.@\\-", not starting with "-").`,
+      ]);
+    });
+  }
+
+  test("refuses a unit name longer than 255 characters, saying how long it is", () => {
+    assert.deepEqual(problemsOf(options({ a: secret("a", { restartUnits: ["a".repeat(256)] }) })), [
+      `age.secrets."a".restartUnits: "${"a".repeat(40)}..." is 256 characters long; a systemd unit name has at most 255.`,
+    ]);
+  });
+
+  test("every bad name of every secret is reported at once", () => {
+    const problems = problemsOf(options({ a: secret("a", { restartUnits: ["-x", "ok.service", "y z"] }), b: secret("b", { reloadUnits: [""] }) }));
+    assert.deepEqual(
+      problems.map((p) => p.slice(0, p.indexOf(" is "))),
+      ['age.secrets."a".restartUnits: "-x"', 'age.secrets."a".restartUnits: "y z"', 'age.secrets."b".reloadUnits: ""'],
+    );
+  });
+
+  test("manifest.nix refuses a bad unit name with the same message", () => {
+    assert.throws(
+      () => manifestOf(options({ db: secret("db", { restartUnits: ["-x"] }) })),
+      (e: unknown) => e instanceof NixError && e.message.includes('age.secrets."db".restartUnits: "-x" is not a systemd unit name'),
+    );
+  });
+
+  // agenixd's runtime (src/units.ts, issue 14) checks the names again before calling systemctl:
+  // what evaluates must not be refused there, and what is refused here must be refused there.
+  test("checks.nix and agenixd's isUnitName (src/units.ts) agree", async (t) => {
+    const units = new URL("../src/units.js", import.meta.url);
+    if (!existsSync(fileURLToPath(units))) return t.skip("src/units.ts (issue 14's runtime side) is not on this branch yet; this test compares the two checks once it is");
+    const { isUnitName } = (await import(units.href)) as { isUnitName(name: string): boolean };
+    for (const unit of [...unitNames, "a".repeat(256), ...notUnitNames.map(([u]) => u)]) {
+      const nixAccepts = problemsOf(options({ a: secret("a", { restartUnits: [unit] }) })).length === 0;
+      assert.equal(nixAccepts, isUnitName(unit), JSON.stringify(unit));
+    }
+  });
+});
+
+describe("nix/manifest.nix: version 2", nix, () => {
+  test("every secret carries restartUnits and reloadUnits, empty when not given, as given otherwise", () => {
+    const m = manifestOf(
+      options({
+        db: secret("db", { restartUnits: ["postgresql.service", "app.service"] }),
+        tls: secret("tls", { reloadUnits: ["nginx.service"], restartUnits: ["nginx-exporter.service"] }),
+        plain: secret("plain"),
+      }),
+    );
+    assert.equal(m.version, 2);
+    assert.deepEqual(
+      m.secrets.map((s) => [s.name, s.restartUnits, s.reloadUnits]),
+      [
+        ["db", ["postgresql.service", "app.service"], []],
+        ["plain", [], []],
+        ["tls", ["nginx-exporter.service"], ["nginx.service"]],
+      ],
+    );
+    assert.deepEqual(Object.keys(m.secrets[0]!).sort(), ["file", "group", "mode", "name", "neededForUsers", "owner", "path", "reloadUnits", "restartUnits", "symlink"]);
+  });
+
+  // The contract (docs/manifest.md): the runtime reads version 2. Until src/manifest.ts does
+  // (issue 14's runtime side), this says so rather than passing.
+  test("agenixd's manifest validator reads what manifest.nix writes", (t) => {
+    const probe = { version: 2, secretsDir: "/run/agenix", secretsMountPoint: "/run/agenix.d", identityPaths: [], keepGenerations: 1, secrets: [] };
+    try {
+      parseManifest(probe as never);
+    } catch (e) {
+      if (/version/.test((e as Error).message)) return t.skip(`src/manifest.ts does not read manifest version 2 yet (${(e as Error).message}); this test runs once it does`);
+      throw e;
+    }
+    for (const [what, config] of [...accepted, ["restart and reload units", options({ a: secret("a", { restartUnits: unitNames }), b: secret("b", { reloadUnits: ["nginx.service"] }) })] as const]) {
+      const parsed = parseManifest(manifestOf(config) as never) as unknown as { secrets: { restartUnits?: readonly string[]; reloadUnits?: readonly string[] }[] };
+      assert.equal(parsed.secrets.length, Object.keys(config.secrets).length, what);
     }
   });
 });

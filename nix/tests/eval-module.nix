@@ -4,10 +4,16 @@
 # Arguments:
 #   lib     nixpkgs' lib (import <nixpkgs.lib>/lib)
 #   config  a NixOS-style module: the configuration under test; its `pkgs` argument holds the
-#           stand-in packages below (age, agenixd, util-linux, writeText)
+#           stand-in packages below (age, agenixd, util-linux, writeText); systemd.package is a
+#           stand-in systemd
+#   module  the module under test (default ../module.nix): a copy next to another unit.nix
 # Result: what the tests look at: { assertions (messages of the failed ones), warnings,
-#   manifest, services, activationScripts, identityPaths, secrets }.
-{ lib, config }:
+#   manifest, services, activationScripts, identityPaths, secrets, dryActivate }.
+{
+  lib,
+  config,
+  module ? ../module.nix,
+}:
 let
   inherit (lib) mkOption types;
 
@@ -90,6 +96,10 @@ let
           type = types.bool;
           default = false;
         };
+        systemd.package = mkOption {
+          type = types.package;
+          default = fakePackage "systemd" "258";
+        };
         systemd.services = mkOption {
           type = types.attrsOf types.attrs;
           default = { };
@@ -105,6 +115,10 @@ let
                 deps = mkOption {
                   type = types.listOf types.str;
                   default = [ ];
+                };
+                supportsDryActivation = mkOption {
+                  type = types.bool;
+                  default = false;
                 };
               };
             }
@@ -128,7 +142,7 @@ let
   evaluated = lib.evalModules {
     modules = [
       standIns
-      ../module.nix
+      module
       config
       { _module.args.pkgs = pkgs; }
     ];
@@ -141,6 +155,6 @@ in
   inherit (cfg) warnings;
   services = cfg.systemd.services;
   activationScripts = cfg.system.activationScripts;
-  inherit (cfg.age) identityPaths secrets;
+  inherit (cfg.age) identityPaths secrets dryActivate;
   manifest = cfg.age.manifest;
 }
