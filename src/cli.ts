@@ -3,33 +3,48 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readManifest, ManifestError } from "./manifest.js";
-import { activate, type Phase } from "./activate.js";
+import { activate, type ActivationResult, type Phase } from "./activate.js";
+import { describeChange } from "./changes.js";
+import { collectStatus, renderStatus, STATUS_EXIT } from "./status.js";
 import { createLogger } from "./log.js";
 import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
 
-const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users]
+const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run]
+       agenixd status [--manifest FILE] [--json]
        agenixd --help | --version
 
-  activate   decrypt every secret of the manifest into a new generation and switch to it
+  activate   decrypt every secret of the manifest into a new generation and switch to it,
+             then restart or reload the units of the secrets that changed
              --phase users: only the secrets needed before users are created
                             (hashedPasswordFile); every other secret of the current
                             generation is kept as it is
+             --dry-run:     print what would be added, modified and removed and which
+                            units would be restarted; write nothing (also when
+                            NIXOS_ACTION=dry-activate)
+  status     the live generation, each secret (path, owner, group, mode, size, last
+             change, units) and the last activation's failures; secretsDir and
+             secretsMountPoint from the manifest, else /run/agenix and /run/agenix.d
 
 agenixd must run as root.
-exit status: 0 all secrets installed, 1 a secret failed or activation failed (or not root),
+exit status: activate: 0 all secrets installed, 1 a secret failed or activation failed
+             (or not root); status: 0 healthy, 1 degraded, 3 no live generation;
              2 usage error`;
+
+const DEFAULT_SECRETS_DIR = "/run/agenix";
+const DEFAULT_MOUNT_POINT = "/run/agenix.d";
 
 /** package.json's version: scripts/bundle.mjs defines it in both bundles. */
 declare const AGENIXD_VERSION: string | undefined;
 
 export type Command =
-  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase }
+  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase; readonly dryRun: boolean }
+  | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean }
   | { readonly kind: "help" }
   | { readonly kind: "version" }
   | { readonly kind: "usage"; readonly error: string };
 
-export function parseCommand(argv: readonly string[]): Command {
+export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Command {
   let parsed;
   try {
     parsed = parseArgs({
@@ -40,6 +55,8 @@ export function parseCommand(argv: readonly string[]): Command {
         phase: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
+        "dry-run": { type: "boolean" },
+        json: { type: "boolean" },
       },
     });
   } catch (e) {
@@ -49,14 +66,21 @@ export function parseCommand(argv: readonly string[]): Command {
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
   const [command, ...extra] = positionals;
-  if (command === undefined) return { kind: "usage", error: "no command given (expected activate)" };
-  if (command !== "activate") return { kind: "usage", error: `unknown command ${command}` };
+  if (command === undefined) return { kind: "usage", error: "no command given (expected activate or status)" };
+  if (command !== "activate" && command !== "status") return { kind: "usage", error: `unknown command ${command}` };
   if (extra.length > 0) return { kind: "usage", error: `unexpected argument ${extra[0]}` };
-  if (values.manifest === undefined) return { kind: "usage", error: "--manifest is required" };
   if (values.manifest === "") return { kind: "usage", error: "--manifest must name a file" };
+  if (command === "status") {
+    for (const option of ["phase", "dry-run"] as const) if (values[option] !== undefined) return { kind: "usage", error: `--${option} is an option of activate, not status` };
+    return { kind: "status", ...(values.manifest === undefined ? {} : { manifest: values.manifest }), json: values.json ?? false };
+  }
+  if (values.json !== undefined) return { kind: "usage", error: "--json is an option of status, not activate" };
+  if (values.manifest === undefined) return { kind: "usage", error: "--manifest is required" };
   const phase = values.phase ?? "all";
   if (phase !== "all" && phase !== "users") return { kind: "usage", error: `invalid --phase ${phase} (expected all or users)` };
-  return { kind: "activate", manifest: values.manifest, phase };
+  // switch-to-configuration's dry activation sets NIXOS_ACTION: whatever runs agenixd then, nothing is written.
+  const dryRun = (values["dry-run"] ?? false) || env.NIXOS_ACTION === "dry-activate";
+  return { kind: "activate", manifest: values.manifest, phase, dryRun };
 }
 
 /** node:util's parseArgs messages, shortened to what went wrong. */
@@ -73,7 +97,7 @@ function parseArgsError(e: Error & { code?: string }): string {
  * addonBase: the file URL of a file in the installed package (dist/…), from which agenixd's addon is found.
  */
 export async function main(argv: string[], addonBase: string | URL): Promise<number> {
-  const command = parseCommand(argv);
+  const command = parseCommand(argv, process.env);
   if (command.kind === "help") {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -106,10 +130,12 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     log.fatal({ cause: message }, message);
     return 1;
   }
+  if (command.kind === "status") return status(command.manifest, command.json);
   const notify = createNotifier(process.env, addon);
   try {
     const manifest = readManifest(command.manifest);
-    const result = await activate(manifest, command.phase, { log, notify });
+    const result = await activate(manifest, command.phase, { log, notify }, { dryRun: command.dryRun, manifestPath: command.manifest });
+    if (result.dryRun) process.stdout.write(dryRunReport(manifest.secretsDir, result));
     return result.failed.length === 0 ? 0 : 1;
   } catch (e) {
     const message = e instanceof ManifestError ? e.message : `activation failed: ${(e as Error).message}`;
@@ -117,6 +143,38 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     notify.status(message);
     return 1;
   }
+}
+
+/** What `activate --dry-run` prints: the switch report's lines, the units, the failures. */
+export function dryRunReport(secretsDir: string, result: ActivationResult): string {
+  const lines = [
+    result.generation === undefined
+      ? `dry run: no live generation at ${secretsDir}; every secret would be added and no unit restarted`
+      : `dry run: against generation ${result.generation} (${secretsDir}), nothing written`,
+  ];
+  // "adding secret a" → "would add secret a"
+  for (const change of result.changes) lines.push(`would ${describeChange(change).replace(/^(add|modify|remov)ing/, (_, stem: string) => (stem === "remov" ? "remove" : stem))}`);
+  if (result.changes.length === 0 && result.generation !== undefined) lines.push("no secret would change");
+  if (result.units.restart.length > 0) lines.push(`would restart: ${result.units.restart.join(", ")}`);
+  if (result.units.reload.length > 0) lines.push(`would reload: ${result.units.reload.join(", ")}`);
+  for (const f of result.failed) lines.push(`would fail: ${f.name}: ${f.cause}${f.keptPrevious ? " (previous value kept)" : ""}`);
+  return `${lines.join("\n")}\n`;
+}
+
+function status(manifestFile: string | undefined, json: boolean): number {
+  let secretsDir = DEFAULT_SECRETS_DIR;
+  let mountPoint = DEFAULT_MOUNT_POINT;
+  if (manifestFile !== undefined) {
+    try {
+      ({ secretsDir, secretsMountPoint: mountPoint } = readManifest(manifestFile));
+    } catch (e) {
+      process.stderr.write(`agenixd: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+  const s = collectStatus(secretsDir, mountPoint);
+  process.stdout.write(json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
+  return STATUS_EXIT[s.health];
 }
 
 function packageVersion(addonBase: string | URL): string {

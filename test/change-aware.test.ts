@@ -3,9 +3,12 @@
 // names each change; `status.json` records the run. systemctl here is a script that logs its arguments.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox, type SecretInput } from "./helpers/sandbox.js";
+import { AGENIXD, Sandbox, type SecretInput } from "./helpers/sandbox.js";
+import { launchEnv } from "../scripts/launch.js";
 
 const fakeDir = mkdtempSync("/tmp/agenixd-systemctl-");
 const calls = join(fakeDir, "calls");
@@ -133,4 +136,104 @@ test("a version 1 manifest still activates, with no units to act on", (t) => {
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(r.changes, ["modifying secret a: content"]);
   assert.deepEqual(r.calls, []);
+});
+
+/** Every entry below `roots`: path, type, mode, owner, size, link target and a content hash. */
+function treeHash(...roots: string[]): string {
+  const h = createHash("sha256");
+  const walk = (p: string): void => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      h.update(`${p} absent\n`);
+      return;
+    }
+    h.update(`${p} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${st.ino}\n`);
+    if (st.isSymbolicLink()) h.update(readlinkSync(p));
+    else if (st.isFile()) h.update(readFileSync(p));
+    else if (st.isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+  };
+  for (const r of roots) walk(r);
+  return h.digest("hex");
+}
+
+function cli(args: string[], extraEnv: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [...AGENIXD, ...args], { encoding: "utf8", env: launchEnv({ ...process.env, NOTIFY_SOCKET: "", ...extraEnv }) });
+}
+
+test("--dry-run (and NIXOS_ACTION=dry-activate) prints the changes and units and writes nothing", (t) => {
+  const sb = new Sandbox("dry-run");
+  t.after(() => sb.cleanup());
+  takeCalls();
+  const copyTarget = join(sb.root, "srv", "app", "token");
+  const db = sb.encrypt("db v1");
+  const tok = sb.encrypt("token v1");
+  const base: SecretInput[] = [
+    { name: "db", file: db, restartUnits: ["db.service"] },
+    { name: "token", file: tok, path: copyTarget, symlink: false, owner: "0", reloadUnits: ["app.service"] },
+    { name: "old", plaintext: "old", restartUnits: ["old.service"] },
+  ];
+
+  // Before any generation: nothing mounted, nothing made.
+  const mountsBefore = readFileSync("/proc/self/mountinfo", "utf8");
+  const first = cli(["activate", "--manifest", sb.manifest(base), "--dry-run"]);
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stdout, /^dry run: no live generation at .*; every secret would be added and no unit restarted\nwould add secret db\nwould add secret token\nwould add secret old\n$/);
+  assert.equal(readFileSync("/proc/self/mountinfo", "utf8"), mountsBefore, "nothing mounted");
+  assert.equal(existsSync(sb.mountPoint) || existsSync(sb.secretsDir) || existsSync(copyTarget), false, "nothing created");
+
+  assert.equal(sb.run(sb.manifest(base)).status, 0);
+  takeCalls();
+  const changed: SecretInput[] = [
+    { ...base[0]!, file: sb.encrypt("db v2") },
+    { ...base[1]!, mode: "0440" },
+    { name: "new", plaintext: "new" },
+  ];
+  const manifest = sb.manifest(changed);
+  const watched = [sb.mountPoint, sb.secretsDir, join(sb.root, "srv"), join(sb.root, "run")];
+  const before = treeHash(...watched);
+  for (const run of [cli(["activate", "--manifest", manifest, "--dry-run"]), cli(["activate", "--manifest", manifest], { NIXOS_ACTION: "dry-activate" })]) {
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(
+      run.stdout,
+      `dry run: against generation 1 (${sb.secretsDir}), nothing written\n` +
+        "would modify secret db: content\nwould modify secret token: mode\nwould add secret new\nwould remove secret old\n" +
+        "would restart: db.service, old.service\nwould reload: app.service\n",
+    );
+    assert.doesNotMatch(run.stdout + run.stderr, /db v2/);
+    assert.equal(treeHash(...watched), before, "the ramfs, secretsDir and the targets are untouched");
+    assert.deepEqual(takeCalls(), [], "no unit touched");
+  }
+  assert.equal(sb.read("db"), "db v1");
+});
+
+test("agenixd status: the table, --json, and the exit status of a healthy, degraded and inactive machine", (t) => {
+  const sb = new Sandbox("status-cli");
+  t.after(() => sb.cleanup());
+  takeCalls();
+  const ok = sb.encrypt("v");
+  const bad = sb.encrypt("b", ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]);
+
+  const none = cli(["status", "--manifest", sb.manifest([{ name: "a", file: ok }])]);
+  assert.equal(none.status, 3, none.stderr);
+  assert.match(none.stdout, /no live generation/);
+
+  const healthy = sb.manifest([{ name: "a", file: ok, restartUnits: ["a.service"], mode: "0440" }]);
+  assert.equal(sb.run(healthy).status, 0);
+  const table = cli(["status", "--manifest", healthy]);
+  assert.equal(table.status, 0, table.stderr);
+  assert.match(table.stdout, new RegExp(`^${sb.secretsDir} -> ${sb.mountPoint}/1: generation 1, healthy\\n`));
+  assert.match(table.stdout, /^SECRET +PATH +OWNER +GROUP +MODE +SIZE +CHANGED +UNITS$/m);
+  assert.match(table.stdout, /^a +\S+\/run\/agenix\/a +root +root +0440 +1 +\d{4}-\d\d-\d\dT\S+ +restart a\.service$/m);
+
+  const degraded = sb.manifest([{ name: "a", file: ok, restartUnits: ["a.service"], mode: "0440" }, { name: "b", file: bad }]);
+  assert.equal(sb.run(degraded).status, 1);
+  const json = cli(["status", "--manifest", degraded, "--json"]);
+  assert.equal(json.status, 1, json.stderr);
+  const parsed = JSON.parse(json.stdout);
+  assert.equal(parsed.health, "degraded");
+  assert.equal(parsed.generation, 2);
+  assert.deepEqual(parsed.failures.map((f: { name: string }) => f.name), ["b"]);
+  assert.deepEqual(parsed.secrets.map((s: { name: string; missing: boolean }) => [s.name, s.missing]), [["a", false], ["b", true]]);
 });

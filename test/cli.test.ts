@@ -20,7 +20,7 @@ function agenixd(entry: Entry, args: string[], wrapper: string[] = []) {
 }
 
 const USAGE_ERRORS: Array<[string[], string]> = [
-  [[], "no command given (expected activate)"],
+  [[], "no command given (expected activate or status)"],
   [["bogus"], "unknown command bogus"],
   [["bogus", "--manifest", "/m.json"], "unknown command bogus"],
   [["activate"], "--manifest is required"],
@@ -31,12 +31,22 @@ const USAGE_ERRORS: Array<[string[], string]> = [
   [["activate", "--manifest", "/m.json", "extra"], "unexpected argument extra"],
   [["activate", "--manifest", "/m.json", "--bogus"], "unknown option --bogus"],
   [["--help=yes"], "--help takes no value"],
+  [["status", "extra"], "unexpected argument extra"],
+  [["status", "--dry-run"], "--dry-run is an option of activate, not status"],
+  [["status", "--phase", "users"], "--phase is an option of activate, not status"],
+  [["activate", "--manifest", "/m.json", "--json"], "--json is an option of status, not activate"],
 ];
 
 test("parseCommand says what is wrong with a command line", () => {
   for (const [argv, error] of USAGE_ERRORS) assert.deepEqual(parseCommand(argv), { kind: "usage", error }, argv.join(" "));
-  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"]), { kind: "activate", manifest: "/m.json", phase: "all" });
-  assert.deepEqual(parseCommand(["activate", "--phase=users", "--manifest=/m.json"]), { kind: "activate", manifest: "/m.json", phase: "users" });
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"]), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: false });
+  assert.deepEqual(parseCommand(["activate", "--phase=users", "--manifest=/m.json"]), { kind: "activate", manifest: "/m.json", phase: "users", dryRun: false });
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json", "--dry-run"]), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: true });
+  // switch-to-configuration's dry activation: nothing is written, whoever runs agenixd then.
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"], { NIXOS_ACTION: "dry-activate" }), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: true });
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"], { NIXOS_ACTION: "switch" }), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: false });
+  assert.deepEqual(parseCommand(["status"]), { kind: "status", json: false });
+  assert.deepEqual(parseCommand(["status", "--json", "--manifest", "/m.json"]), { kind: "status", manifest: "/m.json", json: true });
   assert.deepEqual(parseCommand(["--version"]), { kind: "version" });
   assert.deepEqual(parseCommand(["activate", "--help"]), { kind: "help" });
 });
