@@ -4,6 +4,7 @@ import { decodeBase64NoPad } from "./base64.js";
 import { POINT_BYTES, x25519, x25519PrivateKey, x25519PublicBytes } from "./curve25519.js";
 import { AgeDecryptError } from "./errors.js";
 import { hkdfSha256 } from "./kdf.js";
+import type { Budget } from "./limits.js";
 import { sshKeyTag } from "./ssh-key-tag.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
@@ -37,13 +38,14 @@ export class SshEd25519Identity implements AgeIdentity {
     this.#tag = sshKeyTag(sshWirePublicKey);
   }
 
-  unwrapFileKey(stanzas: readonly Stanza[]): Uint8Array | null {
+  unwrapFileKey(stanzas: readonly Stanza[], budget: Budget): Uint8Array | null {
     for (const stanza of stanzas) {
       if (stanza.args[0] !== STANZA_TYPE) continue;
       if (stanza.args.length !== 3) throw new AgeDecryptError("invalid ssh-ed25519 stanza: wrong number of arguments");
       const share = decodeBase64NoPad(stanza.args[2]!, "ssh-ed25519 share");
       if (share.length !== POINT_BYTES) throw new AgeDecryptError("invalid ssh-ed25519 stanza: share has the wrong length");
       if (stanza.args[1] !== this.#tag) continue;
+      budget.check();
 
       const secret = x25519(this.#scalar, share);
       if (secret === null) throw new AgeDecryptError("invalid ssh-ed25519 stanza: low-order share");

@@ -5,6 +5,7 @@ import { decodeBech32 } from "./bech32.js";
 import { POINT_BYTES, x25519, x25519PrivateKey, x25519PublicBytes } from "./curve25519.js";
 import { AgeDecryptError } from "./errors.js";
 import { hkdfSha256 } from "./kdf.js";
+import type { Budget } from "./limits.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
 const STANZA_TYPE = "X25519";
@@ -33,9 +34,11 @@ export class X25519Identity implements AgeIdentity {
     }
   }
 
-  unwrapFileKey(stanzas: readonly Stanza[]): Uint8Array | null {
+  unwrapFileKey(stanzas: readonly Stanza[], budget: Budget): Uint8Array | null {
     for (const stanza of stanzas) {
       if (stanza.args[0] !== STANZA_TYPE) continue;
+      // Untagged: every X25519 stanza costs a scalar multiplication to try.
+      budget.check();
       if (stanza.args.length !== 2) throw new AgeDecryptError("invalid X25519 stanza: wrong number of arguments");
       const share = decodeBase64NoPad(stanza.args[1]!, "X25519 share");
       if (share.length !== POINT_BYTES) throw new AgeDecryptError("invalid X25519 stanza: share has the wrong length");
