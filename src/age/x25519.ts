@@ -10,6 +10,11 @@ import type { AgeIdentity, Stanza } from "./stanza.js";
 
 const STANZA_TYPE = "X25519";
 const LABEL = "age-encryption.org/v1/X25519";
+const PREFIX = Buffer.from("AGE-SECRET-KEY-1", "latin1");
+
+function startsWith(bytes: Uint8Array, prefix: Buffer): boolean {
+  return bytes.length >= prefix.length && prefix.equals(bytes.subarray(0, prefix.length));
+}
 
 /** A native age X25519 identity (AGE-SECRET-KEY-1…). The scalar lives only inside the KeyObject. */
 export class X25519Identity implements AgeIdentity {
@@ -22,13 +27,26 @@ export class X25519Identity implements AgeIdentity {
     this.#publicKey = x25519PublicBytes(privateKey);
   }
 
-  /** Parses one AGE-SECRET-KEY-1… line. Throws a plain Error that never quotes the key. */
-  static fromString(encoded: string, source: string): X25519Identity {
-    if (!encoded.startsWith("AGE-SECRET-KEY-1")) throw new Error("not an AGE-SECRET-KEY-1 identity");
+  /**
+   * Parses one AGE-SECRET-KEY-1… line, as ASCII bytes (the identity file's own Buffer: the key
+   * never becomes a JS string). Throws a plain Error that never quotes the key.
+   */
+  static fromBytes(encoded: Uint8Array, source: string): X25519Identity {
+    if (!startsWith(encoded, PREFIX)) throw new Error("not an AGE-SECRET-KEY-1 identity");
     const { prefix, bytes } = decodeBech32(encoded);
     try {
       if (prefix !== "age-secret-key-" || bytes.length !== 32) throw new Error("malformed X25519 identity");
       return new X25519Identity(source, x25519PrivateKey(bytes));
+    } finally {
+      bytes.fill(0);
+    }
+  }
+
+  /** fromBytes for a key that is already a string (the CCTV vectors). */
+  static fromString(encoded: string, source: string): X25519Identity {
+    const bytes = Buffer.from(encoded, "latin1");
+    try {
+      return X25519Identity.fromBytes(bytes, source);
     } finally {
       bytes.fill(0);
     }
