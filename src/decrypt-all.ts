@@ -45,13 +45,17 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTT
 /**
  * Reads an encrypted file that must be a regular file of at most `maxBytes`. A FIFO would block
  * the activation forever and a device is read without end (/dev/zero grew agenixd to 17 GB): both
- * are refused. The stat before the open keeps a device from being opened at all,
- * since opening some acts by itself (a watchdog starts its timer); the fstat after it catches a
- * path swapped in between. One stat call (~2 µs) more than readFileSync's open/fstat/read/close.
+ * are refused from the fstat of the open file, before a byte is read. The same syscalls as
+ * readFileSync (open, fstat, read, close) on the hot path of every secret; so a device is opened
+ * before it is refused (docs/limits.md says why that is accepted).
  */
 function readCiphertext(path: string, maxBytes: number): Buffer {
-  checkRegular(statSync(path), maxBytes);
-  const fd = openSync(path, OPEN_FLAGS);
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (e) {
+    throw explainOpenFailure(path, e);
+  }
   try {
     const size = checkRegular(fstatSync(fd), maxBytes);
     const bytes = Buffer.allocUnsafe(size);
@@ -65,6 +69,20 @@ function readCiphertext(path: string, maxBytes: number): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A device without a driver or a socket cannot be opened (ENXIO), nor a device on a `nodev` mount
+ * (EACCES): said as what the path is when it is not a regular file. Only failures stat again.
+ */
+function explainOpenFailure(path: string, e: unknown): unknown {
+  let info: Stats | undefined;
+  try {
+    info = statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return e;
+  }
+  return info !== undefined && !info.isFile() ? new Refused(`encrypted file is not a regular file (${fileKind(info)})`) : e;
 }
 
 function checkRegular(info: Stats, maxBytes: number): number {
