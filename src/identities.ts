@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync, statSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
 import type SshPk from "sshpk";
 import { rsaPrivateKey } from "./rsa-key.js";
 import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X25519Identity } from "./age/index.js";
@@ -6,15 +6,22 @@ import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X
 export interface IdentityWarning {
   path: string;
   reason: string;
+  /** True when the file was not used; false for one that was loaded but is not root's alone. */
+  skipped: boolean;
 }
 
 class SkipFile extends Error {}
 
+/** As Go age: far more than any key file (an age identity line is ~75 bytes, an RSA key a few KiB). */
+const MAX_IDENTITY_FILE_BYTES = 16 * 1024 * 1024;
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
 /**
- * Loads every identity file in order. Skips (with a warning via onWarning)
+ * Loads every identity file in order. Skips (with a warning via onWarning, `skipped: true`)
  * missing, empty, unreadable and passphrase-protected files, and files it
  * cannot parse — agenix does `test -r && test -s` per path. An age identity
- * file may hold several keys and comments.
+ * file may hold several keys and comments. A file that loads but that others than root may read
+ * or write, or that root does not own, gets one warning (`skipped: false`) and is used.
  */
 export async function loadIdentities(
   paths: readonly string[],
@@ -22,31 +29,47 @@ export async function loadIdentities(
 ): Promise<AgeIdentity[]> {
   const identities: AgeIdentity[] = [];
   for (const path of paths) {
-    let contents: Buffer | undefined;
+    let file: IdentityFile | undefined;
     try {
-      contents = readIdentityFile(path);
-      identities.push(...(await parseIdentityFile(contents, path)));
+      file = readIdentityFile(path);
+      identities.push(...(await parseIdentityFile(file.contents, path)));
+      const exposure = describeExposure(file.info);
+      if (exposure !== undefined) onWarning({ path, reason: exposure, skipped: false });
     } catch (err) {
       if (!(err instanceof SkipFile)) throw err;
-      onWarning({ path, reason: err.message });
+      onWarning({ path, reason: err.message, skipped: true });
     } finally {
-      contents?.fill(0);
+      file?.contents.fill(0);
     }
   }
   return identities;
 }
 
-function readIdentityFile(path: string): Buffer {
+interface IdentityFile {
+  /** The whole file; the caller zeroes it. */
+  readonly contents: Buffer;
+  readonly info: Stats;
+}
+
+function readIdentityFile(path: string): IdentityFile {
   let fd: number | undefined;
   try {
     // A FIFO or a device must be skipped without opening it (opening one can block or act); the
     // fstat after a non-blocking open catches a path swapped for one in between.
     checkRegularFile(statSync(path));
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    checkRegularFile(fstatSync(fd));
-    const contents = readFileSync(fd);
-    if (contents.length === 0) throw new SkipFile("empty file");
-    return contents;
+    fd = openSync(path, OPEN_FLAGS);
+    const info = fstatSync(fd);
+    checkRegularFile(info);
+    // Read into a Buffer of our own (zeroed after parsing), exactly the size fstat gave.
+    const contents = Buffer.alloc(info.size);
+    let read = 0;
+    while (read < contents.length) {
+      const n = readSync(fd, contents, read, contents.length - read, null);
+      if (n === 0) break;
+      read += n;
+    }
+    if (read === 0) throw new SkipFile("empty file");
+    return { contents: read === contents.length ? contents : contents.subarray(0, read), info };
   } catch (err) {
     if (err instanceof SkipFile) throw err;
     throw new SkipFile(describeFsError(err));
@@ -58,6 +81,24 @@ function readIdentityFile(path: string): Buffer {
 function checkRegularFile(info: Stats): void {
   if (!info.isFile()) throw new SkipFile(info.isDirectory() ? "is a directory, not a key file" : "is not a regular file");
   if (info.size === 0) throw new SkipFile("empty file");
+  if (info.size > MAX_IDENTITY_FILE_BYTES) throw new SkipFile("is larger than 16 MiB (limit 16 MiB), not a key file");
+}
+
+/** Why a host key is readable, writable or owned by others than root, or undefined if it is not. */
+function describeExposure(info: Stats): string | undefined {
+  const problems: string[] = [];
+  const who = (groupBit: number, otherBit: number): string | undefined => {
+    const group = (info.mode & groupBit) !== 0;
+    const other = (info.mode & otherBit) !== 0;
+    return group && other ? "group and others" : group ? "group" : other ? "others" : undefined;
+  };
+  const mode = (info.mode & 0o7777).toString(8).padStart(4, "0");
+  const readers = who(0o040, 0o004);
+  const writers = who(0o020, 0o002);
+  if (readers !== undefined) problems.push(`readable by ${readers} (mode ${mode})`);
+  if (writers !== undefined) problems.push(`writable by ${writers} (mode ${mode})`);
+  if (info.uid !== 0) problems.push(`owned by uid ${info.uid}, not root`);
+  return problems.length === 0 ? undefined : problems.join(", ");
 }
 
 function describeFsError(err: unknown): string {
@@ -81,18 +122,49 @@ function parseIdentityFile(contents: Buffer, path: string): Promise<AgeIdentity[
   return parseAgeIdentities(contents, path);
 }
 
-/** An age identity file: one AGE-SECRET-KEY-… per line, '#' comments and blank lines allowed. */
+const LF = 0x0a;
+const HASH = 0x23;
+const PQ_PREFIX = Buffer.from("AGE-SECRET-KEY-PQ-1", "latin1");
+const X25519_PREFIX = Buffer.from("AGE-SECRET-KEY-1", "latin1");
+const PLUGIN_PREFIX = Buffer.from("AGE-PLUGIN-", "latin1");
+
+/** What String.prototype.trim removes, among single bytes read as latin1. */
+function isSpace(b: number): boolean {
+  return (b >= 0x09 && b <= 0x0d) || b === 0x20 || b === 0xa0;
+}
+
+function trimmed(line: Buffer): Buffer {
+  let start = 0;
+  let end = line.length;
+  while (start < end && isSpace(line[start]!)) start++;
+  while (end > start && isSpace(line[end - 1]!)) end--;
+  return line.subarray(start, end);
+}
+
+function startsWith(line: Buffer, prefix: Buffer): boolean {
+  return line.length >= prefix.length && prefix.equals(line.subarray(0, prefix.length));
+}
+
+/**
+ * An age identity file: one AGE-SECRET-KEY-… per line, '#' comments and blank lines allowed.
+ * Read as bytes, line by line, so that an X25519 key never becomes a JS string.
+ */
 async function parseAgeIdentities(contents: Buffer, path: string): Promise<AgeIdentity[]> {
-  const lines = contents.toString("latin1").split("\n");
   const identities: AgeIdentity[] = [];
-  for (const [index, raw] of lines.entries()) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const where = `line ${index + 1}`;
+  let lineNumber = 0;
+  for (let start = 0; start <= contents.length; ) {
+    const lf = contents.indexOf(LF, start);
+    const end = lf < 0 ? contents.length : lf;
+    const line = trimmed(contents.subarray(start, end));
+    start = end + 1;
+    lineNumber++;
+    if (line.length === 0 || line[0] === HASH) continue;
+    const where = `line ${lineNumber}`;
     try {
-      if (line.startsWith("AGE-SECRET-KEY-PQ-1")) identities.push(await HybridIdentity.fromString(line, path));
-      else if (line.startsWith("AGE-SECRET-KEY-1")) identities.push(X25519Identity.fromString(line, path));
-      else if (line.startsWith("AGE-PLUGIN-")) throw new SkipFile(`${where}: age plugin identities are not supported`);
+      // typage's Decrypter, which holds ML-KEM keys, takes its identity only as a string.
+      if (startsWith(line, PQ_PREFIX)) identities.push(await HybridIdentity.fromString(line.toString("latin1"), path));
+      else if (startsWith(line, X25519_PREFIX)) identities.push(X25519Identity.fromBytes(line, path));
+      else if (startsWith(line, PLUGIN_PREFIX)) throw new SkipFile(`${where}: age plugin identities are not supported`);
       else throw new SkipFile(`${where} is not an age identity or SSH private key`);
     } catch (err) {
       if (err instanceof SkipFile) throw err;
@@ -115,6 +187,9 @@ async function parseSshKey(contents: Buffer, path: string): Promise<AgeIdentity[
   const sshpk = await loadSshpk();
   let key: SshPk.PrivateKey;
   try {
+    // sshpk takes the Buffer but parses PEM as text: it turns the whole file into one string
+    // (sshpk/lib/formats/pem.js), which cannot be zeroed. The key parts it returns are Buffers,
+    // zeroed below. Only a parser of our own would avoid that string.
     key = sshpk.parsePrivateKey(contents, "auto", { filename: path });
   } catch (err) {
     if (err instanceof Error && err.name === "KeyEncryptedError") {

@@ -107,7 +107,7 @@ describe("typage (age-encryption) interop", () => {
   test("ML-KEM-768+X25519 hybrid files written by typage decrypt with ours", async () => {
     const identity = await generateHybridIdentity();
     const path = join(dir, "pq.key");
-    writeFileSync(path, `# created: by the test\n# public key: ${await identityToRecipient(identity)}\n${identity}\n`);
+    writeFileSync(path, `# created: by the test\n# public key: ${await identityToRecipient(identity)}\n${identity}\n`, { mode: 0o600 });
     const pq = await load(path);
     assert.deepEqual(pq.map((i) => i.type), ["mlkem768x25519"]);
 
@@ -122,7 +122,7 @@ describe("typage (age-encryption) interop", () => {
     }
     const otherPq = await generateHybridIdentity();
     const otherPath = join(dir, "other-pq.key");
-    writeFileSync(otherPath, `${otherPq}\n`);
+    writeFileSync(otherPath, `${otherPq}\n`, { mode: 0o600 });
     const onlyPq = new Encrypter();
     onlyPq.addRecipient(await identityToRecipient(identity));
     await assert.rejects(decryptAge(await onlyPq.encrypt("x"), await load(otherPath)), /no identity matches any recipient \(file is for: mlkem768x25519\)/);
@@ -131,7 +131,7 @@ describe("typage (age-encryption) interop", () => {
   test("X25519 files written by typage decrypt with ours and with Go age", async () => {
     const identity = await generateX25519Identity();
     const path = join(dir, "typage-x25519.key");
-    writeFileSync(path, `${identity}\n`);
+    writeFileSync(path, `${identity}\n`, { mode: 0o600 });
     const encrypter = new Encrypter();
     encrypter.addRecipient(await identityToRecipient(identity));
     encrypter.addRecipient(keys["X25519"]!.recipient);

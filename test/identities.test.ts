@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { generateHybridIdentity } from "age-encryption";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { decryptAge } from "../src/age/index.js";
+import { decodeBech32 } from "../src/age/bech32.js";
 import { type IdentityWarning, loadIdentities } from "../src/identities.js";
 import { ageEncrypt, generateAgeKey, generatePassphraseSshKey, generateSshKey } from "./helpers/age-cli.js";
+import { stringsContaining } from "./helpers/string-probe.js";
 
 let dir: string;
 before(() => {
@@ -95,7 +97,7 @@ test("an age identity file may hold several keys, comments, blank lines and CRLF
   const b = generateAgeKey(dir, "b.key");
   const keyLine = (path: string) => readFileSync(path, "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
   const path = join(dir, "several.key");
-  writeFileSync(path, `# first\r\n${keyLine(a.privatePath)}\r\n\r\n   # second, indented comment\n${keyLine(b.privatePath)}\n`);
+  writeFileSync(path, `# first\r\n${keyLine(a.privatePath)}\r\n\r\n   # second, indented comment\n${keyLine(b.privatePath)}\n`, { mode: 0o600 });
   const { identities, warnings } = await loadOne(path);
   assert.deepEqual(warnings, []);
   assert.deepEqual(identities.map((i) => [i.type, i.source]), [["X25519", path], ["X25519", path]]);
@@ -156,8 +158,53 @@ test("sshpk and age-encryption are loaded only when a key needs them", async () 
   const age = generateAgeKey(dir, "lazy-age.key");
   const ssh = generateSshKey(dir, "ed25519", 0, "lazy_ed25519");
   const pqPath = join(dir, "lazy-pq.key");
-  writeFileSync(pqPath, `${await generateHybridIdentity()}\n`);
+  writeFileSync(pqPath, `${await generateHybridIdentity()}\n`, { mode: 0o600 });
   assert.deepEqual(packagesLoadedFor([age.privatePath]), ["TYPES X25519"]);
   assert.deepEqual(packagesLoadedFor([ssh.privatePath]), ["LOADED sshpk", "TYPES ssh-ed25519"]);
   assert.deepEqual(packagesLoadedFor([pqPath, age.privatePath]), ["LOADED age-encryption", "TYPES mlkem768x25519,X25519"]);
+});
+
+test("an identity file others may read or write, or that root does not own, is used with one warning", async () => {
+  const ssh = generateSshKey(dir, "ed25519", 0, "exposed_ed25519");
+  const age = generateAgeKey(dir, "exposed-age.key");
+  const cases: Array<[string, () => void, string]> = [
+    ["ssh key 0644", () => chmodSync(ssh.privatePath, 0o644), "readable by group and others (mode 0644)"],
+    ["ssh key 0640", () => chmodSync(ssh.privatePath, 0o640), "readable by group (mode 0640)"],
+    ["ssh key 0602", () => chmodSync(ssh.privatePath, 0o602), "writable by others (mode 0602)"],
+    ["ssh key 0666", () => chmodSync(ssh.privatePath, 0o666), "readable by group and others (mode 0666), writable by group and others (mode 0666)"],
+    ["ssh key owned by nobody", () => { chmodSync(ssh.privatePath, 0o600); chownSync(ssh.privatePath, 65534, 0); }, "owned by uid 65534, not root"],
+    ["ssh key 0604, owned by nobody", () => chmodSync(ssh.privatePath, 0o604), "readable by others (mode 0604), owned by uid 65534, not root"],
+  ];
+  for (const [what, setUp, reason] of cases) {
+    setUp();
+    const { identities, warnings } = await loadOne(ssh.privatePath);
+    assert.deepEqual(identities.map((i) => i.type), ["ssh-ed25519"], what);
+    assert.deepEqual(warnings, [{ path: ssh.privatePath, reason, skipped: false }], what);
+  }
+  chmodSync(age.privatePath, 0o644);
+  const { identities, warnings } = await loadOne(age.privatePath);
+  assert.deepEqual(identities.map((i) => i.type), ["X25519"]);
+  assert.deepEqual(warnings, [{ path: age.privatePath, reason: "readable by group and others (mode 0644)", skipped: false }]);
+  // Root's own 0600 and 0400 files get no warning; nor does a key whose warning would be a skip.
+  chmodSync(age.privatePath, 0o400);
+  assert.deepEqual((await loadOne(age.privatePath)).warnings, []);
+  const garbage = join(dir, "exposed-garbage");
+  writeFileSync(garbage, "not a key\n", { mode: 0o644 });
+  assert.deepEqual((await loadOne(garbage)).warnings.map((w) => w.skipped), [true]);
+});
+
+test("an age identity becomes a key without ever being a JS string", async () => {
+  const key = generateAgeKey(dir, "no-strings.key");
+  const line = readFileSync(key.privatePath, "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
+  const scalar = decodeBech32(Buffer.from(line, "latin1")).bytes;
+  // The key's data characters, and the scalar in every encoding a careless change would produce.
+  const needles = [line.slice(16, 40), line.slice(16, 40).toLowerCase(), scalar.toString("hex").slice(0, 24), scalar.toString("base64").slice(0, 24), scalar.toString("base64url").slice(0, 24)];
+  let loaded: Awaited<ReturnType<typeof loadIdentities>> = [];
+  const found = await stringsContaining(needles, async () => {
+    loaded = await loadIdentities([key.privatePath], (w) => assert.fail(w.reason));
+  });
+  assert.deepEqual(found, []);
+  assert.equal((await decryptAge(ageEncrypt("still works", [key.recipient]), loaded)).toString(), "still works");
+  // The probe sees what it must: the file read as a string would be caught.
+  assert.equal((await stringsContaining(needles, async () => readFileSync(key.privatePath).toString("latin1"))).length, 1);
 });

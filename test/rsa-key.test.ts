@@ -7,6 +7,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import sshpk from "sshpk";
 import { rsaPrivateKey } from "../src/rsa-key.js";
+import { stringsContaining } from "./helpers/string-probe.js";
 
 test("an OpenSSH RSA key becomes the same private key OpenSSL reads from its PEM form, CRT values included", (t) => {
   const dir = mkdtempSync("/tmp/agenixd-rsa-");
@@ -29,4 +30,19 @@ test("an OpenSSH RSA key becomes the same private key OpenSSL reads from its PEM
   // What sshpk's own PKCS #8 export gives, which this module exists to avoid.
   const viaPkcs8 = createPrivateKey(parsed.toBuffer("pkcs8", {})).export({ format: "jwk" });
   assert.notEqual(viaPkcs8.dp, reference.dp, "sshpk's PKCS #8 lacks the CRT values (if this fails, sshpk fixed it)");
+});
+
+test("the RSA private values never become JS strings on the way to OpenSSL", async (t) => {
+  const dir = mkdtempSync("/tmp/agenixd-rsa-");
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "key");
+  execFileSync("ssh-keygen", ["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "", "-f", path]);
+  const parsed = sshpk.parsePrivateKey(readFileSync(path), "ssh");
+  const part = (name: string) => parsed.parts.find((p) => p.name === name)!.data;
+  const parts = { n: part("n"), e: part("e"), d: part("d"), p: part("p"), q: part("q"), iqmp: part("iqmp") };
+  const jwk = rsaPrivateKey(parts).export({ format: "jwk" }); // the first test checks these values
+  const secret = ["d", "p", "q", "dp", "dq", "qi"].map((f) => Buffer.from(jwk[f as "d"]!, "base64url"));
+  const needles = secret.flatMap((b) => [b.toString("hex").slice(0, 32), b.toString("base64url").slice(0, 32), b.toString("base64").slice(0, 32)]);
+  const found = await stringsContaining(needles, async () => rsaPrivateKey(parts));
+  assert.deepEqual(found, []);
 });

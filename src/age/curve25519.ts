@@ -2,14 +2,33 @@ import { type KeyObject, createPrivateKey, createPublicKey, diffieHellman } from
 
 export const POINT_BYTES = 32;
 
+/** PKCS #8 PrivateKeyInfo for X25519 (RFC 8410) up to the 32-byte scalar that ends it. */
+const PKCS8_X25519_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
+
 /**
- * Makes a KeyObject from a raw scalar (clamped by X25519 itself).
- * As a JWK, because OpenSSL 3's PKCS #8 DER decoder costs ~2.5 ms at its first use and ~1.4 ms a
- * key after that, against ~1 ms and ~0.3 ms: host keys are loaded at every start. The price is
- * that the scalar passes through a base64url string, which cannot be zeroed (as RSA keys do, see
- * rsa-key.ts). node:crypto imports a private OKP key from `d` alone; `x` must only be a string.
+ * Makes a KeyObject from a secret raw scalar (clamped by X25519 itself). As PKCS #8 DER in a
+ * Buffer that is zeroed once OpenSSL has read it, never as a JWK: a JWK's `d` is a base64url
+ * string, which stays in the V8 heap until collected and cannot be zeroed. OpenSSL 3's DER decoder
+ * costs more (measured with --no-opt: ~0.35 ms more for the first key of a start, ~0.7 ms for each
+ * one after it), paid once per host key at start.
  */
 export function x25519PrivateKey(scalar: Uint8Array): KeyObject {
+  const der = Buffer.alloc(PKCS8_X25519_PREFIX.length + POINT_BYTES);
+  PKCS8_X25519_PREFIX.copy(der);
+  der.set(scalar, PKCS8_X25519_PREFIX.length);
+  try {
+    return createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  } finally {
+    der.fill(0);
+  }
+}
+
+/**
+ * Makes a KeyObject from a scalar that is not secret (ssh-ed25519's tweak, derived from the public
+ * key). As a JWK, which is the cheaper import; node:crypto imports a private OKP key from `d`
+ * alone, and `x` must only be a string.
+ */
+export function x25519PublicScalarKey(scalar: Uint8Array): KeyObject {
   const d = Buffer.from(scalar.buffer, scalar.byteOffset, scalar.byteLength).toString("base64url");
   return createPrivateKey({ key: { kty: "OKP", crv: "X25519", d, x: "" }, format: "jwk" });
 }

@@ -1,6 +1,7 @@
 import { decodeArmor, looksArmored } from "./armor.js";
 import { AgeDecryptError } from "./errors.js";
 import { type ParsedHeader, parseHeader, verifyHeaderMac } from "./header.js";
+import { type AgeLimits, type Budget, DEFAULT_LIMITS, TimeBudget, formatBytes } from "./limits.js";
 import { decryptPayload } from "./payload.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
@@ -11,25 +12,32 @@ const FILE_KEY_BYTES = 16;
  * with the first identity that unwraps its file key. Returns the plaintext in
  * a Buffer the caller owns (and should zero). Throws AgeDecryptError; on error
  * no plaintext is returned and any partial plaintext has been zeroed.
+ * A file over one of `limits` (src/age/limits.ts) fails with the limit in the message.
  */
-export async function decryptAge(file: Uint8Array, identities: readonly AgeIdentity[]): Promise<Buffer> {
+export async function decryptAge(file: Uint8Array, identities: readonly AgeIdentity[], limits: AgeLimits = DEFAULT_LIMITS): Promise<Buffer> {
+  if (file.length > limits.maxFileBytes) {
+    throw new AgeDecryptError(`file is larger than ${formatBytes(limits.maxFileBytes)} (limit ${formatBytes(limits.maxFileBytes)})`);
+  }
+  const budget = new TimeBudget(limits.timeBudgetMs);
   const binary = looksArmored(file) ? decodeArmor(file) : file;
-  const header = parseHeader(binary);
+  budget.check();
+  const header = parseHeader(binary, limits);
   checkScryptAlone(header.stanzas);
-  const fileKey = await unwrapFileKey(header, identities);
+  const fileKey = await unwrapFileKey(header, identities, budget);
   try {
     verifyHeaderMac(fileKey, header);
-    return decryptPayload(fileKey, binary.subarray(header.payloadOffset));
+    return decryptPayload(fileKey, binary.subarray(header.payloadOffset), budget);
   } finally {
     fileKey.fill(0);
   }
 }
 
-async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdentity[]): Promise<Uint8Array> {
+async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdentity[], budget: Budget): Promise<Uint8Array> {
   for (const identity of identities) {
+    budget.check();
     let fileKey: Uint8Array | null;
     try {
-      fileKey = await identity.unwrapFileKey(header.stanzas);
+      fileKey = await identity.unwrapFileKey(header.stanzas, budget);
     } catch (err) {
       if (err instanceof AgeDecryptError) throw err;
       throw new AgeDecryptError(`identity ${identity.source} failed: ${err instanceof Error ? err.message : "unknown error"}`);

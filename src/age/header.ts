@@ -2,12 +2,14 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { decodeBase64NoPad } from "./base64.js";
 import { AgeDecryptError } from "./errors.js";
 import { hkdfSha256 } from "./kdf.js";
+import { type AgeLimits, formatBytes } from "./limits.js";
 import type { Stanza } from "./stanza.js";
 
 const VERSION_LINE = "age-encryption.org/v1";
 const STANZA_PREFIX = "-> ";
 const MAC_PREFIX = "--- ";
-const BODY_LINE_BYTES = 48; // 64 base64 columns
+const BODY_LINE_COLUMNS = 64;
+const BODY_LINE_BYTES = 48;
 const NEWLINE = 0x0a;
 const NON_PRINTABLE = /[^\x20-\x7e]/;
 
@@ -20,27 +22,45 @@ export interface ParsedHeader {
   readonly payloadOffset: number;
 }
 
-/** Reads '\n'-terminated lines of printable ASCII out of the binary file. */
+/** Reads '\n'-terminated lines of printable ASCII out of the binary file, up to `limit` bytes. */
 class HeaderLines {
   offset = 0;
-  constructor(private readonly file: Uint8Array) {}
+  readonly #file: Uint8Array;
+  /** The part of the file a header may occupy: no line search ever looks past it. */
+  readonly #window: Uint8Array;
+
+  constructor(file: Uint8Array, readonly limit: number) {
+    this.#file = file;
+    this.#window = file.subarray(0, limit);
+  }
 
   /** Returns the next line (without '\n') and its start offset. */
   next(): { text: string; start: number } {
     const start = this.offset;
-    const end = this.file.indexOf(NEWLINE, start);
-    if (end < 0) throw new AgeDecryptError("invalid header: truncated (missing end of line)");
+    const end = this.#window.indexOf(NEWLINE, start);
+    if (end < 0) {
+      if (this.#file.length > this.limit) throw headerTooLong(this.limit);
+      throw new AgeDecryptError("invalid header: truncated (missing end of line)");
+    }
     // latin1 maps every byte to the character of the same code, so the test sees the raw bytes.
-    const text = Buffer.from(this.file.buffer, this.file.byteOffset + start, end - start).toString("latin1");
+    const text = Buffer.from(this.#file.buffer, this.#file.byteOffset + start, end - start).toString("latin1");
     if (NON_PRINTABLE.test(text)) throw new AgeDecryptError("invalid header: non-printable byte in header");
     this.offset = end + 1;
     return { text, start };
   }
 }
 
-/** Parses the textual age header (C2SP age.md, "Header"). Does not check the MAC. */
-export function parseHeader(file: Uint8Array): ParsedHeader {
-  const lines = new HeaderLines(file);
+function headerTooLong(limit: number): AgeDecryptError {
+  return new AgeDecryptError(`header is longer than ${formatBytes(limit)} (limit ${formatBytes(limit)})`);
+}
+
+/**
+ * Parses the textual age header (C2SP age.md, "Header"). Does not check the MAC.
+ * Linear in the header's length, which is at most `limits.maxHeaderBytes`; at most
+ * `limits.maxStanzas` stanzas.
+ */
+export function parseHeader(file: Uint8Array, limits: Pick<AgeLimits, "maxHeaderBytes" | "maxStanzas">): ParsedHeader {
+  const lines = new HeaderLines(file, limits.maxHeaderBytes);
   if (!startsWithAscii(file, "age-encryption.org/")) throw new AgeDecryptError("not an age file");
   const version = lines.next().text;
   if (version !== VERSION_LINE) throw new AgeDecryptError(`unsupported age version "${version.slice(0, 40)}"`);
@@ -49,6 +69,9 @@ export function parseHeader(file: Uint8Array): ParsedHeader {
   for (;;) {
     const { text, start } = lines.next();
     if (text.startsWith(STANZA_PREFIX)) {
+      if (stanzas.length === limits.maxStanzas) {
+        throw new AgeDecryptError(`header has more than ${limits.maxStanzas} stanzas (limit ${limits.maxStanzas})`);
+      }
       stanzas.push(parseStanza(text, lines));
       continue;
     }
@@ -66,8 +89,9 @@ function parseStanza(firstLine: string, lines: HeaderLines): Stanza {
   if (args.some((a) => a.length === 0)) throw new AgeDecryptError("invalid header: empty stanza argument");
   const chunks: Buffer[] = [];
   for (;;) {
-    const chunk = decodeBase64NoPad(lines.next().text, "stanza body");
-    if (chunk.length > BODY_LINE_BYTES) throw new AgeDecryptError("invalid header: stanza body line too long");
+    const line = lines.next().text;
+    if (line.length > BODY_LINE_COLUMNS) throw new AgeDecryptError("invalid header: stanza body line too long");
+    const chunk = decodeBase64NoPad(line, "stanza body");
     chunks.push(chunk);
     // A full line means more follows; the body always ends with a short (possibly empty) line.
     if (chunk.length < BODY_LINE_BYTES) break;

@@ -1,6 +1,7 @@
 import { AgeDecryptError } from "./errors.js";
 import { TAG_BYTES, openChaCha20Poly1305 } from "./aead.js";
 import { hkdfSha256 } from "./kdf.js";
+import type { Budget } from "./limits.js";
 
 const NONCE_BYTES = 16;
 const CHUNK_BYTES = 64 * 1024;
@@ -11,17 +12,17 @@ const SEALED_CHUNK_BYTES = CHUNK_BYTES + TAG_BYTES;
  * Either every chunk authenticates and the whole plaintext is returned, or an
  * AgeDecryptError is thrown and whatever was decrypted has been zeroed.
  */
-export function decryptPayload(fileKey: Uint8Array, payload: Uint8Array): Buffer {
+export function decryptPayload(fileKey: Uint8Array, payload: Uint8Array, budget: Budget): Buffer {
   if (payload.length < NONCE_BYTES) throw new AgeDecryptError("truncated file: no nonce after the header");
   const streamKey = hkdfSha256(fileKey, payload.subarray(0, NONCE_BYTES), "payload");
   try {
-    return decryptStream(streamKey, payload.subarray(NONCE_BYTES));
+    return decryptStream(streamKey, payload.subarray(NONCE_BYTES), budget);
   } finally {
     streamKey.fill(0);
   }
 }
 
-function decryptStream(key: Uint8Array, sealed: Uint8Array): Buffer {
+function decryptStream(key: Uint8Array, sealed: Uint8Array, budget: Budget): Buffer {
   if (sealed.length === 0) throw new AgeDecryptError("truncated payload (no chunks)");
   const chunkCount = Math.ceil(sealed.length / SEALED_CHUNK_BYTES);
   const nonce = Buffer.alloc(12);
@@ -32,6 +33,7 @@ function decryptStream(key: Uint8Array, sealed: Uint8Array): Buffer {
   let written = 0;
   try {
     for (let i = 0; i < chunkCount; i++) {
+      budget.check();
       const chunk = sealed.subarray(i * SEALED_CHUNK_BYTES, (i + 1) * SEALED_CHUNK_BYTES);
       const opened = openChunk(key, nonce, chunk, i, i === chunkCount - 1);
       opened.copy(plaintext, written);

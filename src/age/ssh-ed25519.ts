@@ -1,9 +1,10 @@
 import { type KeyObject, createHash } from "node:crypto";
 import { unwrapWithKey } from "./aead.js";
 import { decodeBase64NoPad } from "./base64.js";
-import { POINT_BYTES, x25519, x25519PrivateKey, x25519PublicBytes } from "./curve25519.js";
+import { POINT_BYTES, x25519, x25519PrivateKey, x25519PublicBytes, x25519PublicScalarKey } from "./curve25519.js";
 import { AgeDecryptError } from "./errors.js";
 import { hkdfSha256 } from "./kdf.js";
+import type { Budget } from "./limits.js";
 import { sshKeyTag } from "./ssh-key-tag.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
@@ -32,18 +33,19 @@ export class SshEd25519Identity implements AgeIdentity {
     }
     this.#publicKey = x25519PublicBytes(this.#scalar);
     const tweak = hkdfSha256(new Uint8Array(0), sshWirePublicKey, LABEL);
-    this.#tweak = x25519PrivateKey(tweak);
+    this.#tweak = x25519PublicScalarKey(tweak);
     tweak.fill(0);
     this.#tag = sshKeyTag(sshWirePublicKey);
   }
 
-  unwrapFileKey(stanzas: readonly Stanza[]): Uint8Array | null {
+  unwrapFileKey(stanzas: readonly Stanza[], budget: Budget): Uint8Array | null {
     for (const stanza of stanzas) {
       if (stanza.args[0] !== STANZA_TYPE) continue;
       if (stanza.args.length !== 3) throw new AgeDecryptError("invalid ssh-ed25519 stanza: wrong number of arguments");
       const share = decodeBase64NoPad(stanza.args[2]!, "ssh-ed25519 share");
       if (share.length !== POINT_BYTES) throw new AgeDecryptError("invalid ssh-ed25519 stanza: share has the wrong length");
       if (stanza.args[1] !== this.#tag) continue;
+      budget.check();
 
       const secret = x25519(this.#scalar, share);
       if (secret === null) throw new AgeDecryptError("invalid ssh-ed25519 stanza: low-order share");

@@ -1,5 +1,6 @@
 import { type KeyObject, constants, privateDecrypt } from "node:crypto";
 import { AgeDecryptError } from "./errors.js";
+import type { Budget } from "./limits.js";
 import { sshKeyTag } from "./ssh-key-tag.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
@@ -17,11 +18,12 @@ export class SshRsaIdentity implements AgeIdentity {
     this.#tag = sshKeyTag(sshWirePublicKey);
   }
 
-  unwrapFileKey(stanzas: readonly Stanza[]): Uint8Array | null {
+  unwrapFileKey(stanzas: readonly Stanza[], budget: Budget): Uint8Array | null {
     for (const stanza of stanzas) {
       if (stanza.args[0] !== STANZA_TYPE) continue;
       if (stanza.args.length !== 2) throw new AgeDecryptError("invalid ssh-rsa stanza: wrong number of arguments");
       if (stanza.args[1] !== this.#tag) continue;
+      budget.check();
       try {
         return privateDecrypt(
           { key: this.#privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256", oaepLabel: OAEP_LABEL },

@@ -1,3 +1,5 @@
+import type { Budget } from "./limits.js";
+
 /** One recipient stanza of an age header. args[0] is the stanza type, e.g. "X25519". */
 export interface Stanza {
   readonly args: readonly string[];
@@ -14,5 +16,9 @@ export interface AgeIdentity {
   readonly type: string;
   /** Where it came from, for logs (a file path). Never key material. */
   readonly source: string;
-  unwrapFileKey(stanzas: readonly Stanza[]): Uint8Array | null | Promise<Uint8Array | null>;
+  /**
+   * `budget.check()` is called before each stanza whose trial costs real work, and throws once the
+   * file's time is up (src/age/limits.ts).
+   */
+  unwrapFileKey(stanzas: readonly Stanza[], budget: Budget): Uint8Array | null | Promise<Uint8Array | null>;
 }

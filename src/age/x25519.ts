@@ -5,10 +5,16 @@ import { decodeBech32 } from "./bech32.js";
 import { POINT_BYTES, x25519, x25519PrivateKey, x25519PublicBytes } from "./curve25519.js";
 import { AgeDecryptError } from "./errors.js";
 import { hkdfSha256 } from "./kdf.js";
+import type { Budget } from "./limits.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
 const STANZA_TYPE = "X25519";
 const LABEL = "age-encryption.org/v1/X25519";
+const PREFIX = Buffer.from("AGE-SECRET-KEY-1", "latin1");
+
+function startsWith(bytes: Uint8Array, prefix: Buffer): boolean {
+  return bytes.length >= prefix.length && prefix.equals(bytes.subarray(0, prefix.length));
+}
 
 /** A native age X25519 identity (AGE-SECRET-KEY-1…). The scalar lives only inside the KeyObject. */
 export class X25519Identity implements AgeIdentity {
@@ -21,9 +27,12 @@ export class X25519Identity implements AgeIdentity {
     this.#publicKey = x25519PublicBytes(privateKey);
   }
 
-  /** Parses one AGE-SECRET-KEY-1… line. Throws a plain Error that never quotes the key. */
-  static fromString(encoded: string, source: string): X25519Identity {
-    if (!encoded.startsWith("AGE-SECRET-KEY-1")) throw new Error("not an AGE-SECRET-KEY-1 identity");
+  /**
+   * Parses one AGE-SECRET-KEY-1… line, as ASCII bytes (the identity file's own Buffer: the key
+   * never becomes a JS string). Throws a plain Error that never quotes the key.
+   */
+  static fromBytes(encoded: Uint8Array, source: string): X25519Identity {
+    if (!startsWith(encoded, PREFIX)) throw new Error("not an AGE-SECRET-KEY-1 identity");
     const { prefix, bytes } = decodeBech32(encoded);
     try {
       if (prefix !== "age-secret-key-" || bytes.length !== 32) throw new Error("malformed X25519 identity");
@@ -33,9 +42,21 @@ export class X25519Identity implements AgeIdentity {
     }
   }
 
-  unwrapFileKey(stanzas: readonly Stanza[]): Uint8Array | null {
+  /** fromBytes for a key that is already a string (the CCTV vectors). */
+  static fromString(encoded: string, source: string): X25519Identity {
+    const bytes = Buffer.from(encoded, "latin1");
+    try {
+      return X25519Identity.fromBytes(bytes, source);
+    } finally {
+      bytes.fill(0);
+    }
+  }
+
+  unwrapFileKey(stanzas: readonly Stanza[], budget: Budget): Uint8Array | null {
     for (const stanza of stanzas) {
       if (stanza.args[0] !== STANZA_TYPE) continue;
+      // Untagged: every X25519 stanza costs a scalar multiplication to try.
+      budget.check();
       if (stanza.args.length !== 2) throw new AgeDecryptError("invalid X25519 stanza: wrong number of arguments");
       const share = decodeBase64NoPad(stanza.args[1]!, "X25519 share");
       if (share.length !== POINT_BYTES) throw new AgeDecryptError("invalid X25519 stanza: share has the wrong length");
