@@ -99,7 +99,8 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     ramfsReady.catch(() => {}); // an early return below must not leave its failure unhandled
 
     notify.status(`loading identities`);
-    const identities = await loadIdentities(manifest.identityPaths, (w) => log.warn({ identity: w.path, cause: w.reason }, "identity skipped"));
+    const identities = await loadIdentities(manifest.identityPaths, (w) =>
+      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : "identity file is not root's alone"));
     notify.status(`decrypting ${selected.length} secrets`);
     const decrypted = await decryptAll(selected, identities);
     try {
