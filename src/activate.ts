@@ -79,7 +79,9 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
   const dryRun = options.dryRun ?? false;
   const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
   // A dry run takes no lock: it writes nothing, and reads the live generation, which a swap replaces atomically.
-  const lock = dryRun ? undefined : await acquireLock(manifest.secretsMountPoint, { onWait: () => log.info("waiting for another activation to finish") });
+  const lock = dryRun
+    ? undefined
+    : await acquireLock(manifest.secretsMountPoint, { trust: { ...ROOT_ONLY, uids: [host.rootUid] }, onWait: () => log.info("waiting for another activation to finish") });
   const dirs = new Dirs();
   const unchanged = (generation: number | undefined, failed: readonly SecretFailure[] = []): ActivationResult => ({ generation, swapped: false, installed: [], failed, changes: [], units: NO_UNITS, dryRun });
   try {

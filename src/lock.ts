@@ -5,12 +5,17 @@
 // so nothing is ever stale. The file is never removed (a waiter that opened it before its removal
 // would lock a file nobody else sees).
 //
+// The way to the lock file is walked like every path root writes (src/secure-fs.ts): without
+// following symlinks, every directory root's, before anything is created, so a lock beside a
+// mount point below a user's directory is refused, not created there.
+//
 // A lock file that is a symbolic link, not a regular file, not root's or open to other users was
 // not made by agenixd: it is refused, never followed or repaired, and the activation fails with the
 // reason (whoever could plant it in root's directory could do worse).
-import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { nativeAddon } from "./native.js";
+import { Dirs, TrustError, lstatIn, type Dir, type Trust } from "./secure-fs.js";
 
 export interface Lock {
   release(): Promise<void>;
@@ -23,14 +28,38 @@ export function lockPath(mountPoint: string): string {
 
 const POLL_MS = 50;
 
-export async function acquireLock(mountPoint: string, options: { timeoutMs?: number; onWait?: () => void } = {}): Promise<Lock> {
+export interface LockOptions {
+  timeoutMs?: number;
+  onWait?: () => void;
+  /** Who may own the directories on the way: root (and the process itself) unless given. */
+  trust?: Trust;
+}
+
+export async function acquireLock(mountPoint: string, options: LockOptions = {}): Promise<Lock> {
+  const dirs = new Dirs();
+  try {
+    return await lockIn(mountPoint, options, dirs);
+  } finally {
+    dirs.close();
+  }
+}
+
+async function lockIn(mountPoint: string, options: LockOptions, dirs: Dirs): Promise<Lock> {
   const path = lockPath(mountPoint);
+  const name = basename(path);
   const { flock } = nativeAddon();
   const timeoutMs = options.timeoutMs ?? 120_000;
   const deadline = Date.now() + timeoutMs;
+  let parent: Dir;
+  try {
+    // Missing parents are made 0755 (as /run is): the mount point's consumers must traverse them.
+    parent = dirs.dir(dirname(path), options.trust ?? { uids: [], gids: [], who: "root" }, { uid: -1, gid: -1, mode: 0o755 });
+  } catch (e) {
+    throw new Error(`${e instanceof TrustError ? "refusing to lock" : "cannot lock"} ${path}: ${(e as Error).message}`);
+  }
   let waited = false;
   for (;;) {
-    const file = openLockFile(path);
+    const file = openLockFile(parent, name, path);
     try {
       while (!flock(file.fd)) {
         if (Date.now() > deadline) throw new Error(`the lock ${path} is still held after ${Math.round(timeoutMs / 1000)} s${describeHolder(file.ino)}`);
@@ -44,7 +73,7 @@ export async function acquireLock(mountPoint: string, options: { timeoutMs?: num
     }
     // Taken. Only root can replace the file, and agenixd never does; should it have happened
     // while we waited, the lock of a file no longer at `path` excludes nobody: start over.
-    const now = lstatSync(path, { throwIfNoEntry: false });
+    const now = lstatIn(parent, name);
     if (now && now.ino === file.ino && now.dev === file.dev) {
       return { release: async () => closeSync(file.fd) };
     }
@@ -58,12 +87,12 @@ interface LockFile {
   readonly ino: number;
 }
 
-function openLockFile(path: string): LockFile {
-  makeParent(dirname(path));
+function openLockFile(parent: Dir, name: string, path: string): LockFile {
   let fd: number;
   try {
-    // O_NOFOLLOW: a symbolic link is refused, not followed; O_NONBLOCK: a FIFO cannot hang the open.
-    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+    // Relative to the directory held open; O_NOFOLLOW: a symbolic link is refused, not followed;
+    // O_NONBLOCK: a FIFO cannot hang the open.
+    fd = openSync(`${parent.op}/${name}`, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ELOOP") throw new Error(`lock file ${path} is a symbolic link; agenixd refuses it (remove it)`);
@@ -84,19 +113,6 @@ function openLockFile(path: string): LockFile {
     throw new Error(`lock file ${path} ${problem}; agenixd refuses it (remove it)`);
   }
   return { fd, dev: st.dev, ino: st.ino };
-}
-
-/** A mount point's missing parents, 0755 (as /run is): its consumers must be able to traverse them. */
-function makeParent(dir: string): void {
-  if (existsSync(dir)) return;
-  makeParent(dirname(dir));
-  try {
-    mkdirSync(dir, { mode: 0o755 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    return;
-  }
-  chmodSync(dir, 0o755); // mkdir's mode went through the umask (0077 in agenixd)
 }
 
 /** ", held by pid N (comm)" from /proc/locks, for the timeout's message; empty if unknown. */

@@ -133,7 +133,9 @@ test("secretsDir and secretsMountPoint below a user's directory are refused befo
     const r = sb.run(sb.manifest([{ name: "a" }], { [which]: path }));
     assert.equal(r.status, 1, r.stderr);
     const fatal = r.logs.find((l) => l.level === "fatal");
-    assert.equal(fatal?.cause, `activation failed: refusing to use ${which} ${path}: ${owned} is owned by uid ${user.uid}, not root`);
+    // The mount point's lock file, beside it (src/lock.ts), is the first thing agenixd would make there.
+    const refused = which === "secretsDir" ? `refusing to use secretsDir ${path}` : `refusing to lock ${owned}/.agenix.d.lock`;
+    assert.equal(fatal?.cause, `activation failed: ${refused}: ${owned} is owned by uid ${user.uid}, not root`);
     assert.deepEqual(readdirSync(owned), []);
     if (which === "secretsDir") assert.deepEqual(readdirSync(sb.mountPoint), [], "no generation written");
   }
@@ -168,7 +170,7 @@ test("temp files a killed copy or swap left beside this manifest's targets are r
   const r = sb.run(sb.manifest([{ name: "config", path: copy, symlink: false }]));
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(readdirSync(join(sb.root, "etc/app")).sort(), [".unrelated.agenixd-0123456789ab", "config.toml"]);
-  assert.deepEqual(readdirSync(join(sb.root, "run")).sort(), ["agenix", "agenix.d"]);
+  assert.deepEqual(readdirSync(join(sb.root, "run")).sort(), [".agenix.d.lock", "agenix", "agenix.d"]);
   const info = r.logs.find((l) => l.msg === "removed temporary files an interrupted activation left");
   assert.deepEqual((info?.removed as string[]).sort(), stale);
 
