@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
-import { repoRoot } from "./cache.js";
+import { cacheDir, repoRoot } from "./cache.js";
 import { runChecked } from "./process.js";
 import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
 import { configurations, type Scenario, type SecretDef } from "./scenario.js";
@@ -109,7 +109,7 @@ export async function buildFixture(scenario: Scenario, dir: string): Promise<voi
 }
 
 async function evalSystem(machine: unknown): Promise<Record<string, EvaluatedConfiguration>> {
-  const stateDir = mkdtempSync(join(repoRoot, ".cache", "nix-state-"));
+  const stateDir = mkdtempSync(join(cacheDir(), "nix-state-"));
   try {
     const out = await runChecked(
       ["nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", "--argstr", "json", JSON.stringify(machine), join(repoRoot, "harness", "system.nix")],
