@@ -17,10 +17,10 @@ type BackendName = "nspawn" | "qemu";
 
 async function machineFor(backend: BackendName, scenario: Scenario, runDir: string): Promise<Machine> {
   const fixture = join(runDir, "fixture");
-  await buildFixture(scenario, fixture);
+  const root = await debianRoot(backend);
+  await buildFixture(scenario, fixture, root);
   const log = (line: string) => console.log(`  ${line}`);
   if (backend === "nspawn") {
-    const root = await debianRoot("nspawn");
     return new Machine(scenario.name, new NspawnBackend({
       name: scenario.name,
       layers: [fixture, root],
