@@ -521,6 +521,78 @@ function parseUnitFile(text: string): Record<string, Record<string, string[]>> {
   return sections;
 }
 
+describe("vm-tests without nixpkgs", () => {
+  const vmTests = join(root, "vm-tests");
+  const evalStandIns = () => {
+    const r = spawnSync("nix-instantiate", ["--store", "dummy://", "--eval", "--strict", "--json", join(vmTests, "stand-ins.nix")], { encoding: "utf8", env: nixEnv });
+    if (r.status !== 0) throw new NixError(r.stderr);
+    return r.stdout;
+  };
+  type StandIns = Record<string, { name: string; testScript: string; nodes: Record<string, { failedAssertions: string[]; warnings: string[]; specialisations: string[] }> }>;
+  const checkSteps = (json: string) => spawnSync("python3", [join(vmTests, "check-steps.py")], { input: json, encoding: "utf8" });
+
+  test("one VM test per scenario, each machine accepted as nixpkgs would, no activation script but perl's password phase", () => {
+    const tests = JSON.parse(evalStandIns()) as StandIns;
+    const scenarios = readdirSync(join(vmTests, "scenarios")).map((f) => f.replace(/\.json$/, "")).sort();
+    assert.deepEqual(Object.keys(tests).sort(), scenarios);
+    for (const [name, t] of Object.entries(tests)) {
+      for (const [machine, m] of Object.entries(t.nodes)) {
+        assert.deepEqual(m.failedAssertions, [], `${name} on ${machine}`);
+        const expected = name === "password" && machine === "perl" ? ["system.activationScripts.agenixdUsers is deprecated (nixpkgs #475305): it has a body and NixOS does not define it"] : [];
+        assert.deepEqual(m.warnings, expected, `${name} on ${machine}`);
+      }
+    }
+  });
+
+  test("every test script runs against a stand-in of the driver that keeps its rules (steps.py)", () => {
+    const r = checkSteps(evalStandIns());
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+
+  test("the driver stand-in catches a start without allow_reboot before a reboot (\"Shell disconnected\")", () => {
+    const json = evalStandIns();
+    assert.ok(json.includes("machine.start(allow_reboot=True)"));
+    const r = checkSteps(json.replaceAll("machine.start(allow_reboot=True)", "machine.start()"));
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /FAILED reboot:[\s\S]*RuntimeError: Shell disconnected/);
+  });
+
+  const checks = (args: Record<string, unknown>) =>
+    nixEval(`import ${vmTests}/nixpkgs-checks.nix arg`, {
+      users: {},
+      sysusers: false,
+      userborn: false,
+      systemdInitrd: false,
+      activationScripts: {},
+      ...args,
+    }) as { assertions: string[]; warnings: string[] };
+  const user = (extra: Record<string, unknown> = {}) => ({ isNormalUser: false, isSystemUser: true, uid: 1000, group: "users", hashedPasswordFile: "/run/agenix/p", ...extra });
+
+  test("nixpkgs' assertions: sysusers refuses normal users, which perl activation and userborn accept", () => {
+    const normal = { user1: user({ isNormalUser: true, isSystemUser: false }) };
+    assert.deepEqual(checks({ users: normal, sysusers: true }).assertions, ["user1 is a normal user. systemd-sysusers doesn't create normal users, only system users."]);
+    assert.deepEqual(checks({ users: normal, userborn: true }).assertions, []);
+    assert.deepEqual(checks({ users: normal }).assertions, []);
+    assert.deepEqual(checks({ users: { user1: user() }, sysusers: true }).assertions, []);
+  });
+
+  test("nixpkgs' assertions: no users activation script under sysusers or userborn, not both, initrd requirements", () => {
+    const usersDeps = { users: { deps: ["agenixdUsers"] } };
+    assert.deepEqual(checks({ sysusers: true, activationScripts: usersDeps }).assertions, ["system.activationScripts.users has to be empty to use systemd-sysusers"]);
+    assert.deepEqual(checks({ userborn: true, activationScripts: usersDeps }).assertions, ["system.activationScripts.users has to be empty to use userborn"]);
+    assert.deepEqual(checks({ activationScripts: usersDeps }).assertions, []);
+    assert.ok(checks({ sysusers: true, userborn: true }).assertions.includes("You cannot use systemd-sysusers and Userborn at the same time"));
+    assert.deepEqual(checks({ nixosInit: true }).assertions, ["nixos-init can only be used with systemd initrd"]);
+    assert.deepEqual(checks({ etcOverlay: true }).assertions, ["`system.etc.overlay.enable` requires `boot.initrd.systemd.enable`"]);
+    assert.deepEqual(checks({ users: { u: user({ isSystemUser: false, uid: 1000 }) } }).assertions, ["Exactly one of users.users.u.isSystemUser and users.users.u.isNormalUser must be set."]);
+  });
+
+  test("a non-empty activation script NixOS does not define warns (nixpkgs #475305); empty ones only order", () => {
+    const r = checks({ activationScripts: { agenix: { text: "", deps: ["users"] }, mine: { text: "echo hi" }, etc: { text: "x" } } });
+    assert.deepEqual(r.warnings, ["system.activationScripts.mine is deprecated (nixpkgs #475305): it has a body and NixOS does not define it"]);
+  });
+});
+
 describe("nix/package.nix", () => {
   // Without nixpkgs the derivation cannot be built; called with stand-ins for lib and the
   // builders, it still shows how bin/agenixd starts node (makeBinaryWrapper's arguments).
