@@ -61,7 +61,9 @@ let
   #   a try-restart (restart if active, nothing if not), and the target's Requires= (our
   #   RequiredBy) adds a start. So the unit re-runs at every switch, with its new text (the
   #   daemon-reload came first), as agenix's activation script re-ran at every switch (a rotated
-  #   host key, a `file` outside the store); and a new or failed-then-reset unit is started. Once.
+  #   host key, a `file` outside the store); and a new or failed-then-reset unit is started. Once
+  #   (unless that run fails: then the start of the active targets that ends the switch starts
+  #   it again, sysinit.target wanting it; docs/boot.md).
   # - X-RestartIfChanged=false (restartIfChanged): without it, a switch that changes the unit (a
   #   new manifest or package) would also put it on switch-to-configuration's restart list
   #   (X-StopIfChanged=false) or stop/start lists, running it a second time after the target:
