@@ -41,12 +41,22 @@ interface EvaluatedConfiguration {
   unitFiles: Record<string, string>;
 }
 
+export interface FixtureOptions {
+  /**
+   * Start agenixd from the startup snapshot, as the package does (true), or from the plain
+   * bundle. node refuses a snapshot made on a CPU with other features (V8's cache tag includes
+   * them: "built with a different version of V8 or with different V8 configurations", exit 14),
+   * and QEMU's TCG CPU is not the host's.
+   */
+  snapshot: boolean;
+}
+
 /**
  * Writes the scenario's layer into `dir` (which must be empty or absent). `debianRoot` is the
  * root it will lie on (read for its package lists). Keys are made fresh for each run: nothing
  * secret is cached.
  */
-export async function buildFixture(scenario: Scenario, dir: string, debianRoot: string): Promise<void> {
+export async function buildFixture(scenario: Scenario, dir: string, debianRoot: string, options: FixtureOptions): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const at = (p: string) => join(dir, p.replace(/^\//, ""));
 
@@ -116,9 +126,10 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   mkdirSync(at("/var/log/journal"), { recursive: true });
   // As the package's wrapper does: the startup snapshot run by the node that built it, with the
   // package's glibc tunables in front of any the caller set.
+  const start = options.snapshot ? snapshotArgs(`${agenixdRoot}/dist/agenixd.blob`) : [`${agenixdRoot}/dist/agenixd.mjs`];
   const wrapper =
     `#!/bin/sh\nexport GLIBC_TUNABLES="${GLIBC_TUNABLES}\${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"\n` +
-    `exec /usr/local/bin/node ${snapshotArgs(`${agenixdRoot}/dist/agenixd.blob`).join(" ")} "$@"\n`;
+    `exec /usr/local/bin/node ${start.join(" ")} "$@"\n`;
   for (const exe of [agenixdExe, rebuiltAgenixdExe]) {
     mkdirSync(dirname(at(exe)), { recursive: true });
     writeFileSync(at(exe), wrapper, { mode: 0o755 });
