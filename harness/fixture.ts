@@ -1,23 +1,38 @@
 // The files a scenario adds to the Debian root: test host keys, ciphertexts at /nix/store paths,
-// the manifests and unit files that nix/manifest.nix and nix/unit.nix produce for each
-// configuration (evaluated by ./system.nix), and the pieces of NixOS those units rely on
-// (sysinit-reactivation.target, switch-to-configuration, sysusers with password credentials).
+// and one NixOS-like toplevel per configuration (/etc/agenixd-harness/configurations/<name>)
+// holding the manifest's unit files as nix/manifest.nix and nix/unit.nix produce them (evaluated
+// by ./system.nix), plus the pieces of NixOS those units rely on: sysinit-reactivation.target,
+// sysusers with password credentials, the units of the scenario's services, NixOS's default
+// service PATH (which has no mount(8)), and switch-to-configuration (./switch.ts).
+//
+// A systemd generator links the current configuration's units into the search path, as NixOS's
+// /etc/systemd/system: the booted "base" at every boot, the one /run/current-system points to
+// after a switch. Nothing is done by activation scripts: the machines boot as under nixos-init.
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
-import { repoRoot } from "./cache.js";
+import { cacheDir, repoRoot } from "./cache.js";
 import { runChecked } from "./process.js";
 import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
 import { configurations, type Scenario, type SecretDef } from "./scenario.js";
+import { configurationsDir, currentSystem } from "./switch.js";
 
 /** Where the built agenixd lives inside the machine (repo's dist/ and node_modules/ below it). */
 export const agenixdRoot = "/opt/agenixd";
 const agenixdExe = `${agenixdRoot}/bin/agenixd`;
+/** The same agenixd "rebuilt" at another path, for configurations with `rebuiltPackage`. */
+const rebuiltAgenixdExe = "/opt/agenixd-rebuilt/bin/agenixd";
 const hostKeyPath = "/etc/ssh/ssh_host_ed25519_key";
-const unitDir = "usr/lib/systemd/system";
-/** Every configuration's units, for switch-to-configuration to install. */
-const configurationsDir = "etc/agenixd-harness/configurations";
+/** mount(8), given to the unit by absolute path as nix/module.nix gives util-linux's. */
+const mountPath = "/usr/bin/mount";
+/**
+ * NixOS's default PATH for services (coreutils, findutils, grep, sed, systemd; no util-linux):
+ * a directory of links to Debian's programs of those packages.
+ */
+const nixosServicePath = "/usr/lib/agenixd-harness/service-path";
+const nixosServicePathPackages = ["coreutils", "findutils", "grep", "sed", "systemd"];
+const unitsOf = (toplevel: string) => join(toplevel, "etc/systemd/system");
 
 interface EvaluatedConfiguration {
   manifestPath: string;
@@ -26,11 +41,22 @@ interface EvaluatedConfiguration {
   unitFiles: Record<string, string>;
 }
 
+export interface FixtureOptions {
+  /**
+   * Start agenixd from the startup snapshot, as the package does (true), or from the plain
+   * bundle. node refuses a snapshot made on a CPU with other features (V8's cache tag includes
+   * them: "built with a different version of V8 or with different V8 configurations", exit 14),
+   * and QEMU's TCG CPU is not the host's.
+   */
+  snapshot: boolean;
+}
+
 /**
- * Writes the scenario's layer into `dir` (which must be empty or absent). Keys are made fresh
- * for each run: nothing secret is cached.
+ * Writes the scenario's layer into `dir` (which must be empty or absent). `debianRoot` is the
+ * root it will lie on (read for its package lists). Keys are made fresh for each run: nothing
+ * secret is cached.
  */
-export async function buildFixture(scenario: Scenario, dir: string): Promise<void> {
+export async function buildFixture(scenario: Scenario, dir: string, debianRoot: string, options: FixtureOptions): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const at = (p: string) => join(dir, p.replace(/^\//, ""));
 
@@ -61,16 +87,18 @@ export async function buildFixture(scenario: Scenario, dir: string): Promise<voi
     ]),
   );
   const machine = {
-    agenixd: agenixdExe,
+    mount: mountPath,
+    path: nixosServicePath,
     userManagement: "sysusers",
     identityPaths: [hostKeyPath],
     users,
     configurations: Object.fromEntries(
-      Object.entries(configurations(scenario)).map(([name, secrets]) => [
+      Object.entries(configurations(scenario)).map(([name, cfg]) => [
         name,
         {
+          agenixd: cfg.rebuiltPackage ? rebuiltAgenixdExe : agenixdExe,
           secrets: Object.fromEntries(
-            Object.entries(secrets).map(([attr, def]) => {
+            Object.entries(cfg.secrets).map(([attr, def]) => {
               const { content: _c, sourceName: _s, undecryptable: _u, ...options } = def;
               return [attr, { ...options, file: encrypt(attr, def) }];
             }),
@@ -80,36 +108,37 @@ export async function buildFixture(scenario: Scenario, dir: string): Promise<voi
     ),
   };
   const evaluated = await evalSystem(machine);
+  if (!evaluated.base) throw new Error("no base configuration evaluated");
 
   for (const [name, cfg] of Object.entries(evaluated)) {
     mkdirSync(dirname(at(cfg.manifestPath)), { recursive: true });
     writeFileSync(at(cfg.manifestPath), JSON.stringify(cfg.manifest), { mode: 0o444 });
-    writeUnits(cfg, join(dir, configurationsDir, name));
+    const units = unitsOf(at(join(configurationsDir, name)));
+    writeUnits(cfg, units);
+    writeNixosUnits(scenario, units, evaluated.base);
   }
-  const base = evaluated.base;
-  if (!base) throw new Error("no base configuration evaluated");
-  // The booted configuration: NixOS links its units like this at every boot.
-  writeUnits(base, join(dir, unitDir));
-
-  writeNixosShims(dir);
-  writeUsers(scenario, dir, base);
-  writeServices(scenario, dir);
+  writeGenerator(dir);
+  writeSwitch(dir);
+  writeSysusers(scenario, dir);
+  writeServiceScripts(scenario, dir);
+  writeServicePath(dir, debianRoot);
 
   mkdirSync(at("/var/log/journal"), { recursive: true });
-  mkdirSync(at(`${agenixdRoot}/bin`), { recursive: true });
   // As the package's wrapper does: the startup snapshot run by the node that built it, with the
   // package's glibc tunables in front of any the caller set.
-  writeFileSync(
-    at(agenixdExe),
+  const start = options.snapshot ? snapshotArgs(`${agenixdRoot}/dist/agenixd.blob`) : [`${agenixdRoot}/dist/agenixd.mjs`];
+  const wrapper =
     `#!/bin/sh\nexport GLIBC_TUNABLES="${GLIBC_TUNABLES}\${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"\n` +
-      `exec /usr/local/bin/node ${snapshotArgs(`${agenixdRoot}/dist/agenixd.blob`).join(" ")} "$@"\n`,
-    { mode: 0o755 },
-  );
+    `exec /usr/local/bin/node ${start.join(" ")} "$@"\n`;
+  for (const exe of [agenixdExe, rebuiltAgenixdExe]) {
+    mkdirSync(dirname(at(exe)), { recursive: true });
+    writeFileSync(at(exe), wrapper, { mode: 0o755 });
+  }
   writeFileSync(at("/etc/hostname"), `${scenario.name}\n`);
 }
 
 async function evalSystem(machine: unknown): Promise<Record<string, EvaluatedConfiguration>> {
-  const stateDir = mkdtempSync(join(repoRoot, ".cache", "nix-state-"));
+  const stateDir = mkdtempSync(join(cacheDir(), "nix-state-"));
   try {
     const out = await runChecked(
       ["nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", "--argstr", "json", JSON.stringify(machine), join(repoRoot, "harness", "system.nix")],
@@ -129,83 +158,122 @@ function writeUnits(cfg: EvaluatedConfiguration, dir: string): void {
     const service = cfg.services[file.replace(/\.service$/, "")];
     if (!service) continue;
     for (const [suffix, targets] of [[".wants", service.wantedBy], [".requires", service.requiredBy]] as const) {
-      for (const target of targets) {
-        mkdirSync(join(dir, target + suffix), { recursive: true });
-        symlinkSync(`../${file}`, join(dir, target + suffix, file));
-      }
+      for (const target of targets) link(`../${file}`, join(dir, target + suffix, file));
     }
     for (const alias of service.aliases) symlinkSync(file, join(dir, alias));
   }
 }
 
-const switchScript = `#!/bin/sh
-# switch-to-configuration test, reduced to what matters to agenixd: the configuration's units
-# go to /run/systemd/system (above the booted ones in /usr/lib, gone at the next boot), units
-# whose file changed are restarted, then sysinit-reactivation.target is restarted.
-set -eu
-name=$1
-src=/${configurationsDir}/$name
-[ -d "$src" ] || { echo "no configuration $name" >&2; exit 1; }
-changed=
-for unit in $(cd "$src" && ls *.service); do
-  current=$(systemctl show -P FragmentPath "$unit")
-  if ! cmp -s "$src/$unit" "$current"; then changed="$changed $unit"; fi
-done
-for unit in $(cd "$src" && ls -d *.service *.wants *.requires 2>/dev/null); do
-  rm -rf "/run/systemd/system/$unit"
-done
-if [ "$name" != base ]; then cp -a "$src"/. /run/systemd/system/; fi
-systemctl daemon-reload
-status=0
-systemctl restart $changed sysinit-reactivation.target || status=4
-exit $status
-`;
-
-function writeNixosShims(dir: string): void {
-  // NixOS defines this target; switch-to-configuration restarts it to re-run sysinit units.
-  writeFileSync(join(dir, unitDir, "sysinit-reactivation.target"), "[Unit]\nDescription=Reactivate sysinit units\n");
-  mkdirSync(join(dir, "usr/local/sbin"), { recursive: true });
-  writeFileSync(join(dir, "usr/local/sbin/switch-to-configuration"), switchScript, { mode: 0o755 });
+function link(target: string, path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  symlinkSync(target, path);
 }
 
-/** users.users with systemd.sysusers.enable: a sysusers.d entry, passwords as credentials. */
-function writeUsers(scenario: Scenario, dir: string, base: EvaluatedConfiguration): void {
-  const users = Object.entries(scenario.users ?? {});
-  const lines: string[] = [];
-  const credentials: string[] = [];
+/**
+ * The NixOS units agenixd's units meet: sysinit-reactivation.target (which switch-to-configuration
+ * restarts), systemd-sysusers.service as nixos/modules/system/boot/systemd/sysusers.nix sets it up
+ * (run at every boot, password files as credentials, required by sysinit-reactivation.target),
+ * and the scenario's services.
+ */
+function writeNixosUnits(scenario: Scenario, dir: string, base: EvaluatedConfiguration): void {
+  writeFileSync(join(dir, "sysinit-reactivation.target"), "[Unit]\nDescription=Reactivate sysinit units\n");
+
   const manifest = base.manifest as { secrets: { name: string; path: string }[] };
-  for (const [name, u] of users) {
-    lines.push(`g ${u.group} ${u.gid}`);
-    const home = u.isNormalUser ? `/home/${name}` : "/var/empty";
-    lines.push(`u ${name} ${u.uid}:${u.group} "${name}" ${home} /bin/sh`);
-    if (u.hashedPasswordSecret) {
-      const secret = manifest.secrets.find((s) => s.name === (scenario.secrets[u.hashedPasswordSecret!]?.name ?? u.hashedPasswordSecret));
-      if (!secret) throw new Error(`${scenario.name}: no secret ${u.hashedPasswordSecret} for ${name}'s password`);
-      credentials.push(`LoadCredential=passwd.hashed-password.${name}:${secret.path}`);
-    }
+  const credentials: string[] = [];
+  for (const [name, u] of Object.entries(scenario.users ?? {})) {
+    if (!u.hashedPasswordSecret) continue;
+    const secretName = scenario.secrets[u.hashedPasswordSecret]?.name ?? u.hashedPasswordSecret;
+    const secret = manifest.secrets.find((s) => s.name === secretName);
+    if (!secret) throw new Error(`${scenario.name}: no secret ${u.hashedPasswordSecret} for ${name}'s password`);
+    credentials.push(`LoadCredential=passwd.hashed-password.${name}:${secret.path}\n`);
   }
-  const dropIn = join(dir, unitDir, "systemd-sysusers.service.d");
-  mkdirSync(dropIn, { recursive: true });
-  // Debian runs sysusers only when /usr is newer than /etc; NixOS runs it at every boot.
-  writeFileSync(join(dropIn, "nixos.conf"), `[Unit]\nConditionNeedsUpdate=\n\n[Service]\n${credentials.map((c) => c + "\n").join("")}`);
-  if (lines.length) {
-    mkdirSync(join(dir, "usr/lib/sysusers.d"), { recursive: true });
-    writeFileSync(join(dir, "usr/lib/sysusers.d/scenario.conf"), lines.join("\n") + "\n");
-  }
-}
+  const sysusersConf = sysusersLines(scenario);
+  const trigger = createHash("sha256").update(sysusersConf).digest("hex").slice(0, 32);
+  writeDropIn(dir, "systemd-sysusers.service", "nixos.conf",
+    // Debian runs sysusers only when /usr is newer than /etc; NixOS clears the condition.
+    `[Unit]\nConditionNeedsUpdate=\nBefore=sysinit-reactivation.target\nX-Restart-Triggers=${trigger}\n\n[Service]\n${credentials.join("")}`);
+  link("/usr/lib/systemd/system/systemd-sysusers.service", join(dir, "sysinit-reactivation.target.requires", "systemd-sysusers.service"));
 
-/** systemd.services.<name> with `script` and default dependencies. */
-function writeServices(scenario: Scenario, dir: string): void {
   for (const [name, s] of Object.entries(scenario.services ?? {})) {
     const settings = Object.entries(s.serviceConfig ?? {}).map(([k, v]) => `${k}=${v}\n`).join("");
     const scriptPath = `/usr/local/lib/scenario/${name}-start`;
-    mkdirSync(join(dir, dirname(scriptPath)), { recursive: true });
-    writeFileSync(join(dir, scriptPath), `#!/bin/sh\nset -e\n${s.script}\n`, { mode: 0o755 });
     const file = `${name}.service`;
-    writeFileSync(join(dir, unitDir, file), `[Unit]\nDescription=${s.description ?? name}\n\n[Service]\n${settings}ExecStart=${scriptPath}\n`);
-    for (const target of s.wantedBy ?? []) {
-      mkdirSync(join(dir, unitDir, `${target}.wants`), { recursive: true });
-      symlinkSync(`../${file}`, join(dir, unitDir, `${target}.wants`, file));
+    writeFileSync(join(dir, file), `[Unit]\nDescription=${s.description ?? name}\n\n[Service]\n${settings}ExecStart=${scriptPath}\n`);
+    for (const target of s.wantedBy ?? []) link(`../${file}`, join(dir, `${target}.wants`, file));
+  }
+}
+
+/** The start scripts of the scenario's services (systemd.services.<name>.script). */
+function writeServiceScripts(scenario: Scenario, dir: string): void {
+  for (const [name, s] of Object.entries(scenario.services ?? {})) {
+    const scriptPath = join(dir, `usr/local/lib/scenario/${name}-start`);
+    mkdirSync(dirname(scriptPath), { recursive: true });
+    writeFileSync(scriptPath, `#!/bin/sh\nset -e\n${s.script}\n`, { mode: 0o755 });
+  }
+}
+
+function writeDropIn(dir: string, unit: string, name: string, text: string): void {
+  mkdirSync(join(dir, `${unit}.d`), { recursive: true });
+  writeFileSync(join(dir, `${unit}.d`, name), text);
+}
+
+/** users.users with systemd.sysusers.enable, as sysusers.nix writes them (system users only). */
+function sysusersLines(scenario: Scenario): string {
+  const lines: string[] = [];
+  for (const [name, u] of Object.entries(scenario.users ?? {})) {
+    // nixpkgs asserts this: "systemd-sysusers doesn't create normal users, only system users".
+    if (u.isNormalUser) throw new Error(`${scenario.name}: ${name} is a normal user. systemd-sysusers doesn't create normal users, only system users.`);
+    lines.push(`g ${u.group} ${u.gid}`);
+    lines.push(`u ${name} ${u.uid}:${u.group} "${name}" ${u.home ?? "/var/empty"} ${u.loginShell ? "/bin/bash" : "/usr/sbin/nologin"}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+function writeSysusers(scenario: Scenario, dir: string): void {
+  if (!scenario.users) return;
+  mkdirSync(join(dir, "usr/lib/sysusers.d"), { recursive: true });
+  writeFileSync(join(dir, "usr/lib/sysusers.d/scenario.conf"), sysusersLines(scenario));
+}
+
+const generator = `#!/bin/sh
+# Stands in for NixOS's /etc/systemd/system: links the units of the current configuration into the
+# unit search path at boot and at every daemon-reload. /run/current-system is set by
+# switch-to-configuration; at boot /run is empty and the booted configuration, "base", is used.
+set -eu
+current=${currentSystem}
+[ -e "$current" ] || current=${configurationsDir}/base
+cp -a "$current/etc/systemd/system/." "$1/"
+`;
+
+function writeGenerator(dir: string): void {
+  const path = join(dir, "usr/lib/systemd/system-generators/agenixd-harness-configuration");
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, generator, { mode: 0o755 });
+}
+
+/** switch-to-configuration, ./switch.ts run by the machine's node. */
+function writeSwitch(dir: string): void {
+  const program = "/usr/local/lib/agenixd-harness/switch-to-configuration.mjs";
+  mkdirSync(join(dir, dirname(program)), { recursive: true });
+  copyFileSync(join(repoRoot, "build", "harness", "switch.js"), join(dir, program));
+  mkdirSync(join(dir, "usr/local/sbin"), { recursive: true });
+  writeFileSync(join(dir, "usr/local/sbin/switch-to-configuration"), `#!/bin/sh\nexec /usr/local/bin/node ${program} "$@"\n`, { mode: 0o755 });
+}
+
+/** Links to the programs of the packages NixOS puts on a service's PATH, from Debian's lists. */
+function writeServicePath(dir: string, debianRoot: string): void {
+  const target = join(dir, nixosServicePath);
+  mkdirSync(target, { recursive: true });
+  const seen = new Set<string>();
+  for (const pkg of nixosServicePathPackages) {
+    const list = join(debianRoot, "var/lib/dpkg/info", `${pkg}.list`);
+    if (!existsSync(list)) throw new Error(`${list} is missing: cannot build the service PATH`);
+    for (const path of readFileSync(list, "utf8").split("\n")) {
+      const m = /^(?:\/usr)?\/s?bin\/([^/]+)$/.exec(path);
+      if (!m || seen.has(m[1]!)) continue;
+      seen.add(m[1]!);
+      symlinkSync(path, join(target, m[1]!));
     }
   }
+  if (seen.has("mount")) throw new Error("the service PATH must not hold mount(8): NixOS's does not");
 }

@@ -1,6 +1,10 @@
 // The NixOS test driver's vocabulary (start, waitForUnit, succeed, fail, waitUntilSucceeds,
 // getUnitInfo, reboot, crash, shutdown) over any backend that can boot a systemd machine and
-// run a shell command in it as root.
+// run a shell command in it as root, with the driver's rules (nixos/lib/test-driver/src/
+// test_driver/machine/__init__.py, QemuMachine): a command runs in bash under
+// `set -euo pipefail`; a command on a machine that is down starts it, without allow_reboot; and
+// a machine started without allow_reboot cannot reboot (the driver gives QEMU -no-reboot, QEMU
+// exits at the reboot and the next command fails with "Shell disconnected").
 import { sleep } from "./process.js";
 
 export interface CommandResult {
@@ -33,12 +37,24 @@ export class MachineError extends Error {}
 
 const defaultTimeoutMs = 900_000;
 
+export interface StartOptions {
+  /** The driver's start(allow_reboot=True): a guest reboot comes back instead of ending QEMU. */
+  allowReboot?: boolean;
+}
+
 export class Machine {
+  private allowReboot = false;
+
   constructor(
     readonly name: string,
     private readonly backend: Backend,
     private readonly log: (line: string) => void = () => {},
   ) {}
+
+  /** A line in the run's log, under this machine's name. */
+  note(line: string): void {
+    this.log(`${this.name}: ${line}`);
+  }
 
   get backendKind(): string {
     return this.backend.kind;
@@ -48,16 +64,20 @@ export class Machine {
     return this.backend.isRunning();
   }
 
-  async start(): Promise<void> {
+  async start(options: StartOptions = {}): Promise<void> {
     if (this.backend.isRunning()) return;
-    this.log(`${this.name}: starting (${this.backend.kind})`);
+    this.allowReboot = options.allowReboot ?? false;
+    this.log(`${this.name}: starting (${this.backend.kind}${this.allowReboot ? ", reboot allowed" : ""})`);
     await this.backend.boot();
   }
 
-  /** Like the NixOS driver, commands on a machine that is down boot it first. */
+  /**
+   * Like the NixOS driver: the command runs in bash with `set -euo pipefail`, and on a machine
+   * that is down it boots it first (as start() does: without allow_reboot).
+   */
   async execute(command: string, timeoutMs = defaultTimeoutMs): Promise<CommandResult> {
     await this.start();
-    return this.backend.execute(command, timeoutMs);
+    return this.backend.execute(`exec bash -c ${shellQuote(`set -euo pipefail; ${command}`)}`, timeoutMs);
   }
 
   async succeed(...commands: string[]): Promise<string> {
@@ -154,8 +174,14 @@ export class Machine {
   }
 
   async reboot(): Promise<void> {
+    if (!this.backend.isRunning()) throw new MachineError(`${this.name}: reboot() on a machine that is not running`);
+    if (!this.allowReboot) {
+      throw new MachineError(
+        `${this.name}: reboot() on a machine started without allow_reboot: the NixOS test driver starts QEMU with ` +
+          `-no-reboot, so QEMU exits at the reboot and the next command fails with "Shell disconnected"`,
+      );
+    }
     this.log(`${this.name}: rebooting`);
-    await this.start();
     await this.backend.reboot();
   }
 
@@ -165,6 +191,7 @@ export class Machine {
     await this.backend.shutdown();
   }
 
+  /** The machine stays down; the next command starts it again, without allow_reboot. */
   async crash(): Promise<void> {
     this.log(`${this.name}: simulating a crash`);
     await this.backend.crash();

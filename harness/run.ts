@@ -17,10 +17,11 @@ type BackendName = "nspawn" | "qemu";
 
 async function machineFor(backend: BackendName, scenario: Scenario, runDir: string): Promise<Machine> {
   const fixture = join(runDir, "fixture");
-  await buildFixture(scenario, fixture);
+  const root = await debianRoot(backend);
+  // QEMU's TCG CPU has other features than the host that built the snapshot: node would refuse it.
+  await buildFixture(scenario, fixture, root, { snapshot: backend === "nspawn" });
   const log = (line: string) => console.log(`  ${line}`);
   if (backend === "nspawn") {
-    const root = await debianRoot("nspawn");
     return new Machine(scenario.name, new NspawnBackend({
       name: scenario.name,
       layers: [fixture, root],

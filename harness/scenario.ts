@@ -23,9 +23,23 @@ export interface UserDef {
   uid: number;
   group: string;
   gid: number;
+  /** A normal user (NixOS's isNormalUser); systemd-sysusers refuses those, so the harness does too. */
   isNormalUser?: boolean;
+  /** Home directory (default /var/empty). */
+  home?: string;
+  /** Can log in: bash as the shell (a system user's default shell is nologin). */
+  loginShell?: boolean;
   /** Attribute name of the secret that is this user's hashedPasswordFile. */
   hashedPasswordSecret?: string;
+}
+
+export interface SpecialisationDef {
+  secrets: Record<string, SecretDef>;
+  /**
+   * The same agenixd built at another store path (as after a package update): the unit's
+   * ExecStart changes, the manifest does not.
+   */
+  rebuiltPackage?: boolean;
 }
 
 export interface ServiceDef {
@@ -67,7 +81,7 @@ export interface Scenario {
   users?: Record<string, UserDef>;
   secrets: Record<string, SecretDef>;
   /** Other configurations (NixOS specialisations): each secret given replaces the base one. */
-  specialisations?: Record<string, { secrets: Record<string, SecretDef> }>;
+  specialisations?: Record<string, SpecialisationDef>;
   services?: Record<string, ServiceDef>;
   steps: Step[];
 }
@@ -86,11 +100,16 @@ export function loadScenario(name: string): Scenario {
   return { name, ...(JSON.parse(text) as Omit<Scenario, "name">) };
 }
 
+export interface Configuration {
+  secrets: Record<string, SecretDef>;
+  rebuiltPackage: boolean;
+}
+
 /** The base configuration is named "base"; the others are the specialisations. */
-export function configurations(s: Scenario): Record<string, Record<string, SecretDef>> {
-  const result: Record<string, Record<string, SecretDef>> = { base: s.secrets };
+export function configurations(s: Scenario): Record<string, Configuration> {
+  const result: Record<string, Configuration> = { base: { secrets: s.secrets, rebuiltPackage: false } };
   for (const [name, spec] of Object.entries(s.specialisations ?? {})) {
-    result[name] = { ...s.secrets, ...spec.secrets };
+    result[name] = { secrets: { ...s.secrets, ...spec.secrets }, rebuiltPackage: spec.rebuiltPackage ?? false };
   }
   return result;
 }

@@ -19,7 +19,8 @@ function expectOutput(what: string, actual: string, step: { equals?: string; con
 async function runStep(machine: Machine, step: Step): Promise<void> {
   switch (step.op) {
     case "start":
-      return machine.start();
+      // As steps.py: the NixOS driver would give QEMU -no-reboot otherwise.
+      return machine.start({ allowReboot: true });
     case "waitForUnit":
       return machine.waitForUnit(step.unit);
     case "succeed":
@@ -42,6 +43,7 @@ async function runStep(machine: Machine, step: Step): Promise<void> {
     }
     case "switch": {
       const r = await machine.execute(`switch-to-configuration ${shellQuote(step.to)}`);
+      for (const line of r.stderr.split("\n").filter(Boolean)) machine.note(`switch-to-configuration: ${line}`);
       if (r.status !== 0 && !step.mayFail) {
         throw new MachineError(`switching to ${step.to} failed (exit code ${r.status})\n${r.stdout}${r.stderr}`);
       }

@@ -3,10 +3,11 @@
 # Evaluated with `nix-instantiate --store dummy:// --eval --strict --json`.
 #
 # Argument `json`: the scenario's machine, as the harness resolved it:
-#   { agenixd, userManagement, identityPaths,
+#   { mount, path, userManagement, identityPaths,
 #     users: { <name>: { group, hashedPasswordSecret? } },
-#     configurations: { <name>: { secrets: { <attr>: { file, name?, path?, mode?, owner?, group?, symlink? } } } } }
-#   `file` is the path the ciphertext has inside the machine (a /nix/store path).
+#     configurations: { <name>: { agenixd, secrets: { <attr>: { file, name?, path?, mode?, owner?, group?, symlink? } } } } }
+#   `file` is the path the ciphertext has inside the machine (a /nix/store path); `mount` is
+#   mount(8), `path` the directory standing in for NixOS's default PATH of services.
 # Result: { <configuration>: { manifestPath, manifest, services, unitFiles } }.
 #
 # Secrets get the defaults of the module's options (nix/module.nix), which the pure functions
@@ -16,6 +17,7 @@ let
   machine = builtins.fromJSON json;
   secretsDir = "/run/agenix";
   secretsMountPoint = "/run/agenix.d";
+  renderUnitFile = import ../nix/unit-file.nix;
 
   withDefaults =
     attr: s:
@@ -50,14 +52,29 @@ let
         builtins.substring 0 32 (builtins.hashString "sha256" (builtins.toJSON manifest))
       }-agenixd-manifest.json";
       run = import ../nix/unit.nix {
-        inherit (machine) agenixd identityPaths userManagement;
+        inherit (machine) mount identityPaths userManagement;
+        inherit (cfg) agenixd;
         manifest = manifestPath;
         usersPhase = builtins.any (s: s.neededForUsers) manifest.secrets;
       };
+      # The harness runs no activation script, as under nixos-init: a configuration that needs one
+      # (password secrets with perl activation) cannot be booted here.
+      checked =
+        if run.needsActivationScripts then
+          throw "agenixd harness: this configuration needs an activation script, which the harness (like nixos-init) never runs"
+        else
+          run;
+      # NixOS gives every service its default PATH (coreutils, findutils, grep, sed, systemd).
+      withNixosPath = s: s // { environment = { PATH = machine.path; } // (s.environment or { }); };
     in
     {
       inherit manifest manifestPath;
-      inherit (run) unitFiles;
+      unitFiles = builtins.listToAttrs (
+        map (name: {
+          name = "${name}.service";
+          value = renderUnitFile (withNixosPath checked.services.${name});
+        }) (builtins.attrNames checked.services)
+      );
       services = builtins.mapAttrs (_: s: {
         wantedBy = s.wantedBy or [ ];
         requiredBy = s.requiredBy or [ ];

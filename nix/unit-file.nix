@@ -1,65 +1,95 @@
-# Renders one service, given as NixOS `systemd.services.<name>` settings, into unit file text.
-# Builtins only. Used by ./unit.nix so the boot harness runs the same unit the module declares.
+# Renders one service, given as NixOS `systemd.services.<name>` settings, into the unit file text
+# NixOS would write for it (nixos/lib/systemd-lib.nix: unitConfig and serviceToUnit). Builtins
+# only. Used by ./unit.nix and by the boot harness, so the harness runs the unit the module
+# declares, and switch-to-configuration compares the same text NixOS would give it.
 #
 # Argument: { description, wantedBy, requiredBy, aliases, wants, requires, partOf, before, after,
-#             conflicts, unitConfig, serviceConfig, restartTriggers, stopIfChanged } (all but description
-#             optional). Lists of dependencies are written space-separated on one line; a list in
-#             unitConfig/serviceConfig the same way; booleans as true/false, like NixOS does.
-# Result: the text of the unit file: [Unit], [Service] and, when the unit is wanted or required
-#         by something, [Install] (NixOS links those directly; a plain systemd needs the section).
+#             conflicts, unitConfig, serviceConfig, environment, restartTriggers, restartIfChanged,
+#             reloadIfChanged, stopIfChanged } (all optional).
+#
+# As NixOS does: [Unit] holds unitConfig with the dependency lists (each on one line,
+# space-separated) and the description, keys sorted; a list in unitConfig or serviceConfig is one
+# line per element; booleans are true/false; [Service] starts with one quoted Environment= line
+# per variable, then X-ReloadIfChanged=true or X-RestartIfChanged=false, X-StopIfChanged=false,
+# then serviceConfig; [Install] holds only WantedBy (NixOS makes the .wants, .requires and alias
+# links itself). Unlike NixOS, which writes restartTriggers into a store file and names that
+# file, X-Restart-Triggers= lists the triggers themselves.
 service:
 let
-  inherit (builtins) attrNames concatStringsSep filter isBool isList;
-
-  value =
-    v:
-    if isBool v then
-      (if v then "true" else "false")
-    else if isList v then
-      concatStringsSep " " (map toString v)
-    else
-      toString v;
-
-  line = key: v: "${key}=${value v}\n";
-
-  # Keys whose value would be empty are left out, as systemd would read `Key=` as a reset.
-  lines =
-    pairs:
-    concatStringsSep "" (
-      map (p: line p.key p.value) (filter (p: p.value != [ ] && p.value != "" && p.value != null) pairs)
-    );
-
-  settings = attrs: map (key: { inherit key; value = attrs.${key}; }) (attrNames attrs);
+  inherit (builtins)
+    attrNames
+    concatStringsSep
+    filter
+    isBool
+    isList
+    listToAttrs
+    toJSON
+    ;
 
   get = name: service.${name} or [ ];
 
-  unitSection = lines (
-    [
-      { key = "Description"; value = service.description; }
-      { key = "Wants"; value = get "wants"; }
+  option = v: if isBool v then (if v then "true" else "false") else toString v;
+
+  # nixpkgs' attrsToSection: attributes in name order, a list as one line per element.
+  section =
+    attrs:
+    concatStringsSep "" (
+      map (
+        name:
+        let
+          v = attrs.${name};
+        in
+        concatStringsSep "" (map (x: "${name}=${option x}\n") (if isList v then v else [ v ]))
+      ) (attrNames attrs)
+    );
+
+  nonEmpty =
+    pairs:
+    listToAttrs (
+      map (p: {
+        name = p.key;
+        value = concatStringsSep " " p.value;
+      }) (filter (p: p.value != [ ]) pairs)
+    );
+
+  unitAttrs =
+    (service.unitConfig or { })
+    // nonEmpty [
       { key = "Requires"; value = get "requires"; }
-      { key = "PartOf"; value = get "partOf"; }
-      { key = "Conflicts"; value = get "conflicts"; }
+      { key = "Wants"; value = get "wants"; }
       { key = "After"; value = get "after"; }
       { key = "Before"; value = get "before"; }
+      { key = "PartOf"; value = get "partOf"; }
+      { key = "Conflicts"; value = get "conflicts"; }
+      { key = "X-Restart-Triggers"; value = get "restartTriggers"; }
     ]
-    ++ settings (service.unitConfig or { })
-    ++ [ { key = "X-Restart-Triggers"; value = get "restartTriggers"; } ]
+    // (if (service.description or "") != "" then { Description = service.description; } else { });
+
+  environment = service.environment or { };
+
+  environmentLines = concatStringsSep "" (
+    map (n: "Environment=${toJSON "${n}=${environment.${n}}"}\n") (
+      filter (n: environment.${n} != null) (attrNames environment)
+    )
   );
 
-  serviceSection = lines (
-    settings (service.serviceConfig or { })
-    ++ [ { key = "X-StopIfChanged"; value = service.stopIfChanged or true; } ]
-  );
+  switchLines =
+    (
+      if service.reloadIfChanged or false then
+        "X-ReloadIfChanged=true\n"
+      else if !(service.restartIfChanged or true) then
+        "X-RestartIfChanged=false\n"
+      else
+        ""
+    )
+    + (if !(service.stopIfChanged or true) then "X-StopIfChanged=false\n" else "");
 
-  installSection = lines [
-    { key = "WantedBy"; value = get "wantedBy"; }
-    { key = "RequiredBy"; value = get "requiredBy"; }
-    { key = "Alias"; value = get "aliases"; }
-  ];
+  wantedBy = get "wantedBy";
 in
 "[Unit]\n"
-+ unitSection
++ section unitAttrs
 + "\n[Service]\n"
-+ serviceSection
-+ (if installSection == "" then "" else "\n[Install]\n" + installSection)
++ environmentLines
++ switchLines
++ section (service.serviceConfig or { })
++ (if wantedBy == [ ] then "" else "\n[Install]\nWantedBy=${concatStringsSep " " wantedBy}\n")

@@ -4,6 +4,8 @@
 #
 # Arguments:
 #   agenixd        path (string) of the agenixd executable
+#   mount          absolute path (string) of mount(8): a NixOS service's PATH has no util-linux,
+#                  so agenixd is told where it is (AGENIXD_MOUNT) rather than searching PATH
 #   manifest       path (string) of the manifest file (./manifest.nix, written to the store)
 #   identityPaths  list of identity paths; the units wait for the mounts holding them
 #   usersPhase     bool (default false): some secret has `neededForUsers`, so it is installed
@@ -12,14 +14,19 @@
 #                  (systemd.sysusers.enable) or "userborn" (services.userborn.enable)
 #
 # Result:
-#   services           attrset for `systemd.services`: `agenixd`, and `agenixd-users` when the
-#                      early phase runs as a unit (usersPhase with sysusers or userborn)
-#   activationScripts  attrset for `system.activationScripts`: the empty `agenix` anchor, and with
-#                      usersPhase under perl activation the `agenixdUsers` snippet that `users`
-#                      depends on
-#   unitFiles          attrset "<name>.service" -> unit file text, one per entry of `services`
+#   services                attrset for `systemd.services`: `agenixd`, and `agenixd-users` when
+#                           the early phase runs as a unit (usersPhase with sysusers or userborn)
+#   activationScripts       attrset for `system.activationScripts`: the empty `agenix` anchor, and
+#                           with usersPhase under perl activation the `agenixdUsers` snippet that
+#                           `users` depends on
+#   needsActivationScripts  bool: whether any of those snippets has a body (only usersPhase under
+#                           perl). When false, the machine gets its secrets with no activation
+#                           script run at all, as under nixos-init (docs/boot.md); the boot
+#                           harness boots that way and refuses a configuration where it is true.
+#   unitFiles               attrset "<name>.service" -> unit file text, one per entry of `services`
 {
   agenixd,
+  mount,
   manifest,
   identityPaths,
   usersPhase ? false,
@@ -44,28 +51,89 @@ let
 
   activate = "${agenixd} activate --manifest ${manifest}";
 
-  # Shared by both units: an early oneshot that systemd waits for (sd-notify READY=1), re-run by
-  # switch-to-configuration through sysinit-reactivation.target whenever the manifest changes.
+  # Shared by both units: an early oneshot that systemd waits for (sd-notify READY=1), run once
+  # at boot and exactly once at every switch.
+  #
+  # How a switch runs it (switch-to-configuration-ng, main.rs): it stops what must stop, runs the
+  # activation, daemon-reloads, then restarts sysinit-reactivation.target, and only then reloads,
+  # restarts and starts the units it found changed.
+  # - PartOf=sysinit-reactivation.target: systemd carries a restart of the target to the unit as
+  #   a try-restart (restart if active, nothing if not), and the target's Requires= (our
+  #   RequiredBy) adds a start. So the unit re-runs at every switch, with its new text (the
+  #   daemon-reload came first), as agenix's activation script re-ran at every switch (a rotated
+  #   host key, a `file` outside the store); and a new or failed-then-reset unit is started. Once
+  #   (unless that run fails: then the start of the active targets that ends the switch starts
+  #   it again, sysinit.target wanting it; docs/boot.md).
+  # - X-RestartIfChanged=false (restartIfChanged): without it, a switch that changes the unit (a
+  #   new manifest or package) would also put it on switch-to-configuration's restart list
+  #   (X-StopIfChanged=false) or stop/start lists, running it a second time after the target:
+  #   generations 3, 5, 6 where one run per switch gives 2, 3, 4. With it, switch-to-configuration
+  #   prints "NOT restarting the following changed units: agenixd.service", which is expected:
+  #   the target's restart has already run the new unit. No restartTriggers, no stopIfChanged:
+  #   both only matter to the restart this turns off.
+  # The boot harness's switch-to-configuration (harness/switch.ts) follows the same algorithm,
+  # and the unit-change scenario counts the generations.
   common = {
     requiredBy = [ "sysinit-reactivation.target" ];
-    # switch-to-configuration restarts sysinit-reactivation.target at every switch; PartOf= carries
-    # that restart to us, so secrets are decrypted again at every switch as agenix's activation
-    # script does (a rotated host key, a `file` outside the store), not only when the manifest
-    # changes (restartTriggers).
     partOf = [ "sysinit-reactivation.target" ];
+    restartIfChanged = false;
     conflicts = [ "shutdown.target" ];
     unitConfig = {
       DefaultDependencies = false;
       # Identities may live on a mount that appears late (impermanence's /persist).
       RequiresMountsFor = map toString identityPaths;
     };
+    environment.AGENIXD_MOUNT = mount;
     serviceConfig = {
       Type = "notify";
       RemainAfterExit = true;
-    };
-    restartTriggers = [ manifest ];
-    # A restart is enough: stopping the unit removes nothing.
-    stopIfChanged = false;
+      # Above the 120 s agenixd waits for another activation's lock, so a wait ends with its own
+      # error rather than a kill, plus a minute of work (1000 secrets take under a second). A
+      # timeout kills the run: the previous generation stays live (docs/hardening.md).
+      TimeoutStartSec = "3min";
+    }
+    // hardening;
+  };
+
+  # What the job needs and no more (docs/hardening.md says why each, and why no mount-namespace
+  # option): it mounts a ramfs the whole host sees, writes secrets anywhere in the file system,
+  # chowns and chmods them, and talks to systemd over a unix socket.
+  hardening = {
+    # mount(8) of the ramfs; chown; chmod/utimes of files it does not own; write and read past
+    # modes; keep set-group-ID bits a secret's mode asks for.
+    CapabilityBoundingSet = [
+      "CAP_SYS_ADMIN"
+      "CAP_CHOWN"
+      "CAP_FOWNER"
+      "CAP_DAC_OVERRIDE"
+      "CAP_FSETID"
+    ];
+    NoNewPrivileges = true;
+    # Plaintext and host keys never end up in a core dump, nor in swap.
+    LimitCORE = 0;
+    MemorySwapMax = 0;
+    UMask = "0077";
+    # sd_notify and the lock are unix sockets; nothing else.
+    RestrictAddressFamilies = [ "AF_UNIX" ];
+    IPAddressDeny = "any";
+    RestrictNamespaces = true;
+    LockPersonality = true;
+    RestrictRealtime = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    DevicePolicy = "closed";
+    SystemCallArchitectures = "native";
+    # @pkey: V8 guards its code pages with memory protection keys when it may (node 20 calls
+    # pkey_alloc at start; it is the only call outside the other two sets, measured in the boot
+    # harness with the default action, a kill).
+    SystemCallFilter = [
+      "@system-service"
+      "@mount"
+      "@pkey"
+    ];
+    # A call outside the filter (another node version's) fails rather than killing the boot's
+    # only source of secrets.
+    SystemCallErrorNumber = "EPERM";
   };
 
   agenixdService = common // {
@@ -111,13 +179,11 @@ let
     agenixd = agenixdService;
   }
   // (if earlyUnit then { agenixd-users = agenixdUsersService; } else { });
-in
-{
-  inherit services;
 
   activationScripts = {
     # Kept empty for modules written against agenix that order themselves after it; secrets
-    # themselves arrive with agenixd.service.
+    # themselves arrive with agenixd.service. NixOS does not warn about empty scripts: they only
+    # order others.
     agenix = {
       text = "";
       deps = [ "specialfs" ] ++ optional (usersUnit == null) [ "users" ] ++ optional earlySnippet [ "agenixdUsers" ];
@@ -126,8 +192,14 @@ in
   // (
     if earlySnippet then
       {
-        # Perl activation creates users before systemd starts any unit, so the password secrets
-        # are installed by the activation script itself, at boot and at every switch.
+        # The one activation script with a body, and the one place left that needs one: perl
+        # activation creates users (and reads their hashedPasswordFile) in the `users` activation
+        # script, before systemd starts any unit, so the password secrets must be installed by an
+        # activation script that `users` waits for, at boot and at every switch. NixOS is
+        # deprecating activation scripts (nixpkgs #475305; a non-empty one will warn, then fail)
+        # and nixos-init runs none: use services.userborn.enable (or systemd.sysusers.enable for
+        # system users) and this phase becomes agenixd-users.service. The identities must exist
+        # before activation: at first boot `etc` runs after `users`, so not from environment.etc.
         agenixdUsers = {
           text = "${activate} --phase users";
           deps = [ "specialfs" ];
@@ -137,6 +209,11 @@ in
     else
       { }
   );
+in
+{
+  inherit services activationScripts;
+
+  needsActivationScripts = builtins.any (s: (s.text or "") != "") (builtins.attrValues activationScripts);
 
   unitFiles = builtins.listToAttrs (
     map (name: {

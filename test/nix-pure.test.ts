@@ -49,14 +49,17 @@ interface Service {
   after: string[];
   conflicts: string[];
   unitConfig: { DefaultDependencies: boolean; RequiresMountsFor: string[] };
-  serviceConfig: { Type: string; RemainAfterExit: boolean; ExecStart: string };
-  restartTriggers: string[];
-  stopIfChanged: boolean;
+  serviceConfig: { Type: string; RemainAfterExit: boolean; ExecStart: string } & Record<string, unknown>;
+  environment: Record<string, string>;
+  restartIfChanged: boolean;
+  restartTriggers?: string[];
+  stopIfChanged?: boolean;
   aliases?: string[];
 }
 interface UnitPlan {
   services: Record<string, Service>;
   activationScripts: Record<string, { text?: string; deps: string[] }>;
+  needsActivationScripts: boolean;
   unitFiles: Record<string, string>;
 }
 
@@ -239,6 +242,7 @@ describe("nix/manifest.nix", () => {
 describe("nix/unit.nix", () => {
   const base = {
     agenixd: "/nix/store/00000000000000000000000000000000-agenixd/bin/agenixd",
+    mount: "/nix/store/22222222222222222222222222222222-util-linux-bin/bin/mount",
     manifest: "/nix/store/11111111111111111111111111111111-agenixd-manifest.json",
     identityPaths: ["/persist/etc/ssh/ssh_host_ed25519_key"],
   };
@@ -259,14 +263,56 @@ describe("nix/unit.nix", () => {
     assert.ok(s.before.includes("sysinit.target"));
     assert.ok(s.before.includes("sysinit-reactivation.target"));
     assert.deepEqual(s.after, ["local-fs.target"]);
-    assert.deepEqual(s.restartTriggers, [base.manifest]);
-    assert.equal(s.stopIfChanged, false);
     assert.deepEqual(s.aliases, ["agenix-install-secrets.service"]);
+  });
+
+  test("a switch runs it once: switch-to-configuration leaves it to the target's restart (X-RestartIfChanged=false)", () => {
+    for (const s of Object.values(unitOf({ ...base, userManagement: "sysusers", usersPhase: true }).services)) {
+      assert.equal(s.restartIfChanged, false);
+      assert.equal(s.restartTriggers, undefined, "a restart trigger only changes the text of a unit that is not restarted for it");
+      assert.equal(s.stopIfChanged, undefined);
+    }
+  });
+
+  test("mount(8) is given by absolute path: a NixOS service's PATH has no util-linux", () => {
+    for (const s of Object.values(unitOf({ ...base, userManagement: "userborn", usersPhase: true }).services)) {
+      assert.deepEqual(s.environment, { AGENIXD_MOUNT: base.mount });
+    }
+    assert.throws(() => unitOf({ agenixd: base.agenixd, manifest: base.manifest, identityPaths: [] }), /mount/);
+  });
+
+  test("both units are hardened, with an explicit start timeout", () => {
+    const plan = unitOf({ ...base, userManagement: "sysusers", usersPhase: true });
+    for (const s of Object.values(plan.services)) {
+      assert.deepEqual(
+        Object.fromEntries(Object.entries(s.serviceConfig).filter(([k]) => !["Type", "RemainAfterExit", "ExecStart"].includes(k))),
+        {
+          TimeoutStartSec: "3min",
+          CapabilityBoundingSet: ["CAP_SYS_ADMIN", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE", "CAP_FSETID"],
+          NoNewPrivileges: true,
+          LimitCORE: 0,
+          MemorySwapMax: 0,
+          UMask: "0077",
+          RestrictAddressFamilies: ["AF_UNIX"],
+          IPAddressDeny: "any",
+          RestrictNamespaces: true,
+          LockPersonality: true,
+          RestrictRealtime: true,
+          ProtectClock: true,
+          ProtectHostname: true,
+          DevicePolicy: "closed",
+          SystemCallArchitectures: "native",
+          SystemCallFilter: ["@system-service", "@mount", "@pkey"],
+          SystemCallErrorNumber: "EPERM",
+        },
+      );
+    }
   });
 
   test("perl activation without password secrets: only the empty agenix anchor", () => {
     const plan = unitOf(base);
     assert.deepEqual(plan.activationScripts, { agenix: { text: "", deps: ["specialfs", "users"] } });
+    assert.equal(plan.needsActivationScripts, false, "boots with no activation script run, as under nixos-init");
   });
 
   test("perl activation with password secrets: a snippet that `users` waits for", () => {
@@ -275,6 +321,7 @@ describe("nix/unit.nix", () => {
     assert.deepEqual(plan.activationScripts.agenixdUsers, { text: `${activate} --phase users`, deps: ["specialfs"] });
     assert.deepEqual(plan.activationScripts.users, { deps: ["agenixdUsers"] });
     assert.ok(plan.activationScripts.agenix!.deps.includes("agenixdUsers"));
+    assert.equal(plan.needsActivationScripts, true, "the one configuration that needs an activation script");
   });
 
   for (const [mode, usersUnit] of [
@@ -286,6 +333,7 @@ describe("nix/unit.nix", () => {
       assert.deepEqual(Object.keys(plan.services), ["agenixd"]);
       assert.deepEqual(plan.services.agenixd!.after, ["local-fs.target", usersUnit]);
       assert.deepEqual(plan.activationScripts, { agenix: { text: "", deps: ["specialfs"] } });
+      assert.equal(plan.needsActivationScripts, false);
     });
 
     test(`${mode} with password secrets: agenixd-users.service before ${usersUnit} and agenixd.service`, () => {
@@ -303,7 +351,8 @@ describe("nix/unit.nix", () => {
       assert.deepEqual(early.requiredBy, ["sysinit-reactivation.target"]);
       assert.deepEqual(plan.services.agenixd!.after, ["local-fs.target", usersUnit, "agenixd-users.service"]);
       assert.equal(plan.activationScripts.agenixdUsers, undefined);
-      assert.equal(plan.activationScripts.users, undefined);
+      assert.equal(plan.activationScripts.users, undefined, `${mode} asserts system.activationScripts.users == ""`);
+      assert.equal(plan.needsActivationScripts, false, "boots with no activation script run, as under nixos-init");
     });
   }
 
@@ -311,10 +360,60 @@ describe("nix/unit.nix", () => {
     assert.throws(() => unitOf({ ...base, userManagement: "homed" }), /userManagement must be "perl", "sysusers" or "userborn", not "homed"/);
   });
 
-  test("each rendered unit file says what the structured settings say", () => {
+  test("renders agenixd.service as NixOS would write it", () => {
     const plan = unitOf({ ...base, userManagement: "userborn", usersPhase: true });
     assert.deepEqual(Object.keys(plan.unitFiles).sort(), ["agenixd-users.service", "agenixd.service"]);
-    assert.match(plan.unitFiles["agenixd.service"]!, /^Alias=agenix-install-secrets\.service$/m);
+    assert.equal(
+      plan.unitFiles["agenixd.service"],
+      [
+        "[Unit]",
+        "After=local-fs.target userborn.service agenixd-users.service",
+        "Before=sysinit.target sysinit-reactivation.target shutdown.target",
+        "Conflicts=shutdown.target",
+        "DefaultDependencies=false",
+        "Description=Install agenix secrets",
+        "PartOf=sysinit-reactivation.target",
+        "RequiresMountsFor=/persist/etc/ssh/ssh_host_ed25519_key",
+        "",
+        "[Service]",
+        `Environment="AGENIXD_MOUNT=${base.mount}"`,
+        "X-RestartIfChanged=false",
+        "CapabilityBoundingSet=CAP_SYS_ADMIN",
+        "CapabilityBoundingSet=CAP_CHOWN",
+        "CapabilityBoundingSet=CAP_FOWNER",
+        "CapabilityBoundingSet=CAP_DAC_OVERRIDE",
+        "CapabilityBoundingSet=CAP_FSETID",
+        "DevicePolicy=closed",
+        `ExecStart=${activate}`,
+        "IPAddressDeny=any",
+        "LimitCORE=0",
+        "LockPersonality=true",
+        "MemorySwapMax=0",
+        "NoNewPrivileges=true",
+        "ProtectClock=true",
+        "ProtectHostname=true",
+        "RemainAfterExit=true",
+        "RestrictAddressFamilies=AF_UNIX",
+        "RestrictNamespaces=true",
+        "RestrictRealtime=true",
+        "SystemCallArchitectures=native",
+        "SystemCallErrorNumber=EPERM",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=@mount",
+        "SystemCallFilter=@pkey",
+        "TimeoutStartSec=3min",
+        "Type=notify",
+        "UMask=0077",
+        "",
+        "[Install]",
+        "WantedBy=sysinit.target",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("each rendered unit file says what the structured settings say", () => {
+    const plan = unitOf({ ...base, identityPaths: ["/a", "/b"], userManagement: "sysusers", usersPhase: true });
     for (const [name, service] of Object.entries(plan.services)) {
       const file = parseUnitFile(plan.unitFiles[`${name}.service`]!);
       assert.deepEqual(file.Unit, {
@@ -324,18 +423,14 @@ describe("nix/unit.nix", () => {
         After: [service.after.join(" ")],
         Before: [service.before.join(" ")],
         DefaultDependencies: ["false"],
-        RequiresMountsFor: [service.unitConfig.RequiresMountsFor.join(" ")],
-        "X-Restart-Triggers": [base.manifest],
+        // A list in unitConfig is one line per element, as NixOS writes it.
+        RequiresMountsFor: ["/a", "/b"],
       });
-      assert.deepEqual(file.Service, {
-        ExecStart: [service.serviceConfig.ExecStart],
-        RemainAfterExit: ["true"],
-        Type: ["notify"],
-        "X-StopIfChanged": ["false"],
-      });
-      const install: Record<string, string[]> = { WantedBy: [service.wantedBy.join(" ")], RequiredBy: [service.requiredBy.join(" ")] };
-      if (service.aliases) install.Alias = [service.aliases.join(" ")];
-      assert.deepEqual(file.Install, install);
+      assert.deepEqual(file.Service!.ExecStart, [service.serviceConfig.ExecStart]);
+      assert.deepEqual(file.Service!["X-RestartIfChanged"], ["false"]);
+      assert.deepEqual(file.Service!.Environment, [`"AGENIXD_MOUNT=${base.mount}"`]);
+      // NixOS writes only WantedBy; it makes the .requires links and aliases itself.
+      assert.deepEqual(file.Install, { WantedBy: [service.wantedBy.join(" ")] });
     }
   });
 
@@ -351,7 +446,7 @@ describe("nix/unit.nix", () => {
     const manifest = join(scratch, "manifest.json");
     writeFileSync(manifest, "{}\n");
     // Real executables and files, so verify checks the settings rather than missing paths.
-    const plan = unitOf({ agenixd: "/bin/true", manifest, identityPaths: ["/etc/hostname"], userManagement: "sysusers", usersPhase: true });
+    const plan = unitOf({ agenixd: "/bin/true", mount: "/bin/mount", manifest, identityPaths: ["/etc/hostname"], userManagement: "sysusers", usersPhase: true });
     const files = Object.entries(plan.unitFiles).map(([name, text]) => {
       writeFileSync(join(dir, name), text);
       return join(dir, name);
@@ -359,6 +454,52 @@ describe("nix/unit.nix", () => {
     const r = spawnSync("systemd-analyze", ["verify", "--man=no", ...files], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr.trim(), "", r.stderr);
+  });
+});
+
+describe("nix/unit-file.nix", () => {
+  const render = (service: unknown) => nixEval(`import ${nixDir}/unit-file.nix arg`, service) as string;
+
+  test("writes what nixos/lib/systemd-lib.nix writes for the switch settings, environment and lists", () => {
+    assert.equal(
+      render({
+        description: "d",
+        wantedBy: ["multi-user.target"],
+        requiredBy: ["x.target"],
+        aliases: ["alias.service"],
+        after: ["a.service", "b.service"],
+        environment: { PATH: "/bin", QUOTED: 'say "hi"', UNSET: null },
+        stopIfChanged: false,
+        reloadIfChanged: true,
+        unitConfig: { RequiresMountsFor: ["/p", "/q"], X: true },
+        serviceConfig: { ExecStart: "/bin/true", Restart: "no" },
+      }),
+      [
+        "[Unit]",
+        "After=a.service b.service",
+        "Description=d",
+        "RequiresMountsFor=/p",
+        "RequiresMountsFor=/q",
+        "X=true",
+        "",
+        "[Service]",
+        'Environment="PATH=/bin"',
+        'Environment="QUOTED=say \\"hi\\""',
+        "X-ReloadIfChanged=true",
+        "X-StopIfChanged=false",
+        "ExecStart=/bin/true",
+        "Restart=no",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("X-RestartIfChanged=false only when the unit is not reloaded instead, and no [Install] without wantedBy", () => {
+    assert.equal(render({ restartIfChanged: false }), "[Unit]\n\n[Service]\nX-RestartIfChanged=false\n");
+    assert.equal(render({ restartIfChanged: false, reloadIfChanged: true }), "[Unit]\n\n[Service]\nX-ReloadIfChanged=true\n");
   });
 });
 
@@ -379,6 +520,78 @@ function parseUnitFile(text: string): Record<string, Record<string, string[]>> {
   }
   return sections;
 }
+
+describe("vm-tests without nixpkgs", () => {
+  const vmTests = join(root, "vm-tests");
+  const evalStandIns = () => {
+    const r = spawnSync("nix-instantiate", ["--store", "dummy://", "--eval", "--strict", "--json", join(vmTests, "stand-ins.nix")], { encoding: "utf8", env: nixEnv });
+    if (r.status !== 0) throw new NixError(r.stderr);
+    return r.stdout;
+  };
+  type StandIns = Record<string, { name: string; testScript: string; nodes: Record<string, { failedAssertions: string[]; warnings: string[]; specialisations: string[] }> }>;
+  const checkSteps = (json: string) => spawnSync("python3", [join(vmTests, "check-steps.py")], { input: json, encoding: "utf8" });
+
+  test("one VM test per scenario, each machine accepted as nixpkgs would, no activation script but perl's password phase", () => {
+    const tests = JSON.parse(evalStandIns()) as StandIns;
+    const scenarios = readdirSync(join(vmTests, "scenarios")).map((f) => f.replace(/\.json$/, "")).sort();
+    assert.deepEqual(Object.keys(tests).sort(), scenarios);
+    for (const [name, t] of Object.entries(tests)) {
+      for (const [machine, m] of Object.entries(t.nodes)) {
+        assert.deepEqual(m.failedAssertions, [], `${name} on ${machine}`);
+        const expected = name === "password" && machine === "perl" ? ["system.activationScripts.agenixdUsers is deprecated (nixpkgs #475305): it has a body and NixOS does not define it"] : [];
+        assert.deepEqual(m.warnings, expected, `${name} on ${machine}`);
+      }
+    }
+  });
+
+  test("every test script runs against a stand-in of the driver that keeps its rules (steps.py)", () => {
+    const r = checkSteps(evalStandIns());
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+
+  test("the driver stand-in catches a start without allow_reboot before a reboot (\"Shell disconnected\")", () => {
+    const json = evalStandIns();
+    assert.ok(json.includes("machine.start(allow_reboot=True)"));
+    const r = checkSteps(json.replaceAll("machine.start(allow_reboot=True)", "machine.start()"));
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /FAILED reboot:[\s\S]*RuntimeError: Shell disconnected/);
+  });
+
+  const checks = (args: Record<string, unknown>) =>
+    nixEval(`import ${vmTests}/nixpkgs-checks.nix arg`, {
+      users: {},
+      sysusers: false,
+      userborn: false,
+      systemdInitrd: false,
+      activationScripts: {},
+      ...args,
+    }) as { assertions: string[]; warnings: string[] };
+  const user = (extra: Record<string, unknown> = {}) => ({ isNormalUser: false, isSystemUser: true, uid: 1000, group: "users", hashedPasswordFile: "/run/agenix/p", ...extra });
+
+  test("nixpkgs' assertions: sysusers refuses normal users, which perl activation and userborn accept", () => {
+    const normal = { user1: user({ isNormalUser: true, isSystemUser: false }) };
+    assert.deepEqual(checks({ users: normal, sysusers: true }).assertions, ["user1 is a normal user. systemd-sysusers doesn't create normal users, only system users."]);
+    assert.deepEqual(checks({ users: normal, userborn: true }).assertions, []);
+    assert.deepEqual(checks({ users: normal }).assertions, []);
+    assert.deepEqual(checks({ users: { user1: user() }, sysusers: true }).assertions, []);
+  });
+
+  test("nixpkgs' assertions: no users activation script under sysusers or userborn, not both, initrd requirements", () => {
+    const usersDeps = { users: { deps: ["agenixdUsers"] } };
+    assert.deepEqual(checks({ sysusers: true, activationScripts: usersDeps }).assertions, ["system.activationScripts.users has to be empty to use systemd-sysusers"]);
+    assert.deepEqual(checks({ userborn: true, activationScripts: usersDeps }).assertions, ["system.activationScripts.users has to be empty to use userborn"]);
+    assert.deepEqual(checks({ activationScripts: usersDeps }).assertions, []);
+    assert.ok(checks({ sysusers: true, userborn: true }).assertions.includes("You cannot use systemd-sysusers and Userborn at the same time"));
+    assert.deepEqual(checks({ nixosInit: true }).assertions, ["nixos-init can only be used with systemd initrd"]);
+    assert.deepEqual(checks({ etcOverlay: true }).assertions, ["`system.etc.overlay.enable` requires `boot.initrd.systemd.enable`"]);
+    assert.deepEqual(checks({ users: { u: user({ isSystemUser: false, uid: 1000 }) } }).assertions, ["Exactly one of users.users.u.isSystemUser and users.users.u.isNormalUser must be set."]);
+  });
+
+  test("a non-empty activation script NixOS does not define warns (nixpkgs #475305); empty ones only order", () => {
+    const r = checks({ activationScripts: { agenix: { text: "", deps: ["users"] }, mine: { text: "echo hi" }, etc: { text: "x" } } });
+    assert.deepEqual(r.warnings, ["system.activationScripts.mine is deprecated (nixpkgs #475305): it has a body and NixOS does not define it"]);
+  });
+});
 
 describe("nix/package.nix", () => {
   // Without nixpkgs the derivation cannot be built; called with stand-ins for lib and the

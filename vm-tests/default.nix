@@ -5,7 +5,9 @@
   boot = import ./boot.nix { inherit pkgs agenixdModule; };
   ordering = import ./ordering.nix { inherit pkgs agenixdModule; };
   switch = import ./switch.nix { inherit pkgs agenixdModule; };
+  unit-change = import ./unit-change.nix { inherit pkgs agenixdModule; };
   failure = import ./failure.nix { inherit pkgs agenixdModule; };
   reboot = import ./reboot.nix { inherit pkgs agenixdModule; };
   password = import ./password.nix { inherit pkgs agenixdModule; };
+  hardening = import ./hardening.nix { inherit pkgs agenixdModule; };
 }

@@ -2,5 +2,5 @@
 { pkgs, agenixdModule }:
 (import ./lib.nix { inherit pkgs agenixdModule; }).scenarioTest {
   name = "failure";
-  userManagement = [ "perl" ];
+  machines = [ "perl" ];
 }

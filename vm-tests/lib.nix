@@ -1,6 +1,9 @@
 # Builds a NixOS VM test (pkgs.testers.runNixOSTest) from a scenario in ./scenarios/<name>.json,
 # the same data the boot harness (../harness) runs under systemd-nspawn and QEMU. The Python
 # testScript runs the scenario's steps with ./steps.py, the twin of ../harness/steps.ts.
+#
+# No activation script here: the host key is a file of environment.etc (in place before any unit
+# under scripted activation, systemd initrd, nixos-init and the etc overlay alike).
 { pkgs, agenixdModule }:
 let
   inherit (pkgs) lib;
@@ -30,36 +33,67 @@ let
 
   loadScenario = name: builtins.fromJSON (builtins.readFile (./scenarios + "/${name}.json"));
 
+  /**
+    The kinds of machine a test may run its scenario on, by name: how users are created and how
+    the machine boots (docs/boot.md).
+  */
+  machineKinds = {
+    # Users from the perl activation script; nixpkgs' default initrd.
+    perl = {
+      userManagement = "perl";
+    };
+    # systemd-sysusers, from a systemd initrd.
+    sysusers = {
+      userManagement = "sysusers";
+      systemdInitrd = true;
+    };
+    # userborn, from a systemd initrd, /etc an overlay mounted by the initrd.
+    userborn = {
+      userManagement = "userborn";
+      systemdInitrd = true;
+      etcOverlay = true;
+    };
+  };
+
   node =
-    scenario: userManagement:
+    scenario: kindName:
     { config, lib, ... }:
     let
+      kind = machineKinds.${kindName};
       users = scenario.users or { };
       passwordUsers = lib.filterAttrs (_: u: u ? hashedPasswordSecret) users;
+      hostKeyPath = "/etc/ssh/ssh_host_ed25519_key";
     in
     {
       imports = [ agenixdModule ];
 
-      # Installed by the activation script, which runs before any unit at boot.
-      system.activationScripts.agenixdTestHostKey = {
-        text = ''
-          mkdir -p /etc/ssh
-          install -m 0600 ${hostKey}/key /etc/ssh/ssh_host_ed25519_key
-          install -m 0644 ${hostKey}/key.pub /etc/ssh/ssh_host_ed25519_key.pub
-        '';
-        deps = [ "specialfs" ];
+      environment.etc."ssh/ssh_host_ed25519_key" = {
+        source = "${hostKey}/key";
+        mode = "0600";
       };
-      # Under perl activation, password secrets are installed by the activation script itself.
-      system.activationScripts.agenixdUsers = lib.mkIf (userManagement == "perl" && passwordUsers != { }) {
-        deps = [ "agenixdTestHostKey" ];
-      };
+      environment.etc."ssh/ssh_host_ed25519_key.pub".source = "${hostKey}/key.pub";
 
-      age.identityPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
+      # Perl activation installs password secrets from an activation script that runs before
+      # `users`, which runs before `etc` at first boot: the key above is not there yet, so that
+      # phase is given a key it can read where it lies (docs/boot.md).
+      age.identityPaths = [
+        hostKeyPath
+      ]
+      ++ lib.optional (kind.userManagement == "perl" && passwordUsers != { }) "${hostKey}/key";
       age.secrets = lib.mapAttrs secretOptions scenario.secrets;
 
       specialisation = lib.mapAttrs (_: spec: {
         inheritParentConfig = true;
-        configuration.age.secrets = lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) spec.secrets;
+        configuration = {
+          age.secrets = lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) spec.secrets;
+          # The same agenixd at another store path, as after a package update.
+          age.package = lib.mkIf (spec.rebuiltPackage or false) (
+            pkgs.symlinkJoin {
+              name = "agenixd-rebuilt";
+              paths = [ config.age.package ];
+            }
+          );
+        };
       }) (scenario.specialisations or { });
 
       users.mutableUsers = false;
@@ -67,14 +101,19 @@ let
         inherit (u) uid group;
         isNormalUser = u.isNormalUser or false;
         isSystemUser = !(u.isNormalUser or false);
+        home = u.home or "/var/empty";
+        createHome = u ? home;
+        shell = lib.mkIf (u.loginShell or false) pkgs.bashInteractive;
         hashedPasswordFile = if u ? hashedPasswordSecret then config.age.secrets.${u.hashedPasswordSecret}.path else null;
       }) users;
       users.groups = lib.mapAttrs' (_: u: lib.nameValuePair u.group { inherit (u) gid; }) (
         lib.filterAttrs (_: u: u.group != "users") users
       );
 
-      systemd.sysusers.enable = userManagement == "sysusers";
-      services.userborn.enable = userManagement == "userborn";
+      systemd.sysusers.enable = kind.userManagement == "sysusers";
+      services.userborn.enable = kind.userManagement == "userborn";
+      boot.initrd.systemd.enable = lib.mkIf (kind.systemdInitrd or false) true;
+      system.etc.overlay.enable = kind.etcOverlay or false;
 
       systemd.services = lib.mapAttrs (_: s: {
         inherit (s) script;
@@ -85,21 +124,23 @@ let
     };
 in
 {
+  inherit machineKinds;
+
   /**
-    The test for scenario `name`. `userManagement`: a list of "perl", "sysusers", "userborn";
-    one machine per entry, named after it, each running all the steps.
+    The test for scenario `name`. `machines`: names from `machineKinds`; one machine per entry,
+    named after it, each running all the steps.
   */
   scenarioTest =
     {
       name,
-      userManagement ? [ "perl" ],
+      machines ? [ "perl" ],
     }:
     let
       scenario = loadScenario name;
     in
     pkgs.testers.runNixOSTest {
       name = "agenixd-${name}";
-      nodes = lib.genAttrs userManagement (node scenario);
+      nodes = lib.genAttrs machines (node scenario);
       testScript = ''
         import json
 
@@ -108,7 +149,7 @@ in
         with open("${pkgs.writeText "agenixd-scenario-${name}.json" (builtins.toJSON scenario)}") as f:
             scenario = json.load(f)
 
-        for machine in [${lib.concatStringsSep ", " userManagement}]:
+        for machine in [${lib.concatStringsSep ", " machines}]:
             with subtest(f"${name} on {machine.name}"):
                 run_steps(machine, scenario["steps"])
                 machine.shutdown()

@@ -3,7 +3,7 @@
 { pkgs, agenixdModule }:
 (import ./lib.nix { inherit pkgs agenixdModule; }).scenarioTest {
   name = "password";
-  userManagement = [
+  machines = [
     "perl"
     "sysusers"
     "userborn"

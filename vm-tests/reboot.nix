@@ -2,5 +2,5 @@
 { pkgs, agenixdModule }:
 (import ./lib.nix { inherit pkgs agenixdModule; }).scenarioTest {
   name = "reboot";
-  userManagement = [ "perl" ];
+  machines = [ "perl" ];
 }

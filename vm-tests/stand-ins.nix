@@ -1,38 +1,162 @@
 # Evaluates every VM test in ./default.nix without nixpkgs, with stand-ins for the few `pkgs` and
 # `lib` functions they use, so CI can catch a broken test definition without Nix's binary cache:
 #   nix-instantiate --store dummy:// --eval --strict --json vm-tests/stand-ins.nix
-# Result: for each test, its name, the machines' names, the generated Python and, per machine,
-# the settings our lib.nix produced (with the module's options left unevaluated).
+# Each machine's settings are checked as nixpkgs would check them (./nixpkgs-checks.nix), together
+# with what our module adds for that machine (../nix/unit.nix): a configuration nixpkgs refuses
+# (a normal user under systemd-sysusers, say) shows up here as a failed assertion.
+#
+# Result: for each test, its name, the generated Python testScript (test/vm-steps.test.ts runs it
+# against a stand-in of the test driver) and, per machine: failedAssertions, warnings, the
+# specialisations' names and the secrets of its configuration.
 let
-  inherit (builtins) attrNames filter listToAttrs map;
+  inherit (builtins)
+    any
+    attrNames
+    attrValues
+    filter
+    listToAttrs
+    map
+    readDir
+    ;
+
   lib = rec {
     elem = builtins.elem;
-    filterAttrs = pred: set: listToAttrs (map (name: { inherit name; value = set.${name}; }) (filter (name: pred name set.${name}) (attrNames set)));
+    filterAttrs =
+      pred: set:
+      listToAttrs (
+        map (name: {
+          inherit name;
+          value = set.${name};
+        }) (filter (name: pred name set.${name}) (attrNames set))
+      );
     mapAttrs = builtins.mapAttrs;
     mapAttrs' = f: set: listToAttrs (map (name: f name set.${name}) (attrNames set));
     nameValuePair = name: value: { inherit name value; };
-    genAttrs = names: f: listToAttrs (map (name: { inherit name; value = f name; }) names);
+    genAttrs =
+      names: f:
+      listToAttrs (
+        map (name: {
+          inherit name;
+          value = f name;
+        }) names
+      );
     concatStringsSep = builtins.concatStringsSep;
-    mkIf = condition: content: { _type = "if"; inherit condition content; };
-    mkForce = content: { _type = "override"; priority = 50; inherit content; };
+    optional = cond: x: if cond then [ x ] else [ ];
+    mkIf = condition: content: {
+      _type = "if";
+      inherit condition content;
+    };
+    mkForce = content: {
+      _type = "override";
+      priority = 50;
+      inherit content;
+    };
   };
-  drv = name: { type = "derivation"; inherit name; outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
+
+  # The value a definition gives, or null when an mkIf leaves it undefined.
+  resolve =
+    v:
+    if builtins.isAttrs v && (v._type or "") == "if" then
+      (if v.condition then resolve v.content else null)
+    else if builtins.isAttrs v && (v._type or "") == "override" then
+      resolve v.content
+    else
+      v;
+  orDefault = default: v: if resolve v == null then default else resolve v;
+
+  drv = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
   pkgs = {
     inherit lib;
     openssh = drv "openssh";
     age = drv "age";
+    bashInteractive = drv "bash-interactive";
     runCommand = name: _env: _script: drv name;
     writeText = name: _text: drv name;
+    symlinkJoin = args: drv args.name;
     testers.runNixOSTest = test: test;
   };
-  tests = import ./default.nix { inherit pkgs; agenixdModule = ../nix/module.nix; };
-  fakeConfig = {
-    age.secrets = builtins.mapAttrs (name: _: { path = "/run/agenix/${name}"; }) {
-      passwordfile-user1 = null;
-    };
+
+  tests = import ./default.nix {
+    inherit pkgs;
+    agenixdModule = ../nix/module.nix;
   };
+
+  # config.age.secrets.<attr>.path for every secret of every scenario, with the module's default.
+  scenarios = map (f: builtins.fromJSON (builtins.readFile (./scenarios + "/${f}"))) (
+    filter (f: builtins.match ".*\\.json" f != null) (attrNames (readDir ./scenarios))
+  );
+  fakeConfig = {
+    age.package = drv "agenixd";
+    age.secrets = listToAttrs (
+      builtins.concatMap (
+        s:
+        map (attr: {
+          name = attr;
+          value.path = s.secrets.${attr}.path or "/run/agenix/${s.secrets.${attr}.name or attr}";
+        }) (attrNames s.secrets)
+      ) scenarios
+    );
+  };
+
+  machine =
+    node:
+    let
+      cfg = node {
+        config = fakeConfig;
+        inherit lib;
+      };
+      sysusers = orDefault false (cfg.systemd.sysusers.enable or false);
+      userborn = orDefault false (cfg.services.userborn.enable or false);
+      userManagement =
+        if userborn then
+          "userborn"
+        else if sysusers then
+          "sysusers"
+        else
+          "perl";
+      users = builtins.mapAttrs (_: u: {
+        isNormalUser = orDefault false (u.isNormalUser or false);
+        isSystemUser = orDefault false (u.isSystemUser or false);
+        uid = orDefault null (u.uid or null);
+        group = orDefault "" (u.group or "");
+        hashedPasswordFile = orDefault null (u.hashedPasswordFile or null);
+      }) (cfg.users.users or { });
+      passwordFiles = filter (p: p != null) (map (u: u.hashedPasswordFile) (attrValues users));
+      secrets = builtins.mapAttrs (_: resolve) (cfg.age.secrets or { });
+      ours = import ../nix/unit.nix {
+        agenixd = "/nix/store/00000000000000000000000000000000-agenixd/bin/agenixd";
+        mount = "/nix/store/00000000000000000000000000000000-util-linux/bin/mount";
+        manifest = "/nix/store/00000000000000000000000000000000-agenixd-manifest.json";
+        identityPaths = cfg.age.identityPaths;
+        usersPhase = any (s: builtins.elem (s.path or "") passwordFiles) (
+          map (attr: fakeConfig.age.secrets.${attr}) (attrNames secrets)
+        );
+        inherit userManagement;
+      };
+      fixtureScripts = cfg.system.activationScripts or { };
+      checked = import ./nixpkgs-checks.nix {
+        inherit users sysusers userborn;
+        systemdInitrd = orDefault false (cfg.boot.initrd.systemd.enable or false);
+        etcOverlay = orDefault false (cfg.system.etc.overlay.enable or false);
+        nixosInit = orDefault false (cfg.system.nixos-init.enable or false);
+        activationScripts = ours.activationScripts // fixtureScripts;
+      };
+    in
+    {
+      failedAssertions =
+        checked.assertions
+        # The fixtures themselves define no activation script (nixpkgs #475305).
+        ++ map (name: "the test defines system.activationScripts.${name}") (attrNames fixtureScripts);
+      inherit (checked) warnings;
+      specialisations = attrNames (cfg.specialisation or { });
+      secrets = attrNames secrets;
+    };
 in
 builtins.mapAttrs (_: test: {
   inherit (test) name testScript;
-  nodes = builtins.mapAttrs (_: node: builtins.removeAttrs (node { config = fakeConfig; inherit lib; }) [ "imports" ]) test.nodes;
+  nodes = builtins.mapAttrs (_: machine) test.nodes;
 }) tests

@@ -1,5 +1,7 @@
 # Executes a scenario's steps (scenarios/<name>.json) with the NixOS test driver. The twin of
-# ../harness/steps.ts: both must check the same things for each step.
+# ../harness/steps.ts: both must check the same things for each step. Only the driver's
+# QemuMachine methods are used, with its signatures; ./check-steps.py runs this file against a
+# stand-in of that driver that keeps its rules (see there).
 import shlex
 
 
@@ -33,7 +35,10 @@ def _check_password(machine, user, password):
 def run_step(machine, step):
     op = step["op"]
     if op == "start":
-        machine.start()
+        # Without allow_reboot the driver gives QEMU -no-reboot: QEMU exits at a reboot and the
+        # next command fails with "Shell disconnected". A crash leaves the machine down, and the
+        # next command would start it without allow_reboot: scenarios start again explicitly.
+        machine.start(allow_reboot=True)
     elif op == "waitForUnit":
         machine.wait_for_unit(step["unit"])
     elif op == "succeed":
@@ -60,7 +65,8 @@ def run_step(machine, step):
     elif op == "switch":
         to = step["to"]
         toplevel = "/run/booted-system" if to == "base" else f"/run/booted-system/specialisation/{to}"
-        status, out = machine.execute(f"{toplevel}/bin/switch-to-configuration test")
+        status, out = machine.execute(f"{toplevel}/bin/switch-to-configuration test 2>&1")
+        machine.log(out)
         if status != 0 and not step.get("mayFail", False):
             raise AssertionError(f"switching to {to} failed (exit code {status})\n{out}")
     elif op == "reboot":

@@ -2,5 +2,5 @@
 { pkgs, agenixdModule }:
 (import ./lib.nix { inherit pkgs agenixdModule; }).scenarioTest {
   name = "switch";
-  userManagement = [ "perl" ];
+  machines = [ "perl" ];
 }
