@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
 import { cacheDir, repoRoot } from "./cache.js";
 import { runChecked } from "./process.js";
-import { GLIBC_TUNABLES, snapshotArgs } from "../scripts/launch.js";
+import { renderLauncher } from "../scripts/launch.js";
 import { configurations, type Scenario, type SecretDef } from "./scenario.js";
 import { configurationsDir, currentSystem } from "./switch.js";
 
@@ -26,6 +26,8 @@ const rebuiltAgenixdExe = "/opt/agenixd-rebuilt/bin/agenixd";
 const hostKeyPath = "/etc/ssh/ssh_host_ed25519_key";
 /** mount(8), given to the unit by absolute path as nix/module.nix gives util-linux's. */
 const mountPath = "/usr/bin/mount";
+/** systemctl, likewise (nix/module.nix gives systemd.package's). */
+const systemctlPath = "/usr/bin/systemctl";
 /**
  * NixOS's default PATH for services (coreutils, findutils, grep, sed, systemd; no util-linux):
  * a directory of links to Debian's programs of those packages.
@@ -41,22 +43,12 @@ interface EvaluatedConfiguration {
   unitFiles: Record<string, string>;
 }
 
-export interface FixtureOptions {
-  /**
-   * Start agenixd from the startup snapshot, as the package does (true), or from the plain
-   * bundle. node refuses a snapshot made on a CPU with other features (V8's cache tag includes
-   * them: "built with a different version of V8 or with different V8 configurations", exit 14),
-   * and QEMU's TCG CPU is not the host's.
-   */
-  snapshot: boolean;
-}
-
 /**
  * Writes the scenario's layer into `dir` (which must be empty or absent). `debianRoot` is the
  * root it will lie on (read for its package lists). Keys are made fresh for each run: nothing
  * secret is cached.
  */
-export async function buildFixture(scenario: Scenario, dir: string, debianRoot: string, options: FixtureOptions): Promise<void> {
+export async function buildFixture(scenario: Scenario, dir: string, debianRoot: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const at = (p: string) => join(dir, p.replace(/^\//, ""));
 
@@ -88,6 +80,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   );
   const machine = {
     mount: mountPath,
+    systemctl: systemctlPath,
     path: nixosServicePath,
     userManagement: "sysusers",
     identityPaths: [hostKeyPath],
@@ -124,12 +117,11 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   writeServicePath(dir, debianRoot);
 
   mkdirSync(at("/var/log/journal"), { recursive: true });
-  // As the package's wrapper does: the startup snapshot run by the node that built it, with the
-  // package's glibc tunables in front of any the caller set.
-  const start = options.snapshot ? snapshotArgs(`${agenixdRoot}/dist/agenixd.blob`) : [`${agenixdRoot}/dist/agenixd.mjs`];
-  const wrapper =
-    `#!/bin/sh\nexport GLIBC_TUNABLES="${GLIBC_TUNABLES}\${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"\n` +
-    `exec /usr/local/bin/node ${start.join(" ")} "$@"\n`;
+  // The package's launcher (scripts/agenixd-launcher.sh): the startup snapshot run by the node that
+  // built it, or the plain bundle when node refuses the snapshot, as it does under QEMU, whose TCG
+  // CPU has other features than the host that built it (so the QEMU scenarios boot through the
+  // fallback). No PATH prefix: the unit names mount(8) itself.
+  const wrapper = renderLauncher({ shell: "/bin/sh", node: "/usr/local/bin/node", dist: `${agenixdRoot}/dist` });
   for (const exe of [agenixdExe, rebuiltAgenixdExe]) {
     mkdirSync(dirname(at(exe)), { recursive: true });
     writeFileSync(at(exe), wrapper, { mode: 0o755 });

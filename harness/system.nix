@@ -3,11 +3,11 @@
 # Evaluated with `nix-instantiate --store dummy:// --eval --strict --json`.
 #
 # Argument `json`: the scenario's machine, as the harness resolved it:
-#   { mount, path, userManagement, identityPaths,
+#   { mount, systemctl, path, userManagement, identityPaths,
 #     users: { <name>: { group, hashedPasswordSecret? } },
 #     configurations: { <name>: { agenixd, secrets: { <attr>: { file, name?, path?, mode?, owner?, group?, symlink? } } } } }
 #   `file` is the path the ciphertext has inside the machine (a /nix/store path); `mount` is
-#   mount(8), `path` the directory standing in for NixOS's default PATH of services.
+#   mount(8), `systemctl` systemctl (both by absolute path, as the module gives them), `path` the directory standing in for NixOS's default PATH of services.
 # Result: { <configuration>: { manifestPath, manifest, services, unitFiles } }.
 #
 # Secrets get the defaults of the module's options (nix/module.nix), which the pure functions
@@ -52,7 +52,7 @@ let
         builtins.substring 0 32 (builtins.hashString "sha256" (builtins.toJSON manifest))
       }-agenixd-manifest.json";
       run = import ../nix/unit.nix {
-        inherit (machine) mount identityPaths userManagement;
+        inherit (machine) mount systemctl identityPaths userManagement;
         inherit (cfg) agenixd;
         manifest = manifestPath;
         usersPhase = builtins.any (s: s.neededForUsers) manifest.secrets;

@@ -59,26 +59,16 @@ let
 
   agenixd = lib.getExe' cfg.package "agenixd";
 
-  unitPlan = import ./unit.nix;
-  unitTakes = builtins.functionArgs unitPlan;
-  run = unitPlan (
-    {
-      inherit agenixd;
-      manifest = "${manifestFile}";
-      inherit (cfg) identityPaths;
-      inherit usersPhase userManagement;
-    }
-    # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself. (Passed only
-    # to a unit.nix that takes it: the argument arrives there in a separate change.)
-    // lib.optionalAttrs (unitTakes ? mount) {
-      mount = lib.getExe' pkgs.util-linux "mount";
-    }
-    # Likewise systemctl, which restarts and reloads the units of changed secrets
-    # (restartUnits/reloadUnits): the unit names it rather than relying on PATH.
-    // lib.optionalAttrs (unitTakes ? systemctl) {
-      systemctl = "${config.systemd.package}/bin/systemctl";
-    }
-  );
+  run = import ./unit.nix {
+    inherit agenixd;
+    manifest = "${manifestFile}";
+    inherit (cfg) identityPaths;
+    inherit usersPhase userManagement;
+    # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself; likewise
+    # systemctl, which restarts and reloads the units of changed secrets (restartUnits/reloadUnits).
+    mount = lib.getExe' pkgs.util-linux "mount";
+    systemctl = "${config.systemd.package}/bin/systemctl";
+  };
 
   # switch-to-configuration starts no unit on `dry-activate`: it runs only the activation snippets
   # that support dry activation, with NIXOS_ACTION=dry-activate. The same snippets also run on

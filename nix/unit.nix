@@ -6,6 +6,8 @@
 #   agenixd        path (string) of the agenixd executable
 #   mount          absolute path (string) of mount(8): a NixOS service's PATH has no util-linux,
 #                  so agenixd is told where it is (AGENIXD_MOUNT) rather than searching PATH
+#   systemctl      absolute path (string) of systemctl, or null (default): how agenixd restarts
+#                  and reloads the units of changed secrets (AGENIXD_SYSTEMCTL), likewise
 #   manifest       path (string) of the manifest file (./manifest.nix, written to the store)
 #   identityPaths  list of identity paths; the units wait for the mounts holding them
 #   usersPhase     bool (default false): some secret has `neededForUsers`, so it is installed
@@ -27,6 +29,7 @@
 {
   agenixd,
   mount,
+  systemctl ? null,
   manifest,
   identityPaths,
   usersPhase ? false,
@@ -50,6 +53,12 @@ let
   optional = cond: xs: if cond then xs else [ ];
 
   activate = "${agenixd} activate --manifest ${manifest}";
+
+  # Where agenixd finds mount(8) and systemctl: named here, not looked up on PATH.
+  environment = {
+    AGENIXD_MOUNT = mount;
+  }
+  // (if systemctl == null then { } else { AGENIXD_SYSTEMCTL = systemctl; });
 
   # Shared by both units: an early oneshot that systemd waits for (sd-notify READY=1), run once
   # at boot and exactly once at every switch.
@@ -83,7 +92,7 @@ let
       # Identities may live on a mount that appears late (impermanence's /persist).
       RequiresMountsFor = map toString identityPaths;
     };
-    environment.AGENIXD_MOUNT = mount;
+    inherit environment;
     serviceConfig = {
       Type = "notify";
       RemainAfterExit = true;
@@ -201,7 +210,10 @@ let
         # system users) and this phase becomes agenixd-users.service. The identities must exist
         # before activation: at first boot `etc` runs after `users`, so not from environment.etc.
         agenixdUsers = {
-          text = "${activate} --phase users";
+          # The same environment as the units', in front of the command.
+          text = "${
+            builtins.concatStringsSep " " (map (n: "${n}=${environment.${n}}") (builtins.attrNames environment))
+          } ${activate} --phase users";
           deps = [ "specialfs" ];
         };
         users.deps = [ "agenixdUsers" ];

@@ -10,12 +10,14 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { ManifestFile, SecretEntry } from "../src/manifest.js";
 import { fileURLToPath } from "node:url";
+import { nixSuite } from "./helpers/nix.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const nixDir = join(root, "nix");
 const scratch = mkdtempSync(join(tmpdir(), "agenixd-nix-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
+const nix = nixSuite();
 const nixEnv = { ...process.env, NIX_STATE_DIR: join(scratch, "state"), XDG_CACHE_HOME: join(scratch, "cache") };
 
 class NixError extends Error {}
@@ -95,7 +97,7 @@ function nixFiles(dir: string): string[] {
   });
 }
 
-describe("every .nix file", () => {
+describe("every .nix file", nix, () => {
   const files = nixFiles(root);
   test("includes the module, the pure functions, the package and the flake", () => {
     const names = files.map((f) => relative(root, f));
@@ -110,7 +112,7 @@ describe("every .nix file", () => {
   }
 });
 
-describe("nix/manifest.nix", () => {
+describe("nix/manifest.nix", nix, () => {
   test("writes every field of every secret, sorted by attribute name", () => {
     const m = manifestOf(
       options(
@@ -124,7 +126,7 @@ describe("nix/manifest.nix", () => {
       ),
     );
     assert.deepEqual(m, {
-      version: 1,
+      version: 2,
       secretsDir: "/run/agenix",
       secretsMountPoint: "/run/agenix.d",
       identityPaths: ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"],
@@ -139,6 +141,8 @@ describe("nix/manifest.nix", () => {
           group: "0",
           symlink: true,
           neededForUsers: false,
+          restartUnits: [],
+          reloadUnits: [],
         },
         {
           name: "db/password",
@@ -149,6 +153,8 @@ describe("nix/manifest.nix", () => {
           group: "postgres",
           symlink: true,
           neededForUsers: false,
+          restartUnits: [],
+          reloadUnits: [],
         },
         {
           name: "root-password",
@@ -159,6 +165,8 @@ describe("nix/manifest.nix", () => {
           group: "0",
           symlink: true,
           neededForUsers: true,
+          restartUnits: [],
+          reloadUnits: [],
         },
         {
           name: "nginx/key.pem",
@@ -169,6 +177,8 @@ describe("nix/manifest.nix", () => {
           group: "nginx",
           symlink: false,
           neededForUsers: false,
+          restartUnits: [],
+          reloadUnits: [],
         },
       ],
     });
@@ -239,7 +249,7 @@ describe("nix/manifest.nix", () => {
   });
 });
 
-describe("nix/unit.nix", () => {
+describe("nix/unit.nix", nix, () => {
   const base = {
     agenixd: "/nix/store/00000000000000000000000000000000-agenixd/bin/agenixd",
     mount: "/nix/store/22222222222222222222222222222222-util-linux-bin/bin/mount",
@@ -318,7 +328,8 @@ describe("nix/unit.nix", () => {
   test("perl activation with password secrets: a snippet that `users` waits for", () => {
     const plan = unitOf({ ...base, usersPhase: true });
     assert.deepEqual(Object.keys(plan.services), ["agenixd"]);
-    assert.deepEqual(plan.activationScripts.agenixdUsers, { text: `${activate} --phase users`, deps: ["specialfs"] });
+    // The units' environment in front of the command: the activation script's PATH is no unit's either.
+    assert.deepEqual(plan.activationScripts.agenixdUsers, { text: `AGENIXD_MOUNT=${base.mount} ${activate} --phase users`, deps: ["specialfs"] });
     assert.deepEqual(plan.activationScripts.users, { deps: ["agenixdUsers"] });
     assert.ok(plan.activationScripts.agenix!.deps.includes("agenixdUsers"));
     assert.equal(plan.needsActivationScripts, true, "the one configuration that needs an activation script");
@@ -457,7 +468,7 @@ describe("nix/unit.nix", () => {
   });
 });
 
-describe("nix/unit-file.nix", () => {
+describe("nix/unit-file.nix", nix, () => {
   const render = (service: unknown) => nixEval(`import ${nixDir}/unit-file.nix arg`, service) as string;
 
   test("writes what nixos/lib/systemd-lib.nix writes for the switch settings, environment and lists", () => {
@@ -521,7 +532,7 @@ function parseUnitFile(text: string): Record<string, Record<string, string[]>> {
   return sections;
 }
 
-describe("vm-tests without nixpkgs", () => {
+describe("vm-tests without nixpkgs", nix, () => {
   const vmTests = join(root, "vm-tests");
   const evalStandIns = () => {
     const r = spawnSync("nix-instantiate", ["--store", "dummy://", "--eval", "--strict", "--json", join(vmTests, "stand-ins.nix")], { encoding: "utf8", env: nixEnv });
@@ -593,34 +604,43 @@ describe("vm-tests without nixpkgs", () => {
   });
 });
 
-describe("nix/package.nix", () => {
-  // Without nixpkgs the derivation cannot be built; called with stand-ins for lib and the
-  // builders, it still shows how bin/agenixd starts node (makeBinaryWrapper's arguments).
-  const postInstall = () =>
+describe("nix/package.nix", nix, () => {
+  // Without nixpkgs the derivation cannot be built (test/package-build.test.ts runs its phases);
+  // called with stand-ins, it still shows what bin/agenixd is made of: the launcher template with
+  // every @value@ filled in, the V8 flags and glibc tunables from package.json.
+  const installPhase = () =>
     nixEval(`
       let
         lib = {
           importJSON = p: builtins.fromJSON (builtins.readFile p);
           fileset = { toSource = _: "src"; unions = _: null; };
-          getExe = _: "/nodejs/bin/node";
+          getExe = p: "/\${p.name}/bin/\${p.name}";
           escapeShellArg = s: "'" + s + "'";
           makeBinPath = _: "/util-linux/bin";
           licenses.mit = null;
-          platforms.linux = null;
         };
+        pkg = name: { inherit name; };
         package = import ${nixDir}/package.nix {
           inherit lib;
-          buildNpmPackage = attrs: attrs;
-          importNpmLock = { npmConfigHook = null; __functor = _: _: null; };
-          nodejs = "/nodejs"; python3 = null; pkg-config = null; systemdLibs = null; util-linux = null; makeBinaryWrapper = null;
+          stdenv.mkDerivation = attrs: attrs;
+          callPackage = _: _: "/npm-deps";
+          nodejs = pkg "node"; python3 = pkg "python3"; dash = pkg "dash"; util-linux = pkg "util-linux"; makeBinaryWrapper = pkg "makeBinaryWrapper";
         };
-      in package.postInstall`) as string;
+      in package.installPhase`) as string;
 
-  test("bin/agenixd runs the snapshot with the V8 flags it was built with and package.json's glibc tunables", () => {
+  test("bin/agenixd is the launcher, run by dash, with the V8 flags the snapshot was built with and package.json's glibc tunables", () => {
     const { config } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { config: { glibcTunables: string; snapshotNodeFlags: string } };
-    const script = postInstall();
-    assert.ok(script.includes(`--add-flags "${config.snapshotNodeFlags} --snapshot-blob $out/lib/node_modules/agenixd/dist/agenixd.blob --"`), script);
-    assert.ok(script.includes(`--prefix GLIBC_TUNABLES : '${config.glibcTunables}'`), script);
-    assert.match(script, /--unset NODE_OPTIONS/);
+    const script = installPhase();
+    assert.match(script, /substitute scripts\/agenixd-launcher\.sh \$out\/bin\/agenixd/);
+    assert.ok(script.includes(`--subst-var-by snapshotNodeFlags '${config.snapshotNodeFlags}'`), script);
+    assert.ok(script.includes(`--subst-var-by glibcTunables '${config.glibcTunables}'`), script);
+    assert.ok(script.includes("--subst-var-by shell /dash/bin/dash"), script);
+    assert.ok(script.includes("--subst-var-by node /node/bin/node"), script);
+    // Every placeholder of the template is filled in, and nothing else is.
+    const template = readFileSync(join(root, "scripts", "agenixd-launcher.sh"), "utf8");
+    const wanted = [...new Set([...template.matchAll(/@([A-Za-z]+)@/g)].map((m) => m[1]))].sort();
+    const given = [...script.matchAll(/--subst-var-by ([A-Za-z]+) /g)].map((m) => m[1]).sort();
+    assert.deepEqual(given, wanted);
   });
 });
+

@@ -91,6 +91,8 @@ let
             pkgs.symlinkJoin {
               name = "agenixd-rebuilt";
               paths = [ config.age.package ];
+              # age.package must be an agenixd (nix/module.nix checks meta.mainProgram).
+              meta.mainProgram = "agenixd";
             }
           );
         };
