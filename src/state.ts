@@ -1,6 +1,6 @@
 // What the last activation left for `agenixd status`: the live generation, each secret's target and
 // units, when its installed value last changed, and what failed. A root-only file on the ramfs
-// (`${secretsMountPoint}/status.json`, 0600), so it is gone with the generations at shutdown and
+// (`${secretsMountPoint}/.status.json`, 0600), so it is gone with the generations at shutdown and
 // never on a disk. It holds names, paths, causes and times; never a value.
 import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -32,7 +32,7 @@ export interface RunState {
   readonly failures: readonly FailureRecord[];
 }
 
-export const STATE_FILE = "status.json";
+export const STATE_FILE = ".status.json";
 
 export function statePath(mountPoint: string): string {
   return join(mountPoint, STATE_FILE);
@@ -62,7 +62,7 @@ export function readState(mountPoint: string): RunState | undefined {
 /** Replaces the state file atomically: a fresh 0600 file, renamed over the old one. */
 export function writeState(mountPoint: string, state: RunState): void {
   const target = statePath(mountPoint);
-  const temp = join(mountPoint, `.${STATE_FILE}.${randomBytes(6).toString("hex")}`);
+  const temp = join(mountPoint, `${STATE_FILE}.${randomBytes(6).toString("hex")}`);
   const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     const bytes = Buffer.from(`${JSON.stringify(state)}\n`);

@@ -1,6 +1,6 @@
 // Change-aware activation end to end (issue 14): after the swap, the units of the secrets that
 // changed are restarted or reloaded once each through systemctl, never at first boot; the journal
-// names each change; `status.json` records the run. systemctl here is a script that logs its arguments.
+// names each change; `.status.json` records the run. systemctl here is a script that logs its arguments.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -104,13 +104,13 @@ test("a failed secret that kept its previous value restarts nothing; a removed s
   assert.deepEqual(removed.calls, ["--no-block try-restart -- old.service"]);
 });
 
-test("status.json records the generation, each secret's units and change time, and the last run's failures", (t) => {
+test(".status.json records the generation, each secret's units and change time, and the last run's failures", (t) => {
   const sb = new Sandbox("state");
   t.after(() => sb.cleanup());
   takeCalls();
   const a = sb.encrypt("a");
   assert.equal(activate(sb, [{ name: "a", file: a, restartUnits: ["a.service"] }]).status, 0);
-  const statePath = join(sb.mountPoint, "status.json");
+  const statePath = join(sb.mountPoint, ".status.json");
   const first = JSON.parse(readFileSync(statePath, "utf8"));
   assert.equal(first.generation, 1);
   assert.deepEqual(first.secrets.map((s: { name: string; restartUnits: string[] }) => [s.name, s.restartUnits]), [["a", ["a.service"]]]);
