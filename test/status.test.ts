@@ -47,7 +47,7 @@ test("the state file is written 0600 and atomically, and read back; a missing or
 });
 
 test("a change time moves only for the secrets that changed", () => {
-  const at = carryChangeTimes(state("/x"), new Set(["token"]), "NOW");
+  const at = carryChangeTimes(state("/x").secrets, new Set(["token"]), "NOW");
   assert.equal(at("db/password"), "2026-12-01T02:00:00.000Z");
   assert.equal(at("token"), "NOW");
   assert.equal(at("new"), "NOW");
