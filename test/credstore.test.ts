@@ -214,3 +214,17 @@ test("--dry-run with credentials writes nothing: no credstore directory, no link
   assert.equal(r.status, 0, r.stderr);
   assert.equal(existsSync(credstore) || existsSync(sb.mountPoint), false);
 });
+
+test("the users phase carries every other credential over, and publishes the ones it installs", (t) => {
+  const sb = new Sandbox("cred-users");
+  t.after(() => sb.cleanup());
+  const credstore = join(sb.root, "run", "credstore");
+  const secrets = (pw: string): SecretInput[] => [{ name: "pw", plaintext: pw, neededForUsers: true, credential: true }, { name: "api", plaintext: "api1", credential: true }];
+  assert.equal(activate(sb, secrets("pw1"), credstore).status, 0);
+  const users = sb.run(sb.manifest(secrets("pw2"), { credstore }), ["--phase", "users"]);
+  assert.equal(users.status, 0, users.stderr);
+  assert.equal(readlinkSync(sb.secretsDir), `${sb.mountPoint}/2`);
+  assert.equal(loadCredential(credstore, "pw"), "pw2");
+  assert.equal(loadCredential(credstore, "api"), "api1", "carried over with its secret");
+  assert.equal(statSync(join(sb.mountPoint, "2", "credstore", "api")).mode & 0o7777, 0o400);
+});
