@@ -1,6 +1,7 @@
-// The activation pipeline: validate → mount (in the background) → load identities → decrypt all → diff against the
-// live generation → write generation → install targets → swap → prune → report changes, restart units → record state
-// → notify. Each step lives in its own module; this file is the order. A dry run stops after the diff.
+// The activation pipeline: validate → mount (in the background) → load identities → decrypt all → render templates
+// (in memory) → diff against the live generation → write generation (secrets, credentials, templates) → install
+// targets and credstore links → swap → prune → report changes, restart units → record state → notify. Each step
+// lives in its own module; this file is the order. A dry run stops after the diff.
 import { basename, dirname, relative } from "node:path";
 import { fchmodSync, fchownSync } from "node:fs";
 import { loadIdentities } from "./identities.js";
@@ -8,9 +9,11 @@ import { decryptAll, type Decrypted } from "./decrypt-all.js";
 import { readAccounts, type Accounts } from "./accounts.js";
 import { ensureRamfs, openMountPoint, ROOT_ONLY } from "./ramfs.js";
 import { diffSecrets } from "./diff.js";
-import { describeChange, removedSecrets, summarizeChanges, type SecretChange } from "./changes.js";
+import { describeChange, removedSecrets, summarizeChanges, type SecretChange, type Subject } from "./changes.js";
 import { applyUnitActions, planUnitActions, type UnitActionResult, type UnitActions } from "./units.js";
-import { carryChangeTimes, readState, writeState, type RunState } from "./state.js";
+import { carryChangeTimes, readState, writeState, type RunState, type SecretRecord } from "./state.js";
+import { RENDERED_ENTRY, renderTemplates, substitutionsFor, type RenderedTemplate } from "./templates.js";
+import { CredentialWriter, credentialId, linkCredstore } from "./credstore.js";
 import { runCommand } from "./ramfs.js";
 import { acquireLock } from "./lock.js";
 import { createGeneration, currentGeneration, generationDir, openSecretsDirParent, pruneGenerations, swapSecretsDir } from "./generations.js";
@@ -18,7 +21,7 @@ import {
   Dirs, TrustError, makeDirs, readFileNoFollow, readSymlinkIn, replaceWithFile, replaceWithFileIn, replaceWithSymlink, replaceWithSymlinkIn,
   writeNewFile, type Ownership, type Trust,
 } from "./secure-fs.js";
-import { isWithin, type Manifest, type SecretSpec } from "./manifest.js";
+import { isWithin, type Manifest, type SecretSpec, type TemplateSpec } from "./manifest.js";
 import { fsError } from "./errno.js";
 import type { Logger } from "./log.js";
 import type { Notifier } from "./notify.js";
@@ -31,6 +34,8 @@ export interface SecretFailure {
   readonly cause: string;
   /** The previous generation's value was carried over. */
   readonly keptPrevious: boolean;
+  /** Absent for a secret; a template's failure names the secrets it lacked in `cause`. */
+  readonly subject?: "template";
 }
 
 export interface ActivationResult {
@@ -38,6 +43,8 @@ export interface ActivationResult {
   readonly generation: number | undefined;
   readonly swapped: boolean;
   readonly installed: readonly string[];
+  /** The templates rendered into the new generation. */
+  readonly rendered: readonly string[];
   readonly failed: readonly SecretFailure[];
   /** What this run changed (or, in a dry run, would change) against the generation that was live. */
   readonly changes: readonly SecretChange[];
@@ -83,7 +90,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     ? undefined
     : await acquireLock(manifest.secretsMountPoint, { trust: { ...ROOT_ONLY, uids: [host.rootUid] }, onWait: () => log.info("waiting for another activation to finish") });
   const dirs = new Dirs();
-  const unchanged = (generation: number | undefined, failed: readonly SecretFailure[] = []): ActivationResult => ({ generation, swapped: false, installed: [], failed, changes: [], units: NO_UNITS, dryRun });
+  const unchanged = (generation: number | undefined, failed: readonly SecretFailure[] = []): ActivationResult => ({ generation, swapped: false, installed: [], rendered: [], failed, changes: [], units: NO_UNITS, dryRun });
   try {
     const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
     // What the last run recorded, if it describes the live generation: change times, and the units of a removed secret.
@@ -105,6 +112,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : "identity file is not root's alone"));
     notify.status(`decrypting ${selected.length} secrets`);
     const decrypted = await decryptAll(selected, identities);
+    let templates: RenderedTemplate[] = [];
     try {
       const accounts = host.readAccounts();
       const plan = resolveOwnership(decrypted, accounts);
@@ -119,17 +127,25 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
         notify.ready();
         return unchanged(previous, failed);
       }
+      // Templates are rendered with every secret's value, so in the full phase only; the users phase keeps them as they are.
+      if (phase === "all" && manifest.templates.length > 0) {
+        const values = new Map(plan.filter((p): p is PlannedSecret => p.ok).map((p) => [p.secret.name, p.plaintext]));
+        templates = renderTemplates(manifest.templates, substitutionsFor(manifest.secrets, (s) => values.get(s.name)), accounts);
+      }
+      const renderFailures = templates.filter((t): t is RenderedTemplate & { ok: false } => !t.ok);
 
       const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
       const diff = diffSecrets(prevDir, plan.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
-      // Removed secrets are known from the last run's record (the users phase keeps every other secret as it is).
+      const templateDiff = templates.length === 0 ? undefined : diffSecrets(prevDir && `${prevDir}/${RENDERED_ENTRY}`, templates.flatMap((t) => (t.ok ? [{ name: t.template.name, plaintext: t.data, own: t.own }] : [])), "template");
+      // Removed secrets and templates are known from the last run's record (the users phase keeps every other secret as it is).
       const removed = phase === "all" && lastRun ? removedSecrets(lastRun.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
-      const changes = [...diff.changes, ...removed];
+      const removedTemplates = phase === "all" && lastRun?.templates ? removedSecrets(lastRun.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
+      const changes = [...diff.changes, ...removed, ...(templateDiff?.changes ?? []), ...removedTemplates];
       // Nothing is restarted at first boot (no live generation): every unit starts after us anyway.
       const units = previous === undefined ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, lastRun));
       if (dryRun) {
-        const failed = failures.map((f) => failure(f, prevDir !== undefined));
-        return { generation: previous, swapped: false, installed: [], failed, changes, units, dryRun };
+        const failed = [...failures.map((f) => failure(f, prevDir !== undefined)), ...renderFailures.map((t) => templateFailure(t.template, t.cause, prevDir !== undefined))];
+        return { generation: previous, swapped: false, installed: [], rendered: [], failed, changes, units, dryRun };
       }
       if (phase === "users" && previous !== undefined && failures.length === 0 && changes.length === 0) {
         // Perl activation runs this phase at every switch; an unchanged password needs no new generation.
@@ -150,26 +166,40 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       notify.status(`writing generation ${generation}`);
       const dirOwn: Ownership = { uid: host.rootUid, gid: keysGid, mode: 0o751 };
       const genDir = createGeneration(manifest.secretsMountPoint, generation, dirOwn);
+      const rootGid = host.rootUid === 0 ? 0 : process.getgid!();
+      const credentials = manifest.credstore === undefined ? undefined : new CredentialWriter(genDir, { uid: host.rootUid, gid: rootGid, mode: 0o400 }, { uid: host.rootUid, gid: rootGid, mode: 0o700 });
 
-      const { installed, failed } = writeGeneration({ manifest, plan, genDir, prevDir, dirOwn, generation, log, dirs, rootUid: host.rootUid });
+      const input: GenerationInput = { manifest, genDir, prevDir, dirOwn, generation, log, dirs, rootUid: host.rootUid, knownDirs: new Set() };
+      const { installed, failed } = writeSecrets(input, plan, credentials);
+      const rendered: string[] = [];
+      if (manifest.templates.length > 0) {
+        const written = writeTemplates(input, templates);
+        rendered.push(...written.rendered);
+        failed.push(...written.failed);
+      }
+      failed.push(...publishCredentials(input, rootOnly, lastRun));
 
       notify.status(`switching ${manifest.secretsDir} to generation ${generation}`);
       swapSecretsDir(manifest.secretsDir, secretsDirParent, genDir, dirs);
       const pruned = pruneGenerations(manifest.secretsMountPoint, generation, manifest.keepGenerations);
       log.info(
-        { generation, installed: installed.length, failed: failed.length, ...countChanges(changes), unchanged: diff.unchanged.length, pruned },
+        {
+          generation, installed: installed.length, failed: failed.length, ...countChanges(changes.filter((c) => c.subject === undefined)), unchanged: diff.unchanged.length, pruned,
+          ...(templateDiff ? { templates: { rendered: rendered.length, ...countChanges(changes.filter((c) => c.subject === "template")), unchanged: templateDiff.unchanged.length } } : {}),
+        },
         `generation ${generation} is active`,
       );
       // The switch report, one line per change: names and aspects, never a value.
-      for (const c of changes) log.info({ secret: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
+      for (const c of changes) log.info({ [c.subject ?? "secret"]: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
       const unitResults = await applyUnitActions(units, runCommand);
       logUnitResults(log, unitResults, changes, manifest, lastRun);
       recordState(manifest, options, generation, lastRun, changes, failed);
-      notify.status(statusLine(generation, installed.length, failed, changes, unitResults));
+      notify.status(statusLine(generation, installed.length, rendered.length, failed, changes, unitResults));
       notify.ready();
-      return { generation, swapped: true, installed, failed, changes, units, dryRun };
+      return { generation, swapped: true, installed, rendered, failed, changes, units, dryRun };
     } finally {
       for (const d of decrypted) if (d.ok) d.plaintext.fill(0);
+      for (const t of templates) if (t.ok) t.data.fill(0);
     }
   } catch (e) {
     throw fsError(e); // errno codes in words
@@ -179,11 +209,16 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
   }
 }
 
-/** A changed secret's units: its declaration's, or for a removed one, those the last run recorded. */
+/** A changed secret's or template's units: its declaration's, or for a removed one, those the last run recorded. */
 function triggersOf(manifest: Manifest, lastRun: RunState | undefined) {
   const declared = new Map(manifest.secrets.map((s) => [s.name, s]));
   const recorded = new Map((lastRun?.secrets ?? []).map((s) => [s.name, s]));
-  return (c: SecretChange) => (c.kind === "removed" ? recorded.get(c.name) : declared.get(c.name));
+  const declaredTemplates = new Map(manifest.templates.map((t) => [t.name, t]));
+  const recordedTemplates = new Map((lastRun?.templates ?? []).map((t) => [t.name, t]));
+  return (c: SecretChange) =>
+    c.subject === "template"
+      ? (c.kind === "removed" ? recordedTemplates : declaredTemplates).get(c.name)
+      : (c.kind === "removed" ? recorded : declared).get(c.name);
 }
 
 function countChanges(changes: readonly SecretChange[]): { added: string[]; modified: string[]; removed: string[] } {
@@ -191,24 +226,29 @@ function countChanges(changes: readonly SecretChange[]): { added: string[]; modi
   return { added: names("added"), modified: names("modified"), removed: names("removed") };
 }
 
-/** One line per unit acted on, naming the secrets that called for it; a systemctl failure is an error line, not a failed activation. */
+/** One line per unit acted on, naming the secrets (and templates) that called for it; a systemctl failure is an error line, not a failed activation. */
 function logUnitResults(log: Logger, results: readonly UnitActionResult[], changes: readonly SecretChange[], manifest: Manifest, lastRun: RunState | undefined): void {
   const triggers = triggersOf(manifest, lastRun);
   for (const r of results) {
     for (const unit of r.units) {
-      const secrets = changes.filter((c) => {
+      const callers = changes.filter((c) => {
         const t = triggers(c);
         return t !== undefined && (r.action === "restart" ? t.restartUnits : t.reloadUnits).includes(unit);
-      }).map((c) => c.name);
-      if (r.error) log.error({ unit, action: r.action, secrets, cause: r.error }, `cannot ${r.action} ${unit}: ${r.error}`);
-      else log.info({ unit, action: r.action, secrets }, `${r.action === "restart" ? "restarting" : "reloading"} ${unit} (changed: ${secrets.join(", ")})`);
+      });
+      const secrets = callers.filter((c) => c.subject === undefined).map((c) => c.name);
+      const templates = callers.filter((c) => c.subject === "template").map((c) => c.name);
+      const fields = { unit, action: r.action, secrets, ...(templates.length > 0 ? { templates } : {}) };
+      const changed = [...secrets, ...templates.map((t) => `template ${t}`)].join(", ");
+      if (r.error) log.error({ ...fields, cause: r.error }, `cannot ${r.action} ${unit}: ${r.error}`);
+      else log.info(fields, `${r.action === "restart" ? "restarting" : "reloading"} ${unit} (changed: ${changed})`);
     }
   }
 }
 
-function statusLine(generation: number, installed: number, failed: readonly SecretFailure[], changes: readonly SecretChange[], units: readonly UnitActionResult[]): string {
+function statusLine(generation: number, installed: number, rendered: number, failed: readonly SecretFailure[], changes: readonly SecretChange[], units: readonly UnitActionResult[]): string {
   let line = `generation ${generation}: ${installed} secrets installed`;
-  if (failed.length > 0) line += `, ${failed.length} failed (${failed.map((f) => f.name).join(", ")})`;
+  if (rendered > 0) line += `, ${rendered} templates rendered`;
+  if (failed.length > 0) line += `, ${failed.length} failed (${failed.map((f) => (f.subject ? `${f.subject} ${f.name}` : f.name)).join(", ")})`;
   if (changes.length > 0) line += `; ${summarizeChanges(changes)}`;
   for (const r of units) line += `; ${r.error ? `could not ${r.action}` : r.action === "restart" ? "restarted" : "reloaded"} ${r.units.join(", ")}`;
   return line;
@@ -220,15 +260,23 @@ function recordState(
   changes: readonly SecretChange[], failures: readonly SecretFailure[],
 ): void {
   const now = new Date().toISOString();
-  const changedAt = carryChangeTimes(lastRun, new Set(changes.map((c) => c.name)), now);
+  const changedAt = carryChangeTimes(lastRun?.secrets, new Set(changes.filter((c) => c.subject === undefined).map((c) => c.name)), now);
+  const record = (s: SecretSpec | TemplateSpec, at: (name: string) => string): SecretRecord => ({ name: s.name, path: s.path, restartUnits: s.restartUnits, reloadUnits: s.reloadUnits, changedAt: at(s.name) });
+  let templates: SecretRecord[] | undefined;
+  if (manifest.templates.length > 0) {
+    const templateChangedAt = carryChangeTimes(lastRun?.templates, new Set(changes.filter((c) => c.subject === "template").map((c) => c.name)), now);
+    templates = manifest.templates.map((t) => record(t, templateChangedAt));
+  }
   try {
     writeState(manifest.secretsMountPoint, {
       version: 1,
       manifest: options.manifestPath ?? "",
       generation,
       finishedAt: now,
-      secrets: manifest.secrets.map((s) => ({ name: s.name, path: s.path, restartUnits: s.restartUnits, reloadUnits: s.reloadUnits, changedAt: changedAt(s.name) })),
-      failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious })),
+      secrets: manifest.secrets.map((s) => (s.credential ? { ...record(s, changedAt), credential: credentialId(s.name) } : record(s, changedAt))),
+      ...(templates ? { templates } : {}),
+      ...(manifest.credstore === undefined ? {} : { credstore: manifest.credstore }),
+      failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, ...(f.subject ? { subject: f.subject } : {}) })),
     });
   } catch {
     // status then reports what it can; the activation's own result stands
@@ -240,7 +288,6 @@ type FailedSecret = { ok: false; secret: SecretSpec; cause: string };
 
 interface GenerationInput {
   readonly manifest: Manifest;
-  readonly plan: readonly (PlannedSecret | FailedSecret)[];
   readonly genDir: string;
   readonly prevDir: string | undefined;
   readonly dirOwn: Ownership;
@@ -248,56 +295,148 @@ interface GenerationInput {
   readonly log: Logger;
   readonly dirs: Dirs;
   readonly rootUid: number;
+  /** Directories of the generation made so far. */
+  readonly knownDirs: Set<string>;
 }
+
+/** A secret or a template, as the generation holds it: `entry` is its file there, relative. */
+interface Placed {
+  readonly subject: Subject;
+  readonly item: SecretSpec | TemplateSpec;
+  readonly entry: string;
+}
+
+/** What a secret or template gets this time: a value, a cause, or nothing (not part of this phase: kept as it was). */
+type NewValue = { readonly ok: true; readonly data: Buffer; readonly own: Ownership } | { readonly ok: false; readonly cause: string } | undefined;
 
 /**
  * Fills the new generation in manifest order: each decrypted secret and its target path; every
  * other secret (failed, or not selected in the users phase) as the previous generation had it.
+ * A credential secret's value, whichever it is, is also written into the generation's credstore.
  */
-function writeGeneration(input: GenerationInput): { installed: string[]; failed: SecretFailure[] } {
-  const { manifest, plan, genDir, prevDir, dirOwn, generation, log } = input;
+function writeSecrets(input: GenerationInput, plan: readonly (PlannedSecret | FailedSecret)[], credentials: CredentialWriter | undefined): { installed: string[]; failed: SecretFailure[] } {
   const installed: string[] = [];
   const failed: SecretFailure[] = [];
   const byName = new Map(plan.map((p) => [p.secret.name, p]));
-  const knownDirs = new Set<string>();
-  for (const secret of manifest.secrets) {
+  for (const secret of input.manifest.secrets) {
     const entry = byName.get(secret.name);
-    let cause = entry && !entry.ok ? entry.cause : undefined;
-    if (entry?.ok) {
-      try {
-        makeDirs(genDir, dirname(secret.name), dirOwn, knownDirs);
-        writeNewFile(`${genDir}/${secret.name}`, entry.plaintext, entry.own);
-      } catch (e) {
-        cause = `cannot write it into the new generation: ${(e as Error).message}`;
-      }
-      if (cause === undefined) {
-        try {
-          installTarget(input, secret, entry.plaintext, entry.own);
-          installed.push(secret.name);
-          log.debug({ secret: secret.name, path: secret.path, generation }, "installed");
-        } catch (e) {
-          // The secret itself is in the new generation; only its extra path could not be made.
-          const f = { name: secret.name, file: secret.file, cause: installFailure(secret, e), keptPrevious: false };
-          failed.push(f);
-          log.error({ secret: f.name, file: f.file, path: secret.path, cause: f.cause }, "secret not installed at its path");
-        }
-        continue;
-      }
-    }
-    const carried = prevDir === undefined ? { kept: false } : carryOver(input, prevDir, secret);
-    if (!isWithin(manifest.secretsDir, secret.path)) removeStaleTempsBeside(input, secret);
-    if (carried.cause !== undefined) cause = cause === undefined ? carried.cause : `${cause}; ${carried.cause}`;
-    if (cause !== undefined) {
-      failed.push({ name: secret.name, file: secret.file, cause, keptPrevious: carried.kept });
-      log.error({ secret: secret.name, file: secret.file, cause, keptPrevious: carried.kept }, "secret not installed");
-    }
+    const value: NewValue = entry === undefined ? undefined : entry.ok ? { ok: true, data: entry.plaintext, own: entry.own } : { ok: false, cause: entry.cause };
+    const publish = credentials && secret.credential ? (data: Uint8Array) => publishCredential(credentials, secret, data) : undefined;
+    const outcome = place(input, { subject: "secret", item: secret, entry: secret.name }, value, publish);
+    if (outcome.installed) installed.push(secret.name);
+    if (outcome.failure) failed.push(outcome.failure);
   }
   return { installed, failed };
 }
 
-function installFailure(secret: SecretSpec, e: unknown): string {
+function publishCredential(credentials: CredentialWriter, secret: SecretSpec, data: Uint8Array): string | undefined {
+  try {
+    credentials.write(secret.name, data);
+    return undefined;
+  } catch (e) {
+    return `cannot write its credential ${credentialId(secret.name)} into the new generation: ${(e as Error).message}`;
+  }
+}
+
+/** Each template rendered, at `rendered/<name>` and its path; one that could not be rendered as the previous generation had it. */
+function writeTemplates(input: GenerationInput, templates: readonly RenderedTemplate[]): { rendered: string[]; failed: SecretFailure[] } {
+  const rendered: string[] = [];
+  const failed: SecretFailure[] = [];
+  const byName = new Map(templates.map((t) => [t.template.name, t]));
+  for (const template of input.manifest.templates) {
+    const t = byName.get(template.name);
+    const value: NewValue = t === undefined ? undefined : t.ok ? { ok: true, data: t.data, own: t.own } : { ok: false, cause: t.cause };
+    const outcome = place(input, { subject: "template", item: template, entry: `${RENDERED_ENTRY}/${template.name}` }, value);
+    if (outcome.installed) rendered.push(template.name);
+    if (outcome.failure) failed.push(outcome.failure);
+  }
+  return { rendered, failed };
+}
+
+/**
+ * `${credstore}/<id>` links for every credential secret (and none for others); with a credstore
+ * other than the last run's, the old one's links go. Failures are the secrets', never the activation's.
+ */
+function publishCredentials(input: GenerationInput, trust: Trust, lastRun: RunState | undefined): SecretFailure[] {
+  const { manifest, dirs, log } = input;
+  const failed: SecretFailure[] = [];
+  const old = lastRun?.credstore;
+  if (old !== undefined && old !== manifest.credstore) {
+    try {
+      const { removed } = linkCredstore(old, manifest.secretsDir, [], dirs, trust, false);
+      if (removed.length > 0) log.info({ credstore: old, removed }, "removed the credential links of the previous credstore");
+    } catch (e) {
+      log.warn({ credstore: old, cause: (e as Error).message }, "cannot remove the credential links of the previous credstore");
+    }
+  }
+  if (manifest.credstore === undefined) return failed;
+  const secrets = manifest.secrets.filter((s) => s.credential);
+  let result;
+  try {
+    result = linkCredstore(manifest.credstore, manifest.secretsDir, secrets.map((s) => s.name), dirs, trust);
+  } catch (e) {
+    result = { failed: secrets.map((s) => ({ secret: s.name, cause: `cannot publish it in ${manifest.credstore}: ${(e as Error).message}` })), removed: [] };
+  }
+  if (result.removed.length > 0) log.info({ credstore: manifest.credstore, removed: result.removed }, "removed the links of credentials no longer declared");
+  const files = new Map(secrets.map((s) => [s.name, s.file]));
+  for (const f of result.failed) {
+    failed.push({ name: f.secret, file: files.get(f.secret)!, cause: f.cause, keptPrevious: false });
+    log.error({ secret: f.secret, credstore: manifest.credstore, cause: f.cause }, "credential not published");
+  }
+  return failed;
+}
+
+/**
+ * Writes one secret or template into the new generation and installs its path; without a new
+ * value, carries over the previous generation's (bytes, owner, mode). `also` gets whichever value
+ * it ends up with, and says why it could not use it.
+ */
+function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data: Uint8Array) => string | undefined): { installed: boolean; failure?: SecretFailure } {
+  const { genDir, prevDir, dirOwn, generation, log, knownDirs, manifest } = input;
+  const { item, subject, entry } = p;
+  const fail = (cause: string, keptPrevious: boolean): SecretFailure =>
+    subject === "template" ? templateFailure(item, cause, keptPrevious) : { name: item.name, file: item.file, cause, keptPrevious };
+  let cause = value && !value.ok ? value.cause : undefined;
+  if (value?.ok) {
+    try {
+      makeDirs(genDir, dirname(entry), dirOwn, knownDirs);
+      writeNewFile(`${genDir}/${entry}`, value.data, value.own);
+    } catch (e) {
+      cause = `cannot write it into the new generation: ${(e as Error).message}`;
+    }
+    if (cause === undefined) {
+      const extra = also?.(value.data);
+      try {
+        installTarget(input, p, value.data, value.own);
+        log.debug({ [subject]: item.name, path: item.path, generation }, "installed");
+      } catch (e) {
+        // The file itself is in the new generation; only its extra path could not be made.
+        const f = fail(installFailure(item, e) + (extra ? `; ${extra}` : ""), false);
+        log.error({ [subject]: f.name, file: f.file, path: item.path, cause: f.cause }, `${subject} not installed at its path`);
+        return { installed: false, failure: f };
+      }
+      if (extra === undefined) return { installed: true };
+      const f = fail(extra, false);
+      log.error({ [subject]: f.name, file: f.file, cause: f.cause }, `${subject} not installed`);
+      return { installed: true, failure: f };
+    }
+  }
+  const carried = prevDir === undefined ? { kept: false } : carryOver(input, prevDir, p, also);
+  if (!isWithin(manifest.secretsDir, item.path)) removeStaleTempsBeside(input, p);
+  if (carried.cause !== undefined) cause = cause === undefined ? carried.cause : `${cause}; ${carried.cause}`;
+  if (cause === undefined) return { installed: false };
+  const f = fail(cause, carried.kept);
+  log.error({ [subject]: f.name, file: f.file, cause, keptPrevious: carried.kept }, `${subject} not installed`);
+  return { installed: false, failure: f };
+}
+
+function templateFailure(template: SecretSpec | TemplateSpec, cause: string, keptPrevious: boolean): SecretFailure {
+  return { name: template.name, file: template.file, cause, keptPrevious, subject: "template" };
+}
+
+function installFailure(item: SecretSpec | TemplateSpec, e: unknown): string {
   const verb = e instanceof TrustError ? "refusing to install" : "cannot install";
-  return `${verb} ${secret.name} at ${secret.path}: ${(e as Error).message}`;
+  return `${verb} ${item.name} at ${item.path}: ${(e as Error).message}`;
 }
 
 function resolveOwnership(decrypted: readonly Decrypted[], accounts: Accounts): (PlannedSecret | FailedSecret)[] {
@@ -316,76 +455,80 @@ function failure(f: FailedSecret, keptPrevious: boolean): SecretFailure {
 }
 
 /**
- * Where `secret.path` lands: inside the new generation when it is below secretsDir, else outside,
+ * Where an item's `path` lands: inside the new generation when it is below secretsDir, else outside,
  * through its parent directory held open (src/secure-fs.ts), which with every directory above it
- * must belong to root or the secret's owner.
+ * must belong to root or the item's owner.
  */
-function installTarget(input: GenerationInput, secret: SecretSpec, plaintext: Buffer, own: Ownership): void {
+function installTarget(input: GenerationInput, p: Placed, data: Buffer, own: Ownership): void {
   const { manifest, genDir, dirOwn, dirs, rootUid, log } = input;
-  const linkTarget = `${manifest.secretsDir}/${secret.name}`;
-  if (secret.path === linkTarget) return;
-  if (isWithin(manifest.secretsDir, secret.path)) {
-    const inGeneration = `${genDir}/${relative(manifest.secretsDir, secret.path)}`;
-    makeDirs(genDir, dirname(relative(manifest.secretsDir, secret.path)), { uid: dirOwn.uid, gid: own.gid, mode: 0o751 });
-    if (secret.symlink) replaceWithSymlink(inGeneration, linkTarget);
-    else replaceWithFile(inGeneration, plaintext, own);
+  const { item, subject } = p;
+  const linkTarget = `${manifest.secretsDir}/${p.entry}`;
+  if (item.path === linkTarget) return;
+  if (isWithin(manifest.secretsDir, item.path)) {
+    const inGeneration = `${genDir}/${relative(manifest.secretsDir, item.path)}`;
+    makeDirs(genDir, dirname(relative(manifest.secretsDir, item.path)), { uid: dirOwn.uid, gid: own.gid, mode: 0o751 });
+    if (item.symlink) replaceWithSymlink(inGeneration, linkTarget);
+    else replaceWithFile(inGeneration, data, own);
     return;
   }
-  const trust: Trust = { uids: [rootUid, own.uid], gids: [own.gid], who: "root or the secret's owner" };
-  const parent = dirs.dir(dirname(secret.path), trust, { uid: -1, gid: -1, mode: 0o755 });
-  const name = basename(secret.path);
+  const trust: Trust = { uids: [rootUid, own.uid], gids: [own.gid], who: `root or the ${subject}'s owner` };
+  const parent = dirs.dir(dirname(item.path), trust, { uid: -1, gid: -1, mode: 0o755 });
+  const name = basename(item.path);
   const removed = dirs.removeStaleTemps(parent, name);
-  if (removed.length > 0) log.info({ secret: secret.name, path: secret.path, removed }, "removed temporary files an interrupted activation left");
-  if (secret.symlink) {
+  if (removed.length > 0) log.info({ [subject]: item.name, path: item.path, removed }, "removed temporary files an interrupted activation left");
+  if (item.symlink) {
     if (readSymlinkIn(parent, name) !== linkTarget) replaceWithSymlinkIn(parent, name, linkTarget);
   } else {
-    replaceWithFileIn(parent, name, plaintext, own);
+    replaceWithFileIn(parent, name, data, own);
   }
 }
 
 /**
- * For a secret not installed this time: the temp files a killed copy left beside its path go all
+ * For an item not installed this time: the temp files a killed copy left beside its path go all
  * the same, if the way there is root's alone (a user's directory waits for the next install).
  */
-function removeStaleTempsBeside(input: GenerationInput, secret: SecretSpec): void {
+function removeStaleTempsBeside(input: GenerationInput, p: Placed): void {
   const { dirs, rootUid, log } = input;
+  const { item, subject } = p;
   try {
-    const parent = dirs.dir(dirname(secret.path), { ...ROOT_ONLY, uids: [rootUid] });
-    const removed = dirs.removeStaleTemps(parent, basename(secret.path));
-    if (removed.length > 0) log.info({ secret: secret.name, path: secret.path, removed }, "removed temporary files an interrupted activation left");
+    const parent = dirs.dir(dirname(item.path), { ...ROOT_ONLY, uids: [rootUid] });
+    const removed = dirs.removeStaleTemps(parent, basename(item.path));
+    if (removed.length > 0) log.info({ [subject]: item.name, path: item.path, removed }, "removed temporary files an interrupted activation left");
   } catch {
     // best effort: missing or not root's
   }
 }
 
 /**
- * Copies a secret's file (bytes, owner, mode) and its in-secretsDir target from the previous
- * generation. A secret the previous generation lacks is not kept, without a cause; a copy that
- * fails is this secret's failure, never the activation's.
+ * Copies an item's file (bytes, owner, mode) and its in-secretsDir target from the previous
+ * generation. An item the previous generation lacks is not kept, without a cause; a copy that
+ * fails is this item's failure, never the activation's.
  */
-function carryOver(input: GenerationInput, prevDir: string, secret: SecretSpec): { kept: boolean; cause?: string } {
-  const { manifest, genDir, dirOwn } = input;
+function carryOver(input: GenerationInput, prevDir: string, p: Placed, also?: (data: Uint8Array) => string | undefined): { kept: boolean; cause?: string } {
+  const { manifest, genDir, dirOwn, knownDirs } = input;
+  const { item, entry } = p;
   let previous;
   try {
-    previous = readFileNoFollow(`${prevDir}/${secret.name}`);
+    previous = readFileNoFollow(`${prevDir}/${entry}`);
   } catch {
     return { kept: false };
   }
   try {
     try {
-      makeDirs(genDir, dirname(secret.name), dirOwn);
-      writeNewFile(`${genDir}/${secret.name}`, previous.data, previous.own);
+      makeDirs(genDir, dirname(entry), dirOwn, knownDirs);
+      writeNewFile(`${genDir}/${entry}`, previous.data, previous.own);
     } catch (e) {
       return { kept: false, cause: `cannot carry over its previous value: ${(e as Error).message}` };
     }
-    if (isWithin(manifest.secretsDir, secret.path) && secret.path !== `${manifest.secretsDir}/${secret.name}`) {
+    const extra = also?.(previous.data);
+    if (isWithin(manifest.secretsDir, item.path) && item.path !== `${manifest.secretsDir}/${entry}`) {
       try {
-        installTarget(input, secret, previous.data, previous.own);
+        installTarget(input, p, previous.data, previous.own);
       } catch (e) {
-        return { kept: true, cause: `its previous value is kept, but ${installFailure(secret, e)}` };
+        return { kept: true, cause: `its previous value is kept, but ${installFailure(item, e)}${extra ? `; ${extra}` : ""}` };
       }
     }
-    return { kept: true };
+    return extra === undefined ? { kept: true } : { kept: true, cause: extra };
   } finally {
     previous.data.fill(0);
   }

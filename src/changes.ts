@@ -13,10 +13,14 @@ export interface SecretState {
   readonly mode: number;
 }
 
+/** What changed: a secret, or a rendered template (issue 15). */
+export type Subject = "secret" | "template";
+
+/** `subject` is absent for a secret. */
 export type SecretChange =
-  | { readonly kind: "added"; readonly name: string }
-  | { readonly kind: "modified"; readonly name: string; readonly aspects: readonly Aspect[] }
-  | { readonly kind: "removed"; readonly name: string };
+  | { readonly kind: "added"; readonly name: string; readonly subject?: Subject }
+  | { readonly kind: "modified"; readonly name: string; readonly aspects: readonly Aspect[]; readonly subject?: Subject }
+  | { readonly kind: "removed"; readonly name: string; readonly subject?: Subject };
 
 /** The aspects in which `next` differs from `previous`; empty when they are the same. */
 export function changedAspects(previous: SecretState, next: SecretState): Aspect[] {
@@ -38,17 +42,17 @@ export function compareSecret(name: string, previous: SecretState | undefined, n
   return aspects.length === 0 ? undefined : { kind: "modified", name, aspects };
 }
 
-/** Secrets the previous generation had and the new manifest no longer declares. */
-export function removedSecrets(previousNames: Iterable<string>, currentNames: ReadonlySet<string>): SecretChange[] {
+/** Secrets (or templates) the previous generation had and the new manifest no longer declares. */
+export function removedSecrets(previousNames: Iterable<string>, currentNames: ReadonlySet<string>, subject?: Subject): SecretChange[] {
   const removed: SecretChange[] = [];
-  for (const name of previousNames) if (!currentNames.has(name)) removed.push({ kind: "removed", name });
+  for (const name of previousNames) if (!currentNames.has(name)) removed.push(subject === undefined ? { kind: "removed", name } : { kind: "removed", name, subject });
   return removed;
 }
 
 const VERB = { added: "adding", modified: "modifying", removed: "removing" } as const;
 
-/** One line of the switch report, as sops-nix prints them: "modifying secret db/password: content, mode". */
-export function describeChange(change: SecretChange, what = "secret"): string {
+/** One line of the switch report, as sops-nix prints them: "modifying secret db/password: content, mode" ("modifying template app.toml: content"). */
+export function describeChange(change: SecretChange, what: string = change.subject ?? "secret"): string {
   const line = `${VERB[change.kind]} ${what} ${change.name}`;
   return change.kind === "modified" ? `${line}: ${change.aspects.join(", ")}` : line;
 }

@@ -1,7 +1,7 @@
 // Which secrets a new generation changes, compared with the live one: each planned secret's bytes,
 // owner, group and mode against the file the live generation has for it (src/changes.ts compares).
 import { readFileNoFollow, type Ownership } from "./secure-fs.js";
-import { compareSecret, type SecretChange } from "./changes.js";
+import { compareSecret, type SecretChange, type Subject } from "./changes.js";
 
 export interface PlannedContent {
   readonly name: string;
@@ -15,7 +15,8 @@ export interface SecretDiff {
   readonly unchanged: readonly string[];
 }
 
-export function diffSecrets(previousDir: string | undefined, planned: readonly PlannedContent[]): SecretDiff {
+/** `previousDir`: where the live generation keeps them (its `rendered/` for templates); `subject` is put on each change. */
+export function diffSecrets(previousDir: string | undefined, planned: readonly PlannedContent[], subject?: Subject): SecretDiff {
   const changes: SecretChange[] = [];
   const unchanged: string[] = [];
   for (const p of planned) {
@@ -29,7 +30,7 @@ export function diffSecrets(previousDir: string | undefined, planned: readonly P
     }
     const change = compareSecret(p.name, previous && { data: previous.data, ...previous.own }, { data: p.plaintext, ...p.own });
     previous?.data.fill(0);
-    if (change) changes.push(change);
+    if (change) changes.push(subject === undefined ? change : { ...change, subject });
     else unchanged.push(p.name);
   }
   return { changes, unchanged };

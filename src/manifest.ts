@@ -4,6 +4,8 @@ import { posix } from "node:path";
 import { describeError } from "./errno.js";
 import { parseMode } from "./mode.js";
 import { isUnitName } from "./units.js";
+import { CREDSTORE_ENTRY, credentialId, credentialIdProblem } from "./credstore.js";
+import { RENDERED_ENTRY } from "./templates.js";
 
 /** One secret as the NixOS module writes it into the manifest (docs/manifest.md), before validation. */
 export interface SecretEntry {
@@ -18,6 +20,23 @@ export interface SecretEntry {
   /** Version 2. */
   restartUnits?: string[];
   reloadUnits?: string[];
+  /** Version 2, templates and credentials (issue 15). */
+  placeholder?: string;
+  trim?: boolean;
+  credential?: boolean;
+}
+
+/** One template as the NixOS module writes it (version 2), before validation. */
+export interface TemplateEntry {
+  name: string;
+  file: string;
+  path?: string;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  symlink?: boolean;
+  restartUnits?: string[];
+  reloadUnits?: string[];
 }
 
 /** The manifest file as the NixOS module writes it, before validation. */
@@ -28,6 +47,9 @@ export interface ManifestFile {
   identityPaths: string[];
   keepGenerations: number;
   secrets: SecretEntry[];
+  /** Version 2. */
+  credstore?: string | null;
+  templates?: TemplateEntry[];
 }
 
 export interface SecretSpec {
@@ -49,6 +71,28 @@ export interface SecretSpec {
   readonly restartUnits: readonly string[];
   /** Units reloaded (try-reload-or-restart) likewise, unless they are restarted anyway. */
   readonly reloadUnits: readonly string[];
+  /** The text that stands for this secret in templates (the module's `config.age.placeholder.<name>`); none: not usable in templates. */
+  readonly placeholder: string | undefined;
+  /** Substituted into templates without one trailing "\n" or "\r\n"; the secret's own file keeps every byte. */
+  readonly trim: boolean;
+  /** Also published in `credstore` for systemd's LoadCredential=. */
+  readonly credential: boolean;
+}
+
+/** A config file with placeholders, rendered into each generation at `rendered/<name>`. */
+export interface TemplateSpec {
+  /** Relative name below `${secretsDir}/rendered`. */
+  readonly name: string;
+  /** The template text (a store path): placeholders, never plaintext. */
+  readonly file: string;
+  /** Where the user wants it; `${secretsDir}/rendered/${name}` unless overridden. */
+  readonly path: string;
+  readonly mode: number;
+  readonly owner: string;
+  readonly group: string;
+  readonly symlink: boolean;
+  readonly restartUnits: readonly string[];
+  readonly reloadUnits: readonly string[];
 }
 
 export interface Manifest {
@@ -58,6 +102,9 @@ export interface Manifest {
   readonly identityPaths: readonly string[];
   readonly keepGenerations: number;
   readonly secrets: readonly SecretSpec[];
+  /** Where credential secrets are published for LoadCredential=<name> (docs/manifest.md); undefined: nowhere. */
+  readonly credstore: string | undefined;
+  readonly templates: readonly TemplateSpec[];
 }
 
 export class ManifestError extends Error {
@@ -68,14 +115,16 @@ export class ManifestError extends Error {
  * The fields each manifest version allows (docs/manifest.md); anything else is refused, so a typo
  * (`onwer`) cannot silently fall back to a default. A new version adds its row.
  */
-export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: readonly string[]; readonly secret: readonly string[] }>> = {
+export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: readonly string[]; readonly secret: readonly string[]; readonly template: readonly string[] }>> = {
   1: {
     manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets"],
     secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers"],
+    template: [],
   },
   2: {
-    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets"],
-    secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers", "restartUnits", "reloadUnits"],
+    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets", "credstore", "templates"],
+    secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers", "restartUnits", "reloadUnits", "placeholder", "trim", "credential"],
+    template: ["name", "file", "path", "mode", "owner", "group", "symlink", "restartUnits", "reloadUnits"],
   },
 };
 
@@ -130,42 +179,108 @@ export function parseManifest(json: unknown): Manifest {
       if (names.has(parent)) fail("secrets", `"${parent}" is a file but "${s.name}" needs it to be a directory`);
     }
   }
-  refuseOverlaps(secrets, secretsDir);
-  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets };
+  const credstore = parseCredstore(root.credstore ?? null, secretsDir, secretsMountPoint);
+  if (!Array.isArray(root.templates ?? [])) fail("templates", `expected a list, got ${show(root.templates)}`);
+  const templates = ((root.templates ?? []) as unknown[]).map((t, i) => parseTemplate(t, `templates[${i}]`, fields.template, secretsDir, secretsMountPoint));
+  if (version >= 2) checkTemplateFeatures(secrets, templates, secretsDir, credstore);
+  refuseOverlaps(secrets, templates, secretsDir, credstore);
+  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets, credstore, templates };
 }
 
-/** Where a secret puts something: its file in secretsDir (`name`) or its `path`. */
-interface Place {
-  readonly index: number;
-  readonly field: "name" | "path";
+function parseCredstore(value: unknown, secretsDir: string, mountPoint: string): string | undefined {
+  if (value === null) return undefined;
+  const credstore = absolutePath(value, "credstore");
+  if (credstore === "/") fail("credstore", "must not be /");
+  for (const [dir, field] of [[secretsDir, "secretsDir"], [mountPoint, "secretsMountPoint"]] as const) {
+    if (credstore === dir || isWithin(dir, credstore) || isWithin(credstore, dir)) fail("credstore", `must not overlap ${field} (${dir})`);
+  }
+  return credstore;
 }
 
 /**
- * Every file a secret makes (its file in secretsDir, its `path`) must be its own: no two may be
- * the same, and none may lie below another (which would need a file to be a directory). Otherwise
- * one secret would silently replace another, or fail at every activation.
+ * Placeholders are unique; a credential needs a credstore and a name systemd takes; and when
+ * templates or credentials exist, `rendered` and `credstore` in a generation are agenixd's own:
+ * no secret's name, and no path inside secretsDir, may lie there (a template's own rendered file aside).
  */
-function refuseOverlaps(secrets: readonly SecretSpec[], secretsDir: string): void {
+function checkTemplateFeatures(secrets: readonly SecretSpec[], templates: readonly TemplateSpec[], secretsDir: string, credstore: string | undefined): void {
+  const placeholders = new Map<string, number>();
+  let credentials = false;
+  secrets.forEach((s, i) => {
+    if (s.placeholder !== undefined) {
+      const other = placeholders.get(s.placeholder);
+      if (other !== undefined) fail(`secrets[${i}].placeholder`, `${show(s.placeholder)} is also the placeholder of secrets[${other}] ("${secrets[other]!.name}")`);
+      placeholders.set(s.placeholder, i);
+    }
+    if (s.credential) {
+      credentials = true;
+      if (credstore === undefined) fail(`secrets[${i}].credential`, "is true, but the manifest has no credstore");
+      const problem = credentialIdProblem(credentialId(s.name));
+      if (problem !== undefined) fail(`secrets[${i}].credential`, `"${s.name}" cannot be published as a systemd credential: ${problem}`);
+    }
+  });
+  const reserved = new Map<string, string>();
+  if (templates.length > 0) reserved.set(RENDERED_ENTRY, "templates are rendered");
+  if (credentials) reserved.set(CREDSTORE_ENTRY, "credentials are published");
+  if (reserved.size === 0) return;
+  const refuse = (relative: string, where: string) => {
+    const first = relative.split("/", 1)[0]!;
+    const why = reserved.get(first);
+    if (why !== undefined) fail(where, `"${relative}" is in "${first}/", where ${why} in each generation; choose another name`);
+  };
+  secrets.forEach((s, i) => {
+    refuse(s.name, `secrets[${i}].name`);
+    if (isWithin(secretsDir, s.path)) refuse(s.path.slice(secretsDir.length + 1), `secrets[${i}].path`);
+  });
+  templates.forEach((t, i) => {
+    if (isWithin(secretsDir, t.path) && t.path !== renderedPath(secretsDir, t.name)) refuse(t.path.slice(secretsDir.length + 1), `templates[${i}].path`);
+  });
+}
+
+/** Where a template is rendered: `${secretsDir}/rendered/<name>`. */
+export function renderedPath(secretsDir: string, name: string): string {
+  return `${secretsDir}/${RENDERED_ENTRY}/${name}`;
+}
+
+/** Where something puts a file: a field of a secret or template, and the words for it. */
+interface Place {
+  readonly field: string;
+  readonly what: string;
+}
+
+/**
+ * Every file a secret or template makes (a secret's file in secretsDir, a template's rendered
+ * file, either's `path`, a credential's entry in credstore) must be its own: no two may be the
+ * same, and none may lie below another (which would need a file to be a directory). Otherwise
+ * one would silently replace another, or fail at every activation.
+ */
+function refuseOverlaps(secrets: readonly SecretSpec[], templates: readonly TemplateSpec[], secretsDir: string, credstore: string | undefined): void {
   const taken = new Map<string, Place>();
-  const describe = (at: Place) => {
-    const s = secrets[at.index]!;
-    return at.field === "name" ? `where secrets[${at.index}] ("${s.name}") is installed in secretsDir` : `the path of secrets[${at.index}] ("${s.name}")`;
+  const take = (file: string, place: Place) => {
+    const other = taken.get(file);
+    if (other !== undefined) fail(place.field, `${file} is also ${other.what}`);
+    taken.set(file, place);
   };
   secrets.forEach((s, index) => {
     const inDir = `${secretsDir}/${s.name}`;
-    for (const [field, file] of [["name", inDir], ["path", s.path]] as const) {
-      if (field === "path" && file === inDir) continue;
-      const other = taken.get(file);
-      if (other !== undefined) fail(`secrets[${index}].${field}`, `${file} is also ${describe(other)}`);
-      taken.set(file, { index, field });
-    }
+    const who = `secrets[${index}] ("${s.name}")`;
+    take(inDir, { field: `secrets[${index}].name`, what: `where ${who} is installed in secretsDir` });
+    if (s.path !== inDir) take(s.path, { field: `secrets[${index}].path`, what: `the path of ${who}` });
   });
+  templates.forEach((t, index) => {
+    const rendered = renderedPath(secretsDir, t.name);
+    const who = `templates[${index}] ("${t.name}")`;
+    take(rendered, { field: `templates[${index}].name`, what: `where ${who} is rendered in secretsDir` });
+    if (t.path !== rendered) take(t.path, { field: `templates[${index}].path`, what: `the path of ${who}` });
+  });
+  if (credstore !== undefined) {
+    secrets.forEach((s, index) => {
+      if (s.credential) take(`${credstore}/${credentialId(s.name)}`, { field: `secrets[${index}].credential`, what: `where secrets[${index}] ("${s.name}") is published as a credential` });
+    });
+  }
   for (const [file, at] of taken) {
     for (let slash = file.lastIndexOf("/"); slash > 0; slash = file.lastIndexOf("/", slash - 1)) {
       const above = taken.get(file.slice(0, slash));
-      if (above !== undefined) {
-        fail(`secrets[${at.index}].${at.field}`, `${file} is below ${file.slice(0, slash)}, ${describe(above)}, which is a file`);
-      }
+      if (above !== undefined) fail(at.field, `${file} is below ${file.slice(0, slash)}, ${above.what}, which is a file`);
     }
   }
 }
@@ -196,11 +311,7 @@ function parseSecret(json: unknown, where: string, fields: readonly string[], se
   refuseUnknownFields(o, fields, `${where}.`);
   const name = secretName(o.name, `${where}.name`);
   const file = absolutePath(o.file, `${where}.file`);
-  const path = absolutePath(o.path ?? `${secretsDir}/${name}`, `${where}.path`);
-  if (path === secretsDir) fail(`${where}.path`, `must not be secretsDir itself`);
-  if (isWithin(path, secretsDir)) fail(`${where}.path`, `must not contain secretsDir (${secretsDir})`);
-  if (isWithin(path, mountPoint)) fail(`${where}.path`, `must not contain secretsMountPoint (${mountPoint})`);
-  if (path === mountPoint || isWithin(mountPoint, path)) fail(`${where}.path`, `must not be inside secretsMountPoint (${mountPoint})`);
+  const path = targetPath(o.path ?? `${secretsDir}/${name}`, `${where}.path`, secretsDir, mountPoint);
   const bits = mode(o.mode ?? "0400", `${where}.mode`);
   const owner = account(o.owner ?? "0", `${where}.owner`);
   const group = account(o.group ?? "0", `${where}.group`);
@@ -208,7 +319,41 @@ function parseSecret(json: unknown, where: string, fields: readonly string[], se
   const neededForUsers = bool(o.neededForUsers ?? false, `${where}.neededForUsers`);
   const restartUnits = unitNames(o.restartUnits ?? [], `${where}.restartUnits`);
   const reloadUnits = unitNames(o.reloadUnits ?? [], `${where}.reloadUnits`);
-  return { name, file, path, mode: bits, owner, group, symlink, neededForUsers, restartUnits, reloadUnits };
+  const placeholder = o.placeholder === undefined ? undefined : placeholderText(o.placeholder, `${where}.placeholder`);
+  const trim = bool(o.trim ?? false, `${where}.trim`);
+  const credential = bool(o.credential ?? false, `${where}.credential`);
+  return { name, file, path, mode: bits, owner, group, symlink, neededForUsers, restartUnits, reloadUnits, placeholder, trim, credential };
+}
+
+function parseTemplate(json: unknown, where: string, fields: readonly string[], secretsDir: string, mountPoint: string): TemplateSpec {
+  const o = expectObject(json, where);
+  refuseUnknownFields(o, fields, `${where}.`);
+  const name = secretName(o.name, `${where}.name`);
+  const file = absolutePath(o.file, `${where}.file`);
+  const path = targetPath(o.path ?? renderedPath(secretsDir, name), `${where}.path`, secretsDir, mountPoint);
+  const bits = mode(o.mode ?? "0400", `${where}.mode`);
+  const owner = account(o.owner ?? "0", `${where}.owner`);
+  const group = account(o.group ?? "0", `${where}.group`);
+  const symlink = bool(o.symlink ?? true, `${where}.symlink`);
+  const restartUnits = unitNames(o.restartUnits ?? [], `${where}.restartUnits`);
+  const reloadUnits = unitNames(o.reloadUnits ?? [], `${where}.reloadUnits`);
+  return { name, file, path, mode: bits, owner, group, symlink, restartUnits, reloadUnits };
+}
+
+/** A secret's or template's `path`: absolute, and neither secretsDir, nor above it, nor in or above the mount point. */
+function targetPath(value: unknown, where: string, secretsDir: string, mountPoint: string): string {
+  const path = absolutePath(value, where);
+  if (path === secretsDir) fail(where, `must not be secretsDir itself`);
+  if (isWithin(path, secretsDir)) fail(where, `must not contain secretsDir (${secretsDir})`);
+  if (isWithin(path, mountPoint)) fail(where, `must not contain secretsMountPoint (${mountPoint})`);
+  if (path === mountPoint || isWithin(mountPoint, path)) fail(where, `must not be inside secretsMountPoint (${mountPoint})`);
+  return path;
+}
+
+function placeholderText(value: unknown, where: string): string {
+  if (typeof value !== "string" || value === "") fail(where, `expected a non-empty string, got ${show(value)}`);
+  if (/[\0\n]/.test(value)) fail(where, "must not contain NUL or newline");
+  return value;
 }
 
 /** Secret names become paths under the generation directory, so they must stay inside it. */

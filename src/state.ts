@@ -1,7 +1,8 @@
 // What the last activation left for `agenixd status`: the live generation, each secret's target and
 // units, when its installed value last changed, and what failed. A root-only file on the ramfs
 // (`${secretsMountPoint}/.status.json`, 0600), so it is gone with the generations at shutdown and
-// never on a disk. It holds names, paths, causes and times; never a value.
+// never on a disk. It holds names, paths, causes and times; never a value. Templates (issue 15) have
+// records of their own; a state file without them (an older agenixd's) reads as having none.
 import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -13,6 +14,8 @@ export interface SecretRecord {
   readonly reloadUnits: readonly string[];
   /** When the installed value (content, owner, group or mode) last changed, ISO 8601. */
   readonly changedAt: string;
+  /** The credential name it is published under in the credstore, if it is. */
+  readonly credential?: string;
 }
 
 export interface FailureRecord {
@@ -20,6 +23,8 @@ export interface FailureRecord {
   readonly file: string;
   readonly cause: string;
   readonly keptPrevious: boolean;
+  /** Absent for a secret. */
+  readonly subject?: "template";
 }
 
 export interface RunState {
@@ -29,6 +34,10 @@ export interface RunState {
   readonly generation: number | undefined;
   readonly finishedAt: string;
   readonly secrets: readonly SecretRecord[];
+  /** The rendered templates (version 2 manifests); absent in an older agenixd's file. */
+  readonly templates?: readonly SecretRecord[];
+  /** Where credentials were published, so that a run with another (or none) removes the old links. */
+  readonly credstore?: string;
   readonly failures: readonly FailureRecord[];
 }
 
@@ -53,7 +62,8 @@ export function readState(mountPoint: string): RunState | undefined {
   }
   try {
     const state = JSON.parse(text) as RunState;
-    return state && state.version === 1 && Array.isArray(state.secrets) && Array.isArray(state.failures) ? state : undefined;
+    const valid = state && state.version === 1 && Array.isArray(state.secrets) && Array.isArray(state.failures) && (state.templates === undefined || Array.isArray(state.templates));
+    return valid ? state : undefined;
   } catch {
     return undefined;
   }
@@ -76,8 +86,8 @@ export function writeState(mountPoint: string, state: RunState): void {
   renameSync(temp, target);
 }
 
-/** `changedAt` for each secret of a run: now for the changed ones, else what the previous state said. */
-export function carryChangeTimes(previous: RunState | undefined, changed: ReadonlySet<string>, now: string): (name: string) => string {
-  const before = new Map((previous?.secrets ?? []).map((s) => [s.name, s.changedAt]));
+/** `changedAt` for each secret (or template) of a run: now for the changed ones, else what the previous records said. */
+export function carryChangeTimes(previous: readonly SecretRecord[] | undefined, changed: ReadonlySet<string>, now: string): (name: string) => string {
+  const before = new Map((previous ?? []).map((s) => [s.name, s.changedAt]));
   return (name) => (changed.has(name) ? now : (before.get(name) ?? now));
 }

@@ -1,9 +1,11 @@
 // `agenixd status [--json]`: the live generation and each secret in it as the file system has it
 // now (owner, group, mode, size), with what the last activation recorded (target path, units, last
-// change, failures). Healthy when the last run installed every secret and every one is in place.
+// change, failures); likewise each rendered template (issue 15). Healthy when the last run installed
+// every secret and template and every one is in place.
 import { lstatSync, readFileSync } from "node:fs";
 import { currentGeneration, generationDir } from "./generations.js";
-import { readState, type FailureRecord } from "./state.js";
+import { readState, type FailureRecord, type SecretRecord } from "./state.js";
+import { RENDERED_ENTRY } from "./templates.js";
 
 export interface SecretStatus {
   readonly name: string;
@@ -17,6 +19,8 @@ export interface SecretStatus {
   readonly changedAt?: string;
   readonly restartUnits: readonly string[];
   readonly reloadUnits: readonly string[];
+  /** The credential name it is published under, for a secret in the credstore. */
+  readonly credential?: string;
 }
 
 export interface Status {
@@ -26,6 +30,8 @@ export interface Status {
   readonly manifest?: string;
   readonly lastRun?: string;
   readonly secrets: readonly SecretStatus[];
+  /** Rendered templates, as `secrets` (their files are in the generation's `rendered/`). */
+  readonly templates: readonly SecretStatus[];
   readonly failures: readonly FailureRecord[];
   readonly health: "healthy" | "degraded" | "inactive";
 }
@@ -37,16 +43,16 @@ export function collectStatus(secretsDir: string, secretsMountPoint: string, fil
   const generation = currentGeneration(secretsDir, secretsMountPoint);
   const state = readState(secretsMountPoint);
   if (generation === undefined) {
-    return { secretsDir, secretsMountPoint, generation, secrets: [], failures: state?.failures ?? [], health: "inactive", ...(state ? { manifest: state.manifest, lastRun: state.finishedAt } : {}) };
+    return { secretsDir, secretsMountPoint, generation, secrets: [], templates: [], failures: state?.failures ?? [], health: "inactive", ...(state ? { manifest: state.manifest, lastRun: state.finishedAt } : {}) };
   }
   const userName = idNames(files.passwd ?? "/etc/passwd");
   const groupName = idNames(files.group ?? "/etc/group");
   const dir = generationDir(secretsMountPoint, generation);
-  const secrets = (state?.secrets ?? []).map((s): SecretStatus => {
-    const common = { name: s.name, path: s.path, changedAt: s.changedAt, restartUnits: s.restartUnits, reloadUnits: s.reloadUnits };
+  const inspect = (s: SecretRecord, file: string): SecretStatus => {
+    const common = { name: s.name, path: s.path, changedAt: s.changedAt, restartUnits: s.restartUnits, reloadUnits: s.reloadUnits, ...(s.credential === undefined ? {} : { credential: s.credential }) };
     let st;
     try {
-      st = lstatSync(`${dir}/${s.name}`);
+      st = lstatSync(file);
     } catch {
       return { ...common, missing: true };
     }
@@ -58,15 +64,18 @@ export function collectStatus(secretsDir: string, secretsMountPoint: string, fil
       mode: (st.mode & 0o7777).toString(8).padStart(4, "0"),
       size: st.size,
     };
-  });
+  };
+  const secrets = (state?.secrets ?? []).map((s) => inspect(s, `${dir}/${s.name}`));
+  const templates = (state?.templates ?? []).map((t) => inspect(t, `${dir}/${RENDERED_ENTRY}/${t.name}`));
   const failures = state?.failures ?? [];
-  const healthy = state !== undefined && state.generation === generation && failures.length === 0 && secrets.every((s) => !s.missing);
+  const healthy = state !== undefined && state.generation === generation && failures.length === 0 && secrets.every((s) => !s.missing) && templates.every((t) => !t.missing);
   return {
     secretsDir,
     secretsMountPoint,
     generation,
     ...(state ? { manifest: state.manifest, lastRun: state.finishedAt } : {}),
     secrets,
+    templates,
     failures,
     health: healthy ? "healthy" : "degraded",
   };
@@ -81,9 +90,10 @@ export function renderStatus(status: Status): string {
     lines.push(`${status.secretsDir} -> ${generationDir(status.secretsMountPoint, status.generation)}: generation ${status.generation}, ${status.health}`);
   }
   if (status.lastRun) lines.push(`last activation: ${status.lastRun}${status.manifest ? ` (${status.manifest})` : ""}`);
-  if (status.secrets.length > 0) {
-    const header = ["SECRET", "PATH", "OWNER", "GROUP", "MODE", "SIZE", "CHANGED", "UNITS"];
-    const rows = status.secrets.map((s) => [
+  for (const [kind, items] of [["SECRET", status.secrets], ["TEMPLATE", status.templates]] as const) {
+    if (items.length === 0) continue;
+    const header = [kind, "PATH", "OWNER", "GROUP", "MODE", "SIZE", "CHANGED", "UNITS"];
+    const rows = items.map((s) => [
       s.name,
       s.path,
       s.owner ?? "-",
@@ -97,7 +107,7 @@ export function renderStatus(status: Status): string {
   }
   if (status.failures.length > 0) {
     lines.push("", `failed in the last activation (${status.failures.length}):`);
-    for (const f of status.failures) lines.push(`  ${f.name}: ${f.cause}${f.keptPrevious ? " (previous value kept)" : ""}`);
+    for (const f of status.failures) lines.push(`  ${f.subject === "template" ? "template " : ""}${f.name}: ${f.cause}${f.keptPrevious ? ` (previous ${f.subject === "template" ? "rendering" : "value"} kept)` : ""}`);
   }
   return `${lines.join("\n")}\n`;
 }

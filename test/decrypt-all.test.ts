@@ -29,7 +29,7 @@ before(async () => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function spec(name: string, file: string): SecretSpec {
-  return { name, file, path: `/run/agenix/${name}`, mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [] };
+  return { name, file, path: `/run/agenix/${name}`, mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [], placeholder: undefined, trim: false, credential: false };
 }
 
 function encryptedFile(name: string, plaintext: string): string {

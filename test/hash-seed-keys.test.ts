@@ -162,7 +162,7 @@ test("no string from an .age file reaches a Map, a Set, Reflect, Object.definePr
       );
     }
     const results = await decryptAll(
-      paths.map(({ what, path }) => ({ name: what, file: path, path: join(dir, "out"), mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [] })),
+      paths.map(({ what, path }) => ({ name: what, file: path, path: join(dir, "out"), mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [], placeholder: undefined, trim: false, credential: false })),
       identities,
     );
     assert.ok(results.every((r) => !r.ok));

@@ -21,8 +21,79 @@ test("a valid manifest parses, with agenix's defaults for omitted secret fields"
   assert.equal(parseManifest({ ...base, secrets: [{ ...secret, mode: "u=rw,g=r" }] }).secrets[0]!.mode, 0o640, "symbolic, as chmod on 0400");
   assert.deepEqual(
     { ...m.secrets[1] },
-    { name: "b", file: "/nix/store/y.age", path: "/run/agenix/b", mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [] },
+    { name: "b", file: "/nix/store/y.age", path: "/run/agenix/b", mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [], placeholder: undefined, trim: false, credential: false },
   );
+  assert.deepEqual([m.credstore, m.templates], [undefined, []]);
+});
+
+const ph = (n: string) => `<agenixd:${n}:placeholder>`;
+const v2 = { ...base, version: 2 };
+const tmpl = { name: "tabby/config.toml", file: "/nix/store/t-config.toml" };
+
+test("version 2 templates and credentials: placeholder, trim, credential per secret; credstore and templates at the top, with defaults", () => {
+  const m = parseManifest({
+    ...v2,
+    credstore: "/run/credstore",
+    secrets: [{ ...secret, placeholder: ph("db"), trim: true, credential: true }, { name: "b", file: "/nix/store/y.age" }],
+    templates: [tmpl, { name: "wg0.conf", file: "/nix/store/w", path: "/etc/wireguard/wg0.conf", mode: "0440", owner: "systemd-network", group: "systemd-network", symlink: false, restartUnits: ["wg.service"], reloadUnits: ["r.service"] }],
+  });
+  assert.equal(m.credstore, "/run/credstore");
+  assert.deepEqual([m.secrets[0]!.placeholder, m.secrets[0]!.trim, m.secrets[0]!.credential], [ph("db"), true, true]);
+  assert.deepEqual({ ...m.templates[0] }, { name: "tabby/config.toml", file: "/nix/store/t-config.toml", path: "/run/agenix/rendered/tabby/config.toml", mode: 0o400, owner: "0", group: "0", symlink: true, restartUnits: [], reloadUnits: [] });
+  assert.deepEqual({ ...m.templates[1] }, { name: "wg0.conf", file: "/nix/store/w", path: "/etc/wireguard/wg0.conf", mode: 0o440, owner: "systemd-network", group: "systemd-network", symlink: false, restartUnits: ["wg.service"], reloadUnits: ["r.service"] });
+  assert.equal(parseManifest({ ...v2, credstore: null, secrets: [] }).credstore, undefined);
+  for (const field of ["credstore", "templates"]) {
+    assert.throws(() => parseManifest({ ...base, [field]: field === "templates" ? [] : null, secrets: [] }), new RegExp(`manifest: ${field}: unknown field`), `version 1 has no ${field}`);
+  }
+  for (const field of ["placeholder", "trim", "credential"]) {
+    assert.throws(() => parseManifest({ ...base, secrets: [{ ...secret, [field]: true }] }), new RegExp(`manifest: secrets\\[0\\]\\.${field}: unknown field`), `version 1 has no ${field}`);
+  }
+});
+
+const badV2: Array<[string, unknown, RegExp]> = [
+  ["an empty placeholder", { ...v2, secrets: [{ ...secret, placeholder: "" }] }, /^manifest: secrets\[0\]\.placeholder: expected a non-empty string, got ""$/],
+  ["a placeholder with a newline", { ...v2, secrets: [{ ...secret, placeholder: "a\nb" }] }, /^manifest: secrets\[0\]\.placeholder: must not contain NUL or newline$/],
+  ["two secrets with one placeholder", { ...v2, secrets: [{ ...secret, placeholder: ph("x") }, { name: "b", file: "/nix/store/b", placeholder: ph("x") }] }, /^manifest: secrets\[1\]\.placeholder: "<agenixd:x:placeholder>" is also the placeholder of secrets\[0\] \("db\/password"\)$/],
+  ["trim not a boolean", { ...v2, secrets: [{ ...secret, trim: "yes" }] }, /^manifest: secrets\[0\]\.trim: expected true or false, got "yes"$/],
+  ["a credential without a credstore", { ...v2, secrets: [{ ...secret, credential: true }] }, /^manifest: secrets\[0\]\.credential: is true, but the manifest has no credstore$/],
+  ["a credential name systemd refuses", { ...v2, credstore: "/run/credstore", secrets: [{ ...secret, name: "a:b", credential: true }] }, /^manifest: secrets\[0\]\.credential: "a:b" cannot be published as a systemd credential: a credential name has no ":"$/],
+  ["two credentials under one name", { ...v2, credstore: "/run/credstore", secrets: [{ ...secret, credential: true }, { name: "db_password", file: "/nix/store/b", credential: true }] }, /^manifest: secrets\[1\]\.credential: \/run\/credstore\/db_password is also where secrets\[0\] \("db\/password"\) is published as a credential$/],
+  ["a relative credstore", { ...v2, credstore: "run/credstore", secrets: [] }, /^manifest: credstore: expected an absolute path, got "run\/credstore"$/],
+  ["a credstore inside secretsDir", { ...v2, credstore: "/run/agenix/credstore", secrets: [] }, /^manifest: credstore: must not overlap secretsDir \(\/run\/agenix\)$/],
+  ["a credstore containing secretsMountPoint", { ...v2, credstore: "/run", secrets: [] }, /^manifest: credstore: must not overlap secretsDir/],
+  ["a secret's path that is a credential's link", { ...v2, credstore: "/run/credstore", secrets: [{ ...secret, name: "k", credential: true }, { name: "b", file: "/nix/store/b", path: "/run/credstore/k" }] }, /^manifest: secrets\[0\]\.credential: \/run\/credstore\/k is also the path of secrets\[1\] \("b"\)$/],
+  ["a secret's path that is the credstore", { ...v2, credstore: "/run/credstore", secrets: [{ ...secret, name: "k", credential: true }, { name: "b", file: "/nix/store/b", path: "/run/credstore" }] }, /^manifest: secrets\[0\]\.credential: \/run\/credstore\/k is below \/run\/credstore, the path of secrets\[1\] \("b"\), which is a file$/],
+  ["templates not a list", { ...v2, templates: {}, secrets: [] }, /^manifest: templates: expected a list, got \{\}$/],
+  ["a template without a file", { ...v2, templates: [{ name: "x" }], secrets: [] }, /^manifest: templates\[0\]\.file: expected an absolute path, got undefined$/],
+  ["a template name with ..", { ...v2, templates: [{ ...tmpl, name: "../x" }], secrets: [] }, /^manifest: templates\[0\]\.name: .*"\.\." segments$/],
+  ["a typo in a template", { ...v2, templates: [{ ...tmpl, onwer: "x" }], secrets: [] }, /^manifest: templates\[0\]\.onwer: unknown field \(did you mean "owner"\?\); allowed: name, file, path, mode, owner, group, symlink, restartUnits, reloadUnits$/],
+  ["a template's bad mode", { ...v2, templates: [{ ...tmpl, mode: "rw" }], secrets: [] }, /^manifest: templates\[0\]\.mode: expected a chmod mode/],
+  ["a template's bad unit", { ...v2, templates: [{ ...tmpl, restartUnits: ["-x"] }], secrets: [] }, /^manifest: templates\[0\]\.restartUnits\[0\]: expected a unit name/],
+  ["a template path in the mount point", { ...v2, templates: [{ ...tmpl, path: "/run/agenix.d/1/x" }], secrets: [] }, /^manifest: templates\[0\]\.path: must not be inside secretsMountPoint/],
+  ["two templates of one name", { ...v2, templates: [tmpl, tmpl], secrets: [] }, /^manifest: templates\[1\]\.name: \/run\/agenix\/rendered\/tabby\/config\.toml is also where templates\[0\] \("tabby\/config\.toml"\) is rendered in secretsDir$/],
+  ["a template below another", { ...v2, templates: [{ ...tmpl, name: "a" }, { ...tmpl, name: "a/b" }], secrets: [] }, /^manifest: templates\[1\]\.name: \/run\/agenix\/rendered\/a\/b is below \/run\/agenix\/rendered\/a, where templates\[0\] \("a"\) is rendered in secretsDir, which is a file$/],
+  ["a template path that is a secret's", { ...v2, templates: [{ ...tmpl, path: "/etc/app.toml" }], secrets: [{ ...secret, path: "/etc/app.toml" }] }, /^manifest: templates\[0\]\.path: \/etc\/app\.toml is also the path of secrets\[0\] \("db\/password"\)$/],
+  ["a template path that is a secret's file in secretsDir", { ...v2, templates: [{ ...tmpl, path: "/run/agenix/db/password" }], secrets: [secret] }, /^manifest: templates\[0\]\.path: \/run\/agenix\/db\/password is also where secrets\[0\] \("db\/password"\) is installed in secretsDir$/],
+  ["a secret named rendered", { ...v2, templates: [tmpl], secrets: [{ ...secret, name: "rendered" }] }, /^manifest: secrets\[0\]\.name: "rendered" is in "rendered\/", where templates are rendered in each generation; choose another name$/],
+  ["a secret below rendered/", { ...v2, templates: [tmpl], secrets: [{ ...secret, name: "rendered/other" }] }, /^manifest: secrets\[0\]\.name: "rendered\/other" is in "rendered\/", where templates are rendered in each generation; choose another name$/],
+  ["a secret path below rendered/", { ...v2, templates: [tmpl], secrets: [{ ...secret, path: "/run/agenix/rendered/x" }] }, /^manifest: secrets\[0\]\.path: "rendered\/x" is in "rendered\/", where templates are rendered/],
+  ["a template path in rendered/ not its own", { ...v2, templates: [{ ...tmpl, path: "/run/agenix/rendered/elsewhere" }], secrets: [] }, /^manifest: templates\[0\]\.path: "rendered\/elsewhere" is in "rendered\/"/],
+  ["a secret below credstore/ when credentials exist", { ...v2, credstore: "/run/credstore", secrets: [{ ...secret, credential: true }, { name: "credstore/x", file: "/nix/store/b" }] }, /^manifest: secrets\[1\]\.name: "credstore\/x" is in "credstore\/", where credentials are published in each generation; choose another name$/],
+];
+for (const [label, json, expected] of badV2) {
+  test(`manifest refused: ${label}`, () => {
+    assert.throws(() => parseManifest(json), (e: unknown) => e instanceof ManifestError && (expected.test(e.message) || assert.fail(e.message)));
+  });
+}
+
+test("names rendered and credstore are free when there are no templates or no credentials; a template path inside secretsDir is fine", () => {
+  const m = parseManifest({ ...v2, secrets: [{ ...secret, name: "rendered" }, { name: "credstore/x", file: "/nix/store/b" }] });
+  assert.equal(m.secrets.length, 2);
+  const t = parseManifest({ ...v2, templates: [{ ...tmpl, path: "/run/agenix/app/config.toml" }, { ...tmpl, name: "b", path: "/etc/b" }], secrets: [secret] });
+  assert.equal(t.templates[0]!.path, "/run/agenix/app/config.toml");
+  // A secret's path in the credstore directory, not at a credential's name, stays allowed (the old way of doing it).
+  const c = parseManifest({ ...v2, credstore: "/run/credstore", secrets: [{ ...secret, credential: true }, { name: "old", file: "/nix/store/o", path: "/run/credstore/old" }] });
+  assert.equal(c.secrets[1]!.path, "/run/credstore/old");
 });
 
 test("version 2 adds restartUnits and reloadUnits per secret; version 1 has none of them", () => {
@@ -137,9 +208,14 @@ test("docs/manifest.md documents exactly the allowed fields, and its example par
   const m = parseManifest(JSON.parse(example));
   assert.equal(m.secrets[0]!.owner, "postgres");
   // The two field tables: the manifest's (after "| field | type | meaning |") and a secret's.
+  // The three field tables: the manifest's (after "| field | type | meaning |"), a secret's and a template's.
   const tables = doc.split(/^\| field \|.*\n\| ---.*\n/m).slice(1).map((t) => [...t.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((r) => r[1]));
-  assert.deepEqual(tables.slice(0, 2), [MANIFEST_FIELDS[2]!.manifest, MANIFEST_FIELDS[2]!.secret]);
-  assert.deepEqual(MANIFEST_FIELDS[1]!.secret, MANIFEST_FIELDS[2]!.secret.filter((f) => f !== "restartUnits" && f !== "reloadUnits"), "version 1 is version 2 without the unit lists");
+  assert.deepEqual(tables.slice(0, 3), [MANIFEST_FIELDS[2]!.manifest, MANIFEST_FIELDS[2]!.secret, MANIFEST_FIELDS[2]!.template]);
+  const v2Only = ["restartUnits", "reloadUnits", "placeholder", "trim", "credential", "credstore", "templates"];
+  assert.deepEqual(MANIFEST_FIELDS[1]!.secret, MANIFEST_FIELDS[2]!.secret.filter((f) => !v2Only.includes(f)), "version 1 is version 2 without the unit lists, templates and credentials");
+  assert.deepEqual(MANIFEST_FIELDS[1]!.manifest, MANIFEST_FIELDS[2]!.manifest.filter((f) => !v2Only.includes(f)));
+  // Every example in the page parses.
+  for (const [, json] of doc.matchAll(/```json\n([\s\S]*?)\n```/g)) parseManifest(JSON.parse(json!));
 });
 
 test("accounts resolve names from passwd/group files and accept numeric ids", (t) => {

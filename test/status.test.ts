@@ -47,7 +47,7 @@ test("the state file is written 0600 and atomically, and read back; a missing or
 });
 
 test("a change time moves only for the secrets that changed", () => {
-  const at = carryChangeTimes(state("/x"), new Set(["token"]), "NOW");
+  const at = carryChangeTimes(state("/x").secrets, new Set(["token"]), "NOW");
   assert.equal(at("db/password"), "2026-12-01T02:00:00.000Z");
   assert.equal(at("token"), "NOW");
   assert.equal(at("new"), "NOW");
@@ -93,4 +93,33 @@ test("failures of the last run and a missing file make it degraded; no generatio
   assert.equal(none.health, "inactive");
   assert.equal(STATUS_EXIT[none.health], 3);
   assert.match(renderStatus(none), /no live generation/);
+});
+
+test("templates: a table of their own from rendered/, in --json too; a template's failure says so; an older state file has none", () => {
+  const l = layout();
+  mkdirSync(join(l.mountPoint, "2", "rendered", "app"), { recursive: true });
+  writeFileSync(join(l.mountPoint, "2", "rendered", "app", "config.toml"), 'token = "hunter2"\n', { mode: 0o440 });
+  const templates = [
+    { name: "app/config.toml", path: "/run/agenix/rendered/app/config.toml", restartUnits: ["app.service"], reloadUnits: [], changedAt: "2026-12-01T03:00:00.000Z" },
+    { name: "wg0.conf", path: "/etc/wireguard/wg0.conf", restartUnits: [], reloadUnits: [], changedAt: "2026-12-01T03:00:00.000Z" },
+  ];
+  writeState(l.mountPoint, state(l.mountPoint, {
+    templates,
+    failures: [{ name: "wg0.conf", file: "/nix/store/w", cause: 'uses secret "wg-key", which failed in this activation', keptPrevious: false, subject: "template" }],
+  }));
+  const s = collectStatus(l.secretsDir, l.mountPoint, l);
+  assert.equal(s.health, "degraded");
+  assert.deepEqual(s.templates.map((t) => [t.name, t.mode, t.size, t.missing]), [["app/config.toml", "0440", 18, false], ["wg0.conf", undefined, undefined, true]]);
+  const text = renderStatus(s);
+  assert.match(text, /^TEMPLATE +PATH +OWNER +GROUP +MODE +SIZE +CHANGED +UNITS$/m);
+  assert.match(text, /^app\/config\.toml +\/run\/agenix\/rendered\/app\/config\.toml +root +root +0440 +18 +\S+ +restart app\.service$/m);
+  assert.match(text, /^wg0\.conf +\/etc\/wireguard\/wg0\.conf .* missing /m);
+  assert.match(text, /^  template wg0\.conf: uses secret "wg-key", which failed in this activation$/m);
+  assert.doesNotMatch(text, /hunter2/);
+
+  writeState(l.mountPoint, state(l.mountPoint));
+  const old = collectStatus(l.secretsDir, l.mountPoint, l);
+  assert.deepEqual(old.templates, []);
+  assert.equal(old.health, "healthy");
+  assert.doesNotMatch(renderStatus(old), /TEMPLATE/);
 });

@@ -2,6 +2,7 @@
 // a manifest, and the secretsDir/secretsMountPoint pair. Tests run in a private mount namespace
 // (npm test wraps the runner in `unshare --mount`), so the ramfs mounts never reach the host.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,6 +39,30 @@ export interface SecretInput {
   /** Manifest version 2 fields; given on any secret, the manifest is written as version 2. */
   restartUnits?: string[];
   reloadUnits?: string[];
+  /** Version 2 (issue 15). A version 2 manifest gives every secret the module's placeholder unless this is null. */
+  placeholder?: string | null;
+  trim?: boolean;
+  credential?: boolean;
+}
+
+/** A template as the module writes it: its text goes into the fake store. */
+export interface TemplateInput {
+  name: string;
+  /** The template text (placeholders, never plaintext); or `file`. */
+  content?: string | Buffer;
+  file?: string;
+  path?: string;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  symlink?: boolean;
+  restartUnits?: string[];
+  reloadUnits?: string[];
+}
+
+/** The placeholder the NixOS module gives secret `name` (config.age.placeholder.<name>). */
+export function placeholder(name: string): string {
+  return `<agenixd:${createHash("sha256").update(name).digest("hex")}:placeholder>`;
 }
 
 export interface RunResult {
@@ -71,8 +96,17 @@ export class Sandbox {
     return file;
   }
 
-  manifest(secrets: SecretInput[], extra: Record<string, unknown> = {}): string {
-    const v2 = secrets.some((s) => s.restartUnits !== undefined || s.reloadUnits !== undefined);
+  /** Writes a template text into the fake store, as the module's pkgs.writeText does; returns its path. */
+  storeText(content: string | Buffer): string {
+    const file = join(this.store, `${++this.counter}-template`);
+    writeFileSync(file, content);
+    return file;
+  }
+
+  /** `extra`: top-level fields (credstore among them). Templates, a credstore or any version 2 field make it version 2. */
+  manifest(secrets: SecretInput[], extra: Record<string, unknown> = {}, templates: TemplateInput[] = []): string {
+    const v2Fields = ["restartUnits", "reloadUnits", "placeholder", "trim", "credential"] as const;
+    const v2 = templates.length > 0 || "credstore" in extra || secrets.some((s) => v2Fields.some((f) => s[f] !== undefined));
     const json = {
       version: v2 ? 2 : 1,
       secretsDir: this.secretsDir,
@@ -90,7 +124,23 @@ export class Sandbox {
         symlink: s.symlink ?? true,
         ...(s.neededForUsers === undefined ? {} : { neededForUsers: s.neededForUsers }),
         ...(v2 ? { restartUnits: s.restartUnits ?? [], reloadUnits: s.reloadUnits ?? [] } : {}),
+        ...(v2 && s.placeholder !== null ? { placeholder: s.placeholder ?? placeholder(s.name) } : {}),
+        ...(s.trim === undefined ? {} : { trim: s.trim }),
+        ...(s.credential === undefined ? {} : { credential: s.credential }),
       })),
+      ...(v2 ? {
+        templates: templates.map((t) => ({
+          name: t.name,
+          file: t.file ?? this.storeText(t.content ?? ""),
+          path: t.path ?? `${this.secretsDir}/rendered/${t.name}`,
+          mode: t.mode ?? "0400",
+          owner: t.owner ?? "0",
+          group: t.group ?? "0",
+          symlink: t.symlink ?? true,
+          restartUnits: t.restartUnits ?? [],
+          reloadUnits: t.reloadUnits ?? [],
+        })),
+      } : {}),
     };
     const file = join(this.root, `manifest-${++this.counter}.json`);
     writeFileSync(file, JSON.stringify(json, null, 2));
