@@ -194,7 +194,8 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       const unitResults = await applyUnitActions(units, runCommand);
       logUnitResults(log, unitResults, changes, manifest, lastRun);
       recordState(manifest, options, generation, lastRun, changes, failed);
-      notify.status(statusLine(generation, installed.length, rendered.length, failed, changes, unitResults));
+      // At first boot every secret is new: the summary would only repeat the count.
+      notify.status(statusLine(generation, installed.length, rendered.length, failed, previous === undefined ? [] : changes, unitResults));
       notify.ready();
       return { generation, swapped: true, installed, rendered, failed, changes, units, dryRun };
     } finally {
