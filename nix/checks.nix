@@ -3,7 +3,9 @@
 #
 # Arguments: the plain values of the `age.*` options
 #   secrets           attrset: attribute name -> { name, file, path, mode, owner, group, symlink,
-#                     restartUnits ? [ ], reloadUnits ? [ ] }
+#                     restartUnits ? [ ], reloadUnits ? [ ], credential ? false }
+#   templates         attrset (default { }): attribute name -> { name, content ? null, file ? null,
+#                     path, mode, owner, group, symlink, restartUnits ? [ ], reloadUnits ? [ ] }
 #   identityPaths     list of absolute paths (strings or path values)
 #   secretsDir        string or path, e.g. "/run/agenix"
 #   secretsMountPoint string, e.g. "/run/agenix.d"
@@ -13,6 +15,7 @@
 # module.nix turns each into an assertion; manifest.nix throws them all.
 {
   secrets,
+  templates ? { },
   identityPaths,
   secretsDir,
   secretsMountPoint,
@@ -31,10 +34,16 @@ let
     foldl'
     genList
     groupBy
+    hashString
+    head
+    isList
     isInt
+    isPath
     isString
     length
+    listToAttrs
     match
+    readFile
     replaceStrings
     split
     stringLength
@@ -48,6 +57,10 @@ let
   normalDir = normalize dir;
   normalMount = normalize mountPoint;
 
+  # Templates are rendered into the generation's `rendered` directory: secretsDir/rendered/<name>.
+  renderedDir = "${normalDir}/rendered";
+  hasTemplates = templates != { };
+
   components = s: filter isString (split "/" s);
   isAbsolute = s: substring 0 1 s == "/";
   hasTrailingSlash = s: match ".+/" s != null;
@@ -58,30 +71,51 @@ let
 
   optional = cond: message: if cond then [ message ] else [ ];
 
+  # What the problems below say about one entry: `age.secrets."db"` and its noun.
+  secretEntry = attr: {
+    option = "age.secrets.\"${attr}\"";
+    noun = "secret";
+    within = "age.secretsDir";
+    inGeneration = "${normalDir}/${secrets.${attr}.name}";
+    value = secrets.${attr};
+  };
+  templateEntry = attr: {
+    option = "age.templates.\"${attr}\"";
+    noun = "template";
+    within = "the \"rendered\" directory of age.secretsDir";
+    inGeneration = "${renderedDir}/${templates.${attr}.name}";
+    value = templates.${attr};
+  };
+
   # A name becomes a file below secretsDir and below each generation: a relative path with no
   # `..` (which would escape the generation) and no empty or `.` component.
   nameProblems =
-    attr: name:
+    entry:
     let
-      option = "age.secrets.\"${attr}\".name";
+      option = "${entry.option}.name";
+      name = entry.value.name;
     in
     if name == "" then
       [ "${option} is empty." ]
     else if match ".*\n.*" name != null then
       [ "${option} contains a newline." ]
     else if isAbsolute name then
-      [ "${option} = \"${name}\" must be relative to age.secretsDir, not an absolute path." ]
+      [ "${option} = \"${name}\" must be relative to ${entry.within}, not an absolute path." ]
     else if elem ".." (components name) then
-      [ "${option} = \"${name}\" contains a `..` component, which would place the secret outside age.secretsDir." ]
+      [ "${option} = \"${name}\" contains a `..` component, which would place the ${entry.noun} outside ${entry.within}." ]
     else if elem "" (components name) || elem "." (components name) then
       [ "${option} = \"${name}\" must be a normalized relative path (no empty or `.` components)." ]
+    # The runtime renders the templates into the generation's `rendered` directory.
+    else if entry.noun == "secret" && hasTemplates && head (components name) == "rendered" then
+      [ "${option} = \"${name}\" is in the generation's \"rendered\" directory, which belongs to the templates of age.templates (${renderedDir}/<template name>). Rename the secret." ]
     else
       [ ];
 
   pathProblems =
-    attr: path:
+    entry:
     let
-      option = "age.secrets.\"${attr}\".path";
+      option = "${entry.option}.path";
+      path = toString entry.value.path;
     in
     if !isAbsolute path then
       [ "${option} = \"${path}\" must be an absolute path." ]
@@ -90,9 +124,9 @@ let
     else if path == mountPoint || isUnder mountPoint path then
       [ "${option} = \"${path}\" is inside age.secretsMountPoint (${mountPoint}), where only agenixd's generations live." ]
     else if normalize path == normalDir || isUnder (normalize path) normalDir then
-      [ "${option} = \"${path}\" is age.secretsDir (${dir}) or contains it: the secret would replace the link to the generations." ]
+      [ "${option} = \"${path}\" is age.secretsDir (${dir}) or contains it: the ${entry.noun} would replace the link to the generations." ]
     else if isUnder (normalize path) normalMount then
-      [ "${option} = \"${path}\" contains age.secretsMountPoint (${mountPoint}): the secret would replace the generations." ]
+      [ "${option} = \"${path}\" contains age.secretsMountPoint (${mountPoint}): the ${entry.noun} would replace the generations." ]
     else
       [ ];
 
@@ -101,9 +135,9 @@ let
   # backslash (systemd's escapes, `\x2d`) is swapped for `_` before matching rather than written
   # in the bracket expression, where regex engines disagree about it.
   unitProblem =
-    attr: option: unit:
+    entry: option: unit:
     let
-      prefix = "age.secrets.\"${attr}\".${option}:";
+      prefix = "${entry.option}.${option}:";
     in
     if stringLength unit > 255 then
       [ "${prefix} \"${substring 0 40 unit}...\" is ${toString (stringLength unit)} characters long; a systemd unit name has at most 255." ]
@@ -112,47 +146,109 @@ let
     else
       [ ];
 
-  unitProblems = attr: option: units: concatLists (map (unitProblem attr option) units);
+  unitProblems = entry: option: concatLists (map (unitProblem entry option) (entry.value.${option} or [ ]));
 
-  secretProblems =
-    attr:
+  # What secrets and templates share: a file in the generation, maybe installed elsewhere too.
+  fileProblems =
+    entry:
     let
-      secret = secrets.${attr};
-      path = toString secret.path;
+      value = entry.value;
+      path = toString value.path;
     in
-    nameProblems attr secret.name
-    ++ pathProblems attr path
+    nameProblems entry
+    ++ pathProblems entry
     # What chmod(1) accepts, as in agenix: octal, or symbolic clauses ("u=rw,g=r").
-    ++ optional (match "[0-7]{1,4}|[ugoa]*([-+=]([ugo]|[rwxXst]*))+(,[ugoa]*([-+=]([ugo]|[rwxXst]*))+)*" secret.mode == null)
-      "age.secrets.\"${attr}\".mode = \"${secret.mode}\" is not a chmod mode such as \"0400\" or \"u=r,g=r\"."
-    ++ optional (secret.owner == "") "age.secrets.\"${attr}\".owner is empty."
-    ++ optional (secret.group == "") "age.secrets.\"${attr}\".group is empty."
+    ++ optional (match "[0-7]{1,4}|[ugoa]*([-+=]([ugo]|[rwxXst]*))+(,[ugoa]*([-+=]([ugo]|[rwxXst]*))+)*" value.mode == null)
+      "${entry.option}.mode = \"${value.mode}\" is not a chmod mode such as \"0400\" or \"u=r,g=r\"."
+    ++ optional (value.owner == "") "${entry.option}.owner is empty."
+    ++ optional (value.group == "") "${entry.option}.group is empty."
     # agenix #291: a copy written below secretsDir lands inside the current generation, which the
     # next activation replaces, so the file silently disappears.
-    ++ optional (!secret.symlink && isUnder dir path)
-      "age.secrets.\"${attr}\": symlink = false needs a path outside age.secretsDir (${dir}), but path is \"${path}\"; a copy written there is lost when the next generation replaces it (agenix #291). Set a path elsewhere or keep symlink = true."
-    ++ unitProblems attr "restartUnits" (secret.restartUnits or [ ])
-    ++ unitProblems attr "reloadUnits" (secret.reloadUnits or [ ]);
+    ++ optional (!value.symlink && isUnder dir path)
+      "${entry.option}: symlink = false needs a path outside age.secretsDir (${dir}), but path is \"${path}\"; a copy written there is lost when the next generation replaces it (agenix #291). Set a path elsewhere or keep symlink = true."
+    ++ unitProblems entry "restartUnits"
+    ++ unitProblems entry "reloadUnits";
 
-  # Every file a secret puts in place ("leaf"): its file in the generation, seen as
-  # secretsDir/name, and its `path` when that is elsewhere (a symlink, or a copy). Two leaves at
-  # one place, or a leaf where another needs a directory, mean one file replaces another or an
-  # activation fails, so both secrets are named. Leaves of a name or path refused above are left
-  # out, so one mistake gives one message.
-  leavesOf =
+  # systemd's credential_name_valid(): a valid file name (not empty, not `.` or `..`, no `/`, at
+  # most 255 bytes) and a valid fd name (printable ASCII only, no `:`). LoadCredential=<name> looks
+  # the name up in /run/credstore, so a secret published there needs such a name.
+  credentialProblems =
+    entry:
+    let
+      name = entry.value.name;
+    in
+    optional
+      (
+        (entry.value.credential or false)
+        && nameProblems entry == [ ]
+        && (stringLength name > 255 || match "[ -.0-9;-~]+" name == null)
+      )
+      "${entry.option}: credential = true (the default when age.credstore.enable is set), but its name \"${name}\" is not a systemd credential name, which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without \"/\" or \":\". Set credential = false for this secret, or give it such a name.";
+
+  secretProblems = attr: fileProblems (secretEntry attr) ++ credentialProblems (secretEntry attr);
+
+  # Placeholders written into a template (module.nix: config.age.placeholder.<attr>). One that no
+  # declared secret has would reach the rendered file as it is, so it is refused here; reading
+  # config.age.placeholder.<undeclared> fails by itself, this catches one written out by hand or
+  # left over from a removed secret.
+  placeholderHashes = listToAttrs (
+    map (attr: {
+      name = hashString "sha256" attr;
+      value = attr;
+    }) (attrNames secrets)
+  );
+  unknownPlaceholders =
+    text:
+    map (hash: "<agenixd:${hash}:placeholder>") (
+      filter (hash: !(placeholderHashes ? ${hash})) (
+        map head (filter isList (split "<agenixd:([0-9a-f]{64}):placeholder>" text))
+      )
+    );
+
+  templateProblems =
     attr:
     let
-      secret = secrets.${attr};
-      path = normalize (toString secret.path);
-      inDir = "${normalDir}/${secret.name}";
+      entry = templateEntry attr;
+      template = entry.value;
+      content = template.content or null;
+      file = template.file or null;
+      placeholderProblems =
+        option: text:
+        map (
+          p: "${entry.option}.${option} contains the placeholder ${p}, which belongs to no secret of age.secrets. Write placeholders as \${config.age.placeholder.<secret>} of a declared secret."
+        ) (unknownPlaceholders text);
     in
-    optional (nameProblems attr secret.name == [ ]) {
-      inherit attr;
-      at = inDir;
+    (
+      if content != null && file != null then
+        [ "${entry.option}: set either content or file, not both." ]
+      else if content == null && file == null then
+        [ "${entry.option}: set content (the template's text) or file (a file holding it)." ]
+      else
+        [ ]
+    )
+    ++ (if content != null then placeholderProblems "content" content else [ ])
+    # A file given as a path value is read where it is (no build needed); one built by a
+    # derivation is not read at evaluation.
+    ++ (if content == null && isPath file then placeholderProblems "file" (readFile file) else [ ])
+    ++ fileProblems entry;
+
+  # Every file a secret or template puts in place ("leaf"): its file in the generation, seen as
+  # secretsDir/name (secretsDir/rendered/name for a template), and its `path` when that is
+  # elsewhere (a symlink, or a copy). Two leaves at one place, or a leaf where another needs a
+  # directory, mean one file replaces another or an activation fails, so both are named. Leaves of
+  # a name or path refused above are left out, so one mistake gives one message.
+  leavesOf =
+    entry:
+    let
+      path = normalize (toString entry.value.path);
+    in
+    optional (nameProblems entry == [ ]) {
+      inherit entry;
+      at = entry.inGeneration;
       role = "name";
     }
-    ++ optional (path != inDir && pathProblems attr (toString secret.path) == [ ]) {
-      inherit attr;
+    ++ optional (path != entry.inGeneration && pathProblems entry == [ ]) {
+      inherit entry;
       at = path;
       role = "path";
     };
@@ -160,24 +256,26 @@ let
   describe =
     leaf:
     if leaf.role == "name" then
-      "age.secrets.\"${leaf.attr}\" (name \"${secrets.${leaf.attr}.name}\", installed as ${leaf.at})"
+      "${leaf.entry.option} (name \"${leaf.entry.value.name}\", ${
+        if leaf.entry.noun == "template" then "rendered" else "installed"
+      } as ${leaf.at})"
     else
-      "age.secrets.\"${leaf.attr}\".path \"${leaf.at}\"";
+      "${leaf.entry.option}.path \"${leaf.at}\"";
 
   # Groups with builtins.groupBy (linear) rather than comparing every pair: 1000 secrets stay fast.
-  leaves = concatLists (map leavesOf (attrNames secrets));
+  leaves = concatLists (map leavesOf (map secretEntry (attrNames secrets) ++ map templateEntry (attrNames templates)));
   byPlace = groupBy (leaf: leaf.at) leaves;
 
   samePlace =
     group:
     let
-      first = builtins.head group;
+      first = head group;
     in
     map (
       other:
       if first.role == other.role then
-        "age.secrets.\"${first.attr}\" and age.secrets.\"${other.attr}\" have the same ${first.role} \"${
-          if first.role == "name" then secrets.${first.attr}.name else first.at
+        "${first.entry.option} and ${other.entry.option} have the same ${first.role} \"${
+          if first.role == "name" then first.entry.value.name else first.at
         }\": one would replace the other."
       else
         "${describe first} and ${describe other} are the same file: one would replace the other."
@@ -211,6 +309,7 @@ let
   identityStrings = map toString identityPaths;
 in
 concatLists (map secretProblems attrs)
+++ concatLists (map templateProblems (attrNames templates))
 ++ overlaps
 ++ optional (attrs != [ ] && identityPaths == [ ]) "age.identityPaths must be set, for example by enabling openssh."
 ++ concatLists (

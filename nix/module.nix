@@ -40,6 +40,7 @@ let
   optionValues = {
     inherit (cfg)
       secrets
+      templates
       identityPaths
       secretsDir
       secretsMountPoint
@@ -47,7 +48,18 @@ let
       ;
   };
 
-  manifest = import ./manifest.nix (optionValues // { inherit passwordFilePaths; });
+  manifest = import ./manifest.nix (
+    optionValues
+    // {
+      inherit passwordFilePaths;
+      # A template's `content` (placeholders, never a secret) becomes a file in the store.
+      inherit (pkgs) writeText;
+    }
+  );
+
+  # The text that stands for a secret in a template, from its attribute name: the formula of
+  # docs/manifest.md, which ./manifest.nix writes into each secret's `placeholder`.
+  placeholderOf = attr: "<agenixd:${builtins.hashString "sha256" attr}:placeholder>";
 
   manifestFile = pkgs.writeText "agenixd-manifest.json" (builtins.toJSON cfg.manifest);
 
@@ -181,6 +193,141 @@ let
             secret also restarts is only restarted. Works like sops-nix's option of the same name.
           '';
         };
+        trim = mkOption {
+          type = types.bool;
+          default = false;
+          example = true;
+          description = ''
+            Whether one trailing newline (`\n` or `\r\n`) of the secret is dropped where it is
+            substituted into a template ({option}`age.templates`), so that a value encrypted
+            with `echo` or an editor's final newline fits inside a line such as
+            `token = "…"`. The secret's own file keeps every byte either way.
+          '';
+        };
+        credential = mkOption {
+          type = types.bool;
+          default = cfg.credstore.enable;
+          defaultText = literalExpression "config.age.credstore.enable";
+          example = true;
+          description = ''
+            Whether the secret is also published as `/run/credstore/<name>` (root, 0400, on the
+            ramfs), where systemd's `LoadCredential=<name>` finds it without a path, for example
+            in a `DynamicUser=` service. `name` must then be a systemd credential name: 1 to 255
+            printable ASCII characters without `/` or `:`.
+          '';
+        };
+      };
+    }
+  );
+
+  templateType = types.submodule (
+    { config, name, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.str;
+          default = name;
+          defaultText = literalExpression "<name>";
+          example = "tabby/config.toml";
+          description = ''
+            Name of the rendered file below `''${config.age.secretsDir}/rendered` (in each
+            generation, `rendered/<name>`). A relative path; subdirectories are created, `..` is
+            refused.
+          '';
+        };
+        content = mkOption {
+          type = types.nullOr types.lines;
+          default = null;
+          example = literalExpression ''
+            '''
+              [server]
+              endpoint = "https://tabby.example.org"
+              token = "''${config.age.placeholder.tabby-token}"
+            '''
+          '';
+          description = ''
+            The template's text, with `''${config.age.placeholder.<secret>}` wherever a secret's
+            value goes. It is written to the Nix store with `pkgs.writeText`, so it must hold
+            placeholders, never a secret. Kept byte for byte, its final newline included. Set
+            either this or `file`.
+          '';
+        };
+        file = mkOption {
+          type = types.nullOr types.path;
+          default = null;
+          example = literalExpression "./wireguard/wg0.conf";
+          description = ''
+            A file holding the template's text, with placeholders substituted like those of
+            `content` (write them into the file as the strings of {option}`age.placeholder`, or
+            build it with `pkgs.formats` or `pkgs.substitute` from those strings). A path value is
+            copied into the store and checked for placeholders of undeclared secrets at
+            evaluation; a string or a derivation is used as it is. Set either this or `content`.
+          '';
+        };
+        path = mkOption {
+          type = types.str;
+          default = "${cfg.secretsDir}/rendered/${config.name}";
+          defaultText = literalExpression ''"''${config.age.secretsDir}/rendered/''${name}"'';
+          example = "/etc/tabby-agent/config.toml";
+          description = ''
+            Path where the rendered file is wanted. Outside {option}`age.secretsDir`, it is a
+            symlink into the current generation, or a copy when `symlink` is false.
+          '';
+        };
+        mode = mkOption {
+          type = types.str;
+          default = "0400";
+          example = "0440";
+          description = ''
+            Permissions of the rendered file, as for a secret: octal or symbolic.
+          '';
+        };
+        owner = mkOption {
+          type = types.str;
+          default = "0";
+          example = "tabby";
+          description = ''
+            User owning the rendered file: a name or a numeric id.
+          '';
+        };
+        group = mkOption {
+          type = types.str;
+          default = users.${config.owner}.group or "0";
+          defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
+          example = "keys";
+          description = ''
+            Group owning the rendered file: a name or a numeric id. Defaults to the primary group
+            of `owner` when `owner` is a user declared in {option}`users.users`.
+          '';
+        };
+        symlink = mkOption {
+          type = types.bool;
+          default = true;
+          example = false;
+          description = ''
+            Whether `path` is a symlink into the current generation (true) or a copy of the
+            rendered file (false). A copy needs a `path` outside {option}`age.secretsDir`.
+          '';
+        };
+        restartUnits = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "tabby-agent.service" ];
+          description = ''
+            Units restarted (`systemctl try-restart`) after a switch that added, removed or changed
+            the rendered file: its content (the template's text or a secret in it), owner, group or
+            mode. Same rules as {option}`age.secrets.<name>.restartUnits`.
+          '';
+        };
+        reloadUnits = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "nginx.service" ];
+          description = ''
+            Units reloaded (`systemctl try-reload-or-restart`) when the rendered file changes,
+            under the same rules as `restartUnits`.
+          '';
+        };
       };
     }
   );
@@ -230,6 +377,60 @@ in
       description = ''
         Secrets to decrypt, by name. Each is decrypted with {option}`age.identityPaths` at boot and at
         every switch, into a new generation below {option}`age.secretsMountPoint`.
+      '';
+    };
+
+    templates = mkOption {
+      type = types.attrsOf templateType;
+      default = { };
+      example = literalExpression ''
+        {
+          "tabby/config.toml" = {
+            content = '''
+              [server]
+              endpoint = "https://tabby.example.org"
+              token = "''${config.age.placeholder.tabby-token}"
+            ''';
+            owner = "tabby";
+            restartUnits = [ "tabby-agent.service" ];
+          };
+        }
+      '';
+      description = ''
+        Files with secrets inside, by name: configuration files whose text is in the Nix store
+        with {option}`age.placeholder` strings where the secrets go, rendered at every activation
+        into the generation (`''${config.age.secretsDir}/rendered/<name>`, on the ramfs) with each
+        placeholder replaced by its secret's bytes.
+      '';
+    };
+
+    placeholder = mkOption {
+      type = types.attrsOf types.str;
+      readOnly = true;
+      default = lib.mapAttrs (attr: _: placeholderOf attr) cfg.secrets;
+      defaultText = literalExpression ''
+        lib.mapAttrs (name: _: "<agenixd:''${builtins.hashString "sha256" name}:placeholder>") config.age.secrets
+      '';
+      example = {
+        tabby-token = "<agenixd:f77f86622e1bfd7275398ba953251d3e0c4764decfe726a173abc4d466d43519:placeholder>";
+      };
+      description = ''
+        For each secret of {option}`age.secrets`, by the same attribute name, the string that
+        stands for its value in {option}`age.templates`. Read-only. The string holds no secret:
+        it lands in the store, and agenixd replaces it with the secret's bytes when it renders a
+        template. A name that is not a declared secret fails the evaluation
+        (`attribute '<name>' missing`).
+      '';
+    };
+
+    credstore.enable = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether every secret is also published as a systemd credential, `/run/credstore/<name>`
+        (the default of {option}`age.secrets.<name>.credential`), so that a unit's
+        `LoadCredential=<name>` reads it without a path, `DynamicUser=` services included.
       '';
     };
 
@@ -329,7 +530,7 @@ in
         message = "age.package is ${lib.getName cfg.package} (main program \"${packageProgram}\"), not agenixd. In this module age.package is the agenixd that installs the secrets, not the age binary of agenix's home-manager module (agenixd decrypts in-process and runs no age executable). Remove the setting to use agenixd from this flake, or set it to a package that provides bin/agenixd; one named otherwise needs meta.mainProgram = \"agenixd\".";
       };
     }
-    (mkIf (cfg.secrets != { }) {
+    (mkIf (cfg.secrets != { } || cfg.templates != { }) {
       assertions = map (message: {
         assertion = false;
         inherit message;

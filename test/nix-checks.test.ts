@@ -3,12 +3,13 @@
 // directory; and unit names in restartUnits/reloadUnits that systemctl would not take as one
 // (issue 14), which nix/manifest.nix writes into manifest version 2. Evaluated with builtins only
 // (nix-instantiate --eval), as the module's assertions and manifest.nix use it.
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { parseManifest } from "../src/manifest.js";
-import { NixError, nixEval, nixSuite } from "./helpers/nix.js";
+import { NixError, nixEval, nixInstantiate, nixSuite } from "./helpers/nix.js";
 
 const nixDir = fileURLToPath(new URL("../../nix", import.meta.url));
 const nix = nixSuite();
@@ -23,9 +24,24 @@ interface Secret {
   symlink: boolean;
   restartUnits?: string[];
   reloadUnits?: string[];
+  trim?: boolean;
+  credential?: boolean;
+}
+interface Template {
+  name: string;
+  content?: string | null;
+  file?: string | null;
+  path: string;
+  mode: string;
+  owner: string;
+  group: string;
+  symlink: boolean;
+  restartUnits?: string[];
+  reloadUnits?: string[];
 }
 interface Options {
   secrets: Record<string, Secret>;
+  templates?: Record<string, Template>;
   identityPaths: string[];
   secretsDir: string;
   secretsMountPoint: string;
@@ -36,6 +52,12 @@ interface Options {
 function secret(attr: string, extra: Partial<Secret> = {}, secretsDir = "/run/agenix"): Secret {
   const name = extra.name ?? attr;
   return { name, file: `/nix/store/00000000000000000000000000000000-${attr}.age`, path: `${secretsDir}/${name}`, mode: "0400", owner: "0", group: "0", symlink: true, ...extra };
+}
+
+/** A template as the module's defaults make it: rendered at secretsDir/rendered/<name> unless `path` is given. */
+function template(attr: string, extra: Partial<Template> = {}, secretsDir = "/run/agenix"): Template {
+  const name = extra.name ?? attr;
+  return { name, content: null, file: null, path: `${secretsDir}/rendered/${name}`, mode: "0400", owner: "0", group: "0", symlink: true, ...extra };
 }
 
 function options(secrets: Record<string, Secret>, extra: Partial<Options> = {}): Options {
@@ -252,22 +274,303 @@ describe("nix/manifest.nix: version 2", nix, () => {
         ["tls", ["nginx-exporter.service"], ["nginx.service"]],
       ],
     );
-    assert.deepEqual(Object.keys(m.secrets[0]!).sort(), ["file", "group", "mode", "name", "neededForUsers", "owner", "path", "reloadUnits", "restartUnits", "symlink"]);
+    assert.deepEqual(Object.keys(m.secrets[0]!).sort(), ["credential", "file", "group", "mode", "name", "neededForUsers", "owner", "path", "placeholder", "reloadUnits", "restartUnits", "symlink", "trim"]);
   });
 
-  // The contract (docs/manifest.md): the runtime reads version 2. Until src/manifest.ts does
-  // (issue 14's runtime side), this says so rather than passing.
+  // The contract (docs/manifest.md): the runtime reads version 2 with the fields of issue 15
+  // (/work/notes/manifest-templates.md). Until src/manifest.ts does (issue 15's runtime side),
+  // this says so rather than passing.
   test("agenixd's manifest validator reads what manifest.nix writes", (t) => {
-    const probe = { version: 2, secretsDir: "/run/agenix", secretsMountPoint: "/run/agenix.d", identityPaths: [], keepGenerations: 1, secrets: [] };
-    try {
-      parseManifest(probe as never);
-    } catch (e) {
-      if (/version/.test((e as Error).message)) return t.skip(`src/manifest.ts does not read manifest version 2 yet (${(e as Error).message}); this test runs once it does`);
-      throw e;
-    }
-    for (const [what, config] of [...accepted, ["restart and reload units", options({ a: secret("a", { restartUnits: unitNames }), b: secret("b", { reloadUnits: ["nginx.service"] }) })] as const]) {
-      const parsed = parseManifest(manifestOf(config) as never) as unknown as { secrets: { restartUnits?: readonly string[]; reloadUnits?: readonly string[] }[] };
+    const missing = runtimeLacksTemplateFields();
+    if (missing) return t.skip(missing);
+    for (const [what, config] of [...accepted, ...acceptedWithTemplates, ["restart and reload units", options({ a: secret("a", { restartUnits: unitNames }), b: secret("b", { reloadUnits: ["nginx.service"] }) })] as const]) {
+      const parsed = parseManifest(manifestOf(config) as never) as unknown as { secrets: unknown[]; templates?: unknown[] };
       assert.equal(parsed.secrets.length, Object.keys(config.secrets).length, what);
+      assert.equal(parsed.templates?.length ?? 0, Object.keys(config.templates ?? {}).length, what);
     }
   });
 });
+
+/**
+ * Why agenixd's manifest validator cannot read what manifest.nix writes yet, or undefined when it
+ * can: a version-2 manifest with one secret and one template carrying every field of issue 15.
+ */
+function runtimeLacksTemplateFields(): string | undefined {
+  const probe = {
+    version: 2,
+    secretsDir: "/run/agenix",
+    secretsMountPoint: "/run/agenix.d",
+    identityPaths: [],
+    keepGenerations: 1,
+    credstore: "/run/credstore",
+    secrets: [{ ...secret("a"), neededForUsers: false, restartUnits: [], reloadUnits: [], placeholder: placeholderOf("a"), trim: true, credential: true }],
+    templates: [{ ...template("t", { file: "/nix/store/00000000000000000000000000000000-t" }), content: undefined, restartUnits: [], reloadUnits: [] }],
+  };
+  try {
+    parseManifest(JSON.parse(JSON.stringify(probe)) as never);
+    return undefined;
+  } catch (e) {
+    return `src/manifest.ts does not read the manifest fields of issue 15 yet (${(e as Error).message}); this test runs once it does (the runtime side of issue 15)`;
+  }
+}
+
+/** The contract's placeholder of the secret whose attribute name is `attr`. */
+function placeholderOf(attr: string): string {
+  return `<agenixd:${createHash("sha256").update(attr).digest("hex")}:placeholder>`;
+}
+
+const token = placeholderOf("tabby-token");
+const wgKey = placeholderOf("wg-key");
+
+const templateRefused: [string, Options, string[]][] = [
+  [
+    "a template with both content and file",
+    options({ "tabby-token": secret("tabby-token") }, { templates: { t: template("t", { content: `token = "${token}"\n`, file: "/etc/t.tmpl" }) } }),
+    ['age.templates."t": set either content or file, not both.'],
+  ],
+  ["a template with neither content nor file", options({}, { templates: { t: template("t") } }), ['age.templates."t": set content (the template\'s text) or file (a file holding it).']],
+  [
+    "a content with the placeholder of no declared secret (written out by hand, or left from a removed secret)",
+    options({ "tabby-token": secret("tabby-token") }, { templates: { t: template("t", { content: `token = "${token}"\nkey = ${wgKey}\nagain = ${wgKey}\n` }) } }),
+    [
+      `age.templates."t".content contains the placeholder ${wgKey}, which belongs to no secret of age.secrets. Write placeholders as \${config.age.placeholder.<secret>} of a declared secret.`,
+      `age.templates."t".content contains the placeholder ${wgKey}, which belongs to no secret of age.secrets. Write placeholders as \${config.age.placeholder.<secret>} of a declared secret.`,
+    ],
+  ],
+  [
+    "two templates with one name",
+    options({}, { templates: { a: template("a", { name: "app.conf", content: "a" }), b: template("b", { name: "app.conf", content: "b" }) } }),
+    ['age.templates."a" and age.templates."b" have the same name "app.conf": one would replace the other.'],
+  ],
+  [
+    "a template name that is a directory of another's",
+    options({}, { templates: { a: template("a", { name: "app", content: "a" }), b: template("b", { name: "app/x.conf", content: "b" }) } }),
+    ['age.templates."a" (name "app", rendered as /run/agenix/rendered/app) is a file where age.templates."b" (name "app/x.conf", rendered as /run/agenix/rendered/app/x.conf) needs a directory: the two cannot both be installed.'],
+  ],
+  [
+    "a template and a secret with one path",
+    options({ a: secret("a", { path: "/etc/app.conf" }) }, { templates: { t: template("t", { content: "x", path: "/etc/app.conf" }) } }),
+    ['age.secrets."a" and age.templates."t" have the same path "/etc/app.conf": one would replace the other.'],
+  ],
+  [
+    "a template path on a secret's file in secretsDir",
+    options({ db: secret("db") }, { templates: { t: template("t", { content: "x", path: "/run/agenix/db" }) } }),
+    ['age.secrets."db" (name "db", installed as /run/agenix/db) and age.templates."t".path "/run/agenix/db" are the same file: one would replace the other.'],
+  ],
+  [
+    "a secret path on a template's rendered file",
+    options({ a: secret("a", { path: "/run/agenix/rendered/t" }) }, { templates: { t: template("t", { content: "x" }) } }),
+    ['age.secrets."a".path "/run/agenix/rendered/t" and age.templates."t" (name "t", rendered as /run/agenix/rendered/t) are the same file: one would replace the other.'],
+  ],
+  [
+    "two template paths where one is a directory of the other",
+    options({}, { templates: { a: template("a", { content: "a", path: "/etc/wireguard/wg0" }), b: template("b", { content: "b", path: "/etc/wireguard/wg0/peer.conf" }) } }),
+    ['age.templates."a".path "/etc/wireguard/wg0" is a file where age.templates."b".path "/etc/wireguard/wg0/peer.conf" needs a directory: the two cannot both be installed.'],
+  ],
+  [
+    "a secret named rendered when there are templates",
+    options({ r: secret("r", { name: "rendered" }) }, { templates: { t: template("t", { content: "x" }) } }),
+    ['age.secrets."r".name = "rendered" is in the generation\'s "rendered" directory, which belongs to the templates of age.templates (/run/agenix/rendered/<template name>). Rename the secret.'],
+  ],
+  [
+    "a secret named rendered/... when there are templates",
+    options({ r: secret("r", { name: "rendered/t" }) }, { templates: { other: template("other", { content: "x" }) } }),
+    ['age.secrets."r".name = "rendered/t" is in the generation\'s "rendered" directory, which belongs to the templates of age.templates (/run/agenix/rendered/<template name>). Rename the secret.'],
+  ],
+  [
+    "a template copied (symlink = false) below secretsDir",
+    options({}, { templates: { t: template("t", { content: "x", symlink: false }) } }),
+    ['age.templates."t": symlink = false needs a path outside age.secretsDir (/run/agenix), but path is "/run/agenix/rendered/t"; a copy written there is lost when the next generation replaces it (agenix #291). Set a path elsewhere or keep symlink = true.'],
+  ],
+  [
+    "a template name with a .. component",
+    options({}, { templates: { t: template("t", { content: "x", name: "../t", path: "/etc/t" }) } }),
+    ['age.templates."t".name = "../t" contains a `..` component, which would place the template outside the "rendered" directory of age.secretsDir.'],
+  ],
+  [
+    "a template path inside secretsMountPoint, a bad mode, an empty owner",
+    options({}, { templates: { t: template("t", { content: "x", path: "/run/agenix.d/t", mode: "rw", owner: "" }) } }),
+    [
+      'age.templates."t".path = "/run/agenix.d/t" is inside age.secretsMountPoint (/run/agenix.d), where only agenixd\'s generations live.',
+      'age.templates."t".mode = "rw" is not a chmod mode such as "0400" or "u=r,g=r".',
+      'age.templates."t".owner is empty.',
+    ],
+  ],
+  [
+    "a template's unit names that systemctl would not take",
+    options({}, { templates: { t: template("t", { content: "x", restartUnits: ["-x"], reloadUnits: ["a b"] }) } }),
+    [
+      'age.templates."t".restartUnits: "-x" is not a systemd unit name (such as "nginx.service": letters, digits and ":_.@\\-", not starting with "-").',
+      'age.templates."t".reloadUnits: "a b" is not a systemd unit name (such as "nginx.service": letters, digits and ":_.@\\-", not starting with "-").',
+    ],
+  ],
+];
+
+const acceptedWithTemplates: [string, Options][] = [
+  [
+    "a Tabby config and a WireGuard config using declared secrets, in subdirectories and elsewhere",
+    options(
+      { "tabby-token": secret("tabby-token", { trim: true }), "wg-key": secret("wg-key", { credential: true }) },
+      {
+        templates: {
+          "tabby/config.toml": template("tabby/config.toml", { content: `[server]\ntoken = "${token}"\n`, owner: "tabby", restartUnits: ["tabby-agent.service"] }),
+          wg0: template("wg0", { file: "/etc/wireguard/wg0.conf.tmpl", path: "/etc/wireguard/wg0.conf", symlink: false, reloadUnits: ["wireguard-wg0.service"] }),
+        },
+      },
+    ),
+  ],
+  ["a secret named rendered without templates", options({ r: secret("r", { name: "rendered" }) })],
+  ["a template without placeholders and without secrets", options({}, { templates: { motd: template("motd", { content: "hello\n" }) } })],
+  ["a template path below secretsDir, as a secret's may be", options({ a: secret("a") }, { templates: { t: template("t", { content: "x", path: "/run/agenix/t.conf" }) } })],
+];
+
+describe("nix/checks.nix: templates", nix, () => {
+  for (const [what, config, messages] of templateRefused) {
+    test(`refuses ${what}`, () => {
+      assert.deepEqual(problemsOf(config), messages);
+    });
+  }
+
+  for (const [what, config] of acceptedWithTemplates) {
+    test(`accepts ${what}`, () => {
+      assert.deepEqual(problemsOf(config), []);
+    });
+  }
+
+  test("a placeholder is recognised only whole: a similar text is not a placeholder", () => {
+    const lookalikes = [`<agenixd:${"0".repeat(63)}:placeholder>`, `<agenixd:${"A".repeat(64)}:placeholder>`, `agenixd:${"0".repeat(64)}:placeholder`];
+    assert.deepEqual(problemsOf(options({}, { templates: { t: template("t", { content: lookalikes.join("\n") }) } })), []);
+  });
+
+  test("manifest.nix refuses a template with the same message", () => {
+    assert.throws(
+      () => manifestOf(options({}, { templates: { t: template("t") } })),
+      (e: unknown) => e instanceof NixError && e.message.includes("agenixd: refusing this age configuration") && e.message.includes('age.templates."t": set content'),
+    );
+  });
+});
+
+// systemd's credential_name_valid() (src/basic/creds-util.c): filename_is_valid() and
+// fdname_is_valid(), i.e. 1 to 255 bytes of printable ASCII without "/" or ":", not "." or "..".
+const credentialNames = ["db-password", "tabby.token", "a b", "UPPER_lower~!#$%&'()*+,;<=>?@[\\]^`{|}", "a".repeat(255), "-x"];
+const notCredentialNames: [string, string, string][] = [
+  ["a slash", "db/password", "db/password"],
+  ["a colon", "db:password", "db:password"],
+  ["a tab", "db\tpassword", "db\tpassword"],
+  ["a DEL", "db\x7fpassword", "db\x7fpassword"],
+  ["a non-ASCII letter", "pässword", "pässword"],
+  ["256 characters", "a".repeat(256), "a".repeat(256)],
+];
+
+describe("nix/checks.nix: credentials", nix, () => {
+  test("accepts secrets named as systemd credential names, with credential = true", () => {
+    const secrets = Object.fromEntries(credentialNames.map((name, i) => [`s${i}`, secret(`s${i}`, { name, credential: true })]));
+    assert.deepEqual(problemsOf(options(secrets)), []);
+  });
+
+  for (const [what, name, shown] of notCredentialNames) {
+    test(`refuses a credential whose name has ${what}, and accepts it with credential = false`, () => {
+      assert.deepEqual(problemsOf(options({ s: secret("s", { name, credential: true }) })), [
+        `age.secrets."s": credential = true (the default when age.credstore.enable is set), but its name "${shown}" is not a systemd credential name, which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without "/" or ":". Set credential = false for this secret, or give it such a name.`,
+      ]);
+      assert.deepEqual(problemsOf(options({ s: secret("s", { name, credential: false }) })), []);
+    });
+  }
+
+  test("a name refused as a secret name is not also refused as a credential name", () => {
+    assert.deepEqual(problemsOf(options({ s: secret("s", { name: "/abs", path: "/srv/s", credential: true }) })), ['age.secrets."s".name = "/abs" must be relative to age.secretsDir, not an absolute path.']);
+  });
+});
+
+describe("nix/manifest.nix: templates, placeholders and credentials", nix, () => {
+  // The stand-in for pkgs.writeText: content-addressed, as the store is.
+  const storeText = (text: string, name: string) => `/nix/store/${createHash("sha256").update(text).digest("hex").slice(0, 32)}-${name}`;
+  const withWriteText = (o: Options) =>
+    nixEval(`import ${nixDir}/manifest.nix (arg // { writeText = name: text: "/nix/store/\${builtins.substring 0 32 (builtins.hashString "sha256" text)}-\${name}"; })`, o) as Manifest;
+
+  interface Manifest {
+    credstore: string | null;
+    secrets: { name: string; placeholder: string; trim: boolean; credential: boolean }[];
+    templates: Record<string, unknown>[];
+  }
+
+  test("every secret carries the contract's placeholder of its attribute name, trim and credential", () => {
+    const m = manifestOf(options({ "db/password": secret("db/password", { name: "db-pw", trim: true }), "tabby-token": secret("tabby-token", { credential: true }), "a.b c": secret("a.b c", { name: "abc" }) })) as unknown as Manifest;
+    assert.deepEqual(
+      m.secrets.map((s) => [s.name, s.placeholder, s.trim, s.credential]),
+      [
+        ["abc", placeholderOf("a.b c"), false, false],
+        ["db-pw", placeholderOf("db/password"), true, false],
+        ["tabby-token", token, false, true],
+      ],
+    );
+    assert.equal(m.credstore, "/run/credstore");
+  });
+
+  test("no credential, no credstore; no templates, an empty list", () => {
+    const m = manifestOf(options({ a: secret("a") })) as unknown as Manifest;
+    assert.equal(m.credstore, null);
+    assert.deepEqual(m.templates, []);
+  });
+
+  test("a template's content is written to the store with its placeholders, and the manifest names only that file", () => {
+    const content = `[server]\nendpoint = "https://tabby.example.org"\ntoken = "${token}"\n`;
+    const m = withWriteText(
+      options({ "tabby-token": secret("tabby-token") }, { templates: { "tabby/config.toml": template("tabby/config.toml", { content, owner: "tabby", group: "tabby", restartUnits: ["tabby-agent.service"] }) } }),
+    );
+    assert.deepEqual(m.templates, [
+      {
+        name: "tabby/config.toml",
+        file: storeText(content, "agenixd-template-tabby-config.toml"),
+        path: "/run/agenix/rendered/tabby/config.toml",
+        mode: "0400",
+        owner: "tabby",
+        group: "tabby",
+        symlink: true,
+        restartUnits: ["tabby-agent.service"],
+        reloadUnits: [],
+      },
+    ]);
+    assert.ok(!JSON.stringify(m).includes("tabby.example.org"), "the template's text is in the manifest");
+  });
+
+  test("without a writeText, content goes to the store with builtins.toFile", () => {
+    const m = manifestOf(options({}, { templates: { t: template("t", { content: "x = 1\n" }) } })) as unknown as Manifest;
+    assert.match(m.templates[0]!.file as string, /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-agenixd-template-t$/);
+  });
+
+  test("a file given as a string is used as it is; templates are sorted by attribute name", () => {
+    const m = withWriteText(options({}, { templates: { z: template("z", { file: "/etc/wireguard/wg0.conf.tmpl", path: "/etc/wireguard/wg0.conf", symlink: false, mode: "0600" }), a: template("a", { content: "a" }) } }));
+    assert.deepEqual(
+      m.templates.map((t) => [t.name, t.file, t.path, t.symlink, t.mode]),
+      [
+        ["a", storeText("a", "agenixd-template-a"), "/run/agenix/rendered/a", true, "0400"],
+        ["z", "/etc/wireguard/wg0.conf.tmpl", "/etc/wireguard/wg0.conf", false, "0600"],
+      ],
+    );
+  });
+
+  test("a template name becomes a valid store path name", () => {
+    const m = withWriteText(options({}, { templates: { t: template("t", { name: "my conf/ü~.toml", content: "x" }) } }));
+    assert.equal(m.templates[0]!.file, storeText("x", "agenixd-template-my-conf----.toml"));
+  });
+
+  test("harness/system.nix's call (no templates, secrets without trim or credential) still evaluates", () => {
+    const machine = {
+      agenixd: "/opt/agenixd/bin/agenixd",
+      userManagement: "perl",
+      identityPaths: ["/etc/ssh/ssh_host_ed25519_key"],
+      users: {},
+      configurations: { base: { secrets: { a: { file: "/nix/store/00000000000000000000000000000000-a.age" } } } },
+    };
+    const out = nixInstantiate(["--eval", "--strict", "--json", "--argstr", "json", JSON.stringify(machine), `${nixDir}/../harness/system.nix`]);
+    const { base } = JSON.parse(out) as { base: { manifest: Manifest } };
+    assert.deepEqual(
+      base.manifest.secrets.map((s) => [s.name, s.placeholder, s.trim, s.credential]),
+      [["a", placeholderOf("a"), false, false]],
+    );
+    assert.equal(base.manifest.credstore, null);
+    assert.deepEqual(base.manifest.templates, []);
+  });
+});
+

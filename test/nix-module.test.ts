@@ -3,13 +3,14 @@
 // The evaluation needs a copy of nixpkgs' lib, which neither Debian nor npm ships:
 // NIXPKGS_LIB=/path/to/nixpkgs.lib (the directory holding lib/, or lib/ itself); see RUN_WITH_LIB.
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { nixEval, nixInstantiate, nixSuite } from "./helpers/nix.js";
+import { NixError, nixEval, nixInstantiate, nixSuite } from "./helpers/nix.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const nix = nixSuite();
@@ -30,12 +31,32 @@ function libDir(): string | undefined {
   return dir;
 }
 
+interface ManifestTemplate {
+  name: string;
+  file: string;
+  path: string;
+  mode: string;
+  owner: string;
+  group: string;
+  symlink: boolean;
+  restartUnits: string[];
+  reloadUnits: string[];
+}
 interface Evaluation {
   assertions: string[];
   warnings: string[];
   identityPaths: string[];
-  secrets: Record<string, { name: string; path: string; mode: string; owner: string; group: string; symlink: boolean; restartUnits: string[]; reloadUnits: string[] }>;
-  manifest: { version: number; identityPaths: string[]; secrets: { name: string; path: string; group: string; neededForUsers: boolean; restartUnits: string[]; reloadUnits: string[] }[] };
+  secrets: Record<string, { name: string; path: string; mode: string; owner: string; group: string; symlink: boolean; restartUnits: string[]; reloadUnits: string[]; trim: boolean; credential: boolean }>;
+  templates: Record<string, Omit<ManifestTemplate, "file"> & { content: string | null; file: string | null }>;
+  placeholder: Record<string, string>;
+  credstore: { enable: boolean };
+  manifest: {
+    version: number;
+    identityPaths: string[];
+    credstore: string | null;
+    secrets: { name: string; path: string; group: string; neededForUsers: boolean; restartUnits: string[]; reloadUnits: string[]; placeholder: string; trim: boolean; credential: boolean }[];
+    templates: ManifestTemplate[];
+  };
   services: Record<string, { after: string[]; before: string[]; wantedBy: string[]; unitConfig: { RequiresMountsFor: string[] }; serviceConfig: { ExecStart: string }; environment?: Record<string, string> }>;
   activationScripts: Record<string, { text: string; deps: string[]; supportsDryActivation: boolean }>;
   dryActivate: boolean;
@@ -116,7 +137,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
            age.secrets.renamed = { file = ${file("r")}; name = "nginx/cert.pem"; }; }`,
       );
       assert.deepEqual(r.assertions, []);
-      assert.deepEqual(r.secrets.db, { name: "db", file: "/nix/store/00000000000000000000000000000000-db.age", path: "/run/agenix/db", mode: "0400", owner: "postgres", group: "postgres-group", symlink: true, restartUnits: [], reloadUnits: [] });
+      assert.deepEqual(r.secrets.db, { name: "db", file: "/nix/store/00000000000000000000000000000000-db.age", path: "/run/agenix/db", mode: "0400", owner: "postgres", group: "postgres-group", symlink: true, restartUnits: [], reloadUnits: [], trim: false, credential: false });
       assert.equal(r.secrets.plain!.owner, "0");
       assert.equal(r.secrets.plain!.group, "0");
       assert.equal(r.secrets["unknown-owner"]!.group, "0");
@@ -311,14 +332,14 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
         lib,
         `{ age.identityPaths = [ "/k" ]; age.dryActivate = true; age.secrets.a.file = ${file("a")};
            age.package = { type = "derivation"; name = "agenixd"; outPath = "${pkg}"; }; }`,
-        "{ inherit (r) assertions activationScripts; }",
+        "{ inherit (r) assertions activationScripts services; }",
       );
       assert.deepEqual(r.assertions, []);
       const snippet = r.activationScripts.agenixdDryActivate!;
       assert.equal(snippet.supportsDryActivation, true);
       assert.deepEqual(snippet.deps, []);
-      // Where the stand-in writeText puts the manifest, as the unit's ExecStart names it.
-      const manifest = "/nix/store/00000000000000000000000000000000-agenixd-manifest.json";
+      // Where writeText put the manifest, as the unit's ExecStart names it.
+      const manifest = / --manifest (\/nix\/store\/[0-9a-f]{32}-agenixd-manifest\.json)$/.exec(r.services.agenixd!.serviceConfig.ExecStart)![1]!;
       // As switch-to-configuration runs it: NIXOS_ACTION set by the action, unset at boot.
       for (const action of [undefined, "switch", "boot", "test", "dry-activate"]) {
         rmSync(calls, { force: true });
@@ -374,6 +395,241 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       if (takesSystemctl !== true) return t.skip("nix/unit.nix takes no `systemctl` argument yet (issue 14, the unit's side); module.nix passes it as soon as it does, as the test above shows");
       const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`);
       assert.equal(r.services.agenixd!.environment?.AGENIXD_SYSTEMCTL, "/nix/store/00000000000000000000000000000000-systemd-258/bin/systemctl");
+    });
+
+    // Issue 15: templates, placeholders and credentials.
+    const placeholderOf = (attr: string) => `<agenixd:${createHash("sha256").update(attr).digest("hex")}:placeholder>`;
+    /** Where the stand-in pkgs.writeText (content-addressed, as the store is) puts `text`. */
+    const storeText = (text: string, name: string) => `/nix/store/${createHash("sha256").update(text).digest("hex").slice(0, 32)}-${name}`;
+
+    await t.test("age.placeholder: for every secret, the contract's string of its attribute name", () => {
+      const r = evalModule(
+        lib,
+        `{ age.identityPaths = [ "/k" ];
+           age.secrets.tabby-token.file = ${file("t")};
+           age.secrets."db/password" = { file = ${file("db")}; name = "db-pw"; };
+           age.secrets."with space.and.dots".file = ${file("w")}; }`,
+        "{ inherit (r) placeholder; secrets = r.manifest.secrets; }",
+      ) as unknown as { placeholder: Record<string, string>; secrets: { name: string; placeholder: string }[] };
+      assert.deepEqual(r.placeholder, {
+        "db/password": placeholderOf("db/password"),
+        "tabby-token": placeholderOf("tabby-token"),
+        "with space.and.dots": placeholderOf("with space.and.dots"),
+      });
+      // The manifest's placeholder is the same string: by attribute name, not by `name`.
+      assert.deepEqual(
+        r.secrets.map((s) => [s.name, s.placeholder]),
+        [
+          ["db-pw", placeholderOf("db/password")],
+          ["tabby-token", placeholderOf("tabby-token")],
+          ["with space.and.dots", placeholderOf("with space.and.dots")],
+        ],
+      );
+    });
+
+    await t.test("a placeholder of an undeclared secret fails the evaluation, naming it", () => {
+      assert.throws(
+        () =>
+          evalModule(
+            lib,
+            `{ config, ... }: { age.identityPaths = [ "/k" ]; age.secrets.tabby-token.file = ${file("t")};
+               age.templates.t.content = "token = \${config.age.placeholder.tabby-tokn}"; }`,
+            "r.manifest",
+          ),
+        (e: unknown) => e instanceof NixError && /attribute 'tabby-tokn' missing/.test(e.message),
+      );
+      // Written out by hand (or left over from a removed secret): refused by an assertion.
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; age.templates.t.content = "${placeholderOf("gone")}"; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(r.assertions, [`age.templates."t".content contains the placeholder ${placeholderOf("gone")}, which belongs to no secret of age.secrets. Write placeholders as \${config.age.placeholder.<secret>} of a declared secret.`]);
+    });
+
+    await t.test("age.placeholder is read-only", () => {
+      assert.throws(() => evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; age.placeholder.a = "x"; }`, "r.placeholder"), /read-only/);
+    });
+
+    await t.test("age.templates defaults: rendered/<name> below secretsDir, 0400, root, the owner's group, a symlink, no units", () => {
+      const r = evalModule(
+        lib,
+        `{ config, ... }: {
+           age.identityPaths = [ "/k" ];
+           age.secretsDir = "/run/secrets";
+           age.secretsMountPoint = "/run/secrets.d";
+           users.users.tabby.group = "tabby-group";
+           age.secrets.tabby-token.file = ${file("t")};
+           age.templates."tabby/config.toml" = { owner = "tabby"; content = "token = \\"\${config.age.placeholder.tabby-token}\\"\\n"; };
+           age.templates.plain.content = "x";
+           age.templates.renamed = { name = "other.conf"; content = "y"; }; }`,
+      );
+      assert.deepEqual(r.assertions, []);
+      assert.deepEqual(r.templates["tabby/config.toml"], {
+        name: "tabby/config.toml",
+        content: `token = "${placeholderOf("tabby-token")}"\n`,
+        file: null,
+        path: "/run/secrets/rendered/tabby/config.toml",
+        mode: "0400",
+        owner: "tabby",
+        group: "tabby-group",
+        symlink: true,
+        restartUnits: [],
+        reloadUnits: [],
+      });
+      assert.deepEqual([r.templates.plain!.owner, r.templates.plain!.group, r.templates.plain!.path], ["0", "0", "/run/secrets/rendered/plain"]);
+      assert.equal(r.templates.renamed!.path, "/run/secrets/rendered/other.conf");
+      assert.deepEqual(
+        r.manifest.templates.map((t) => [t.name, t.path]),
+        // Sorted by attribute name (plain, renamed, tabby/config.toml), as secrets are.
+        [
+          ["plain", "/run/secrets/rendered/plain"],
+          ["other.conf", "/run/secrets/rendered/other.conf"],
+          ["tabby/config.toml", "/run/secrets/rendered/tabby/config.toml"],
+        ],
+      );
+    });
+
+    await t.test("a template's content lands in the store with the placeholder, and the manifest names only that file", () => {
+      // The secret's value is never in Nix: only its ciphertext's path and its placeholder are.
+      const r = evalModule(
+        lib,
+        `{ config, ... }: {
+           age.identityPaths = [ "/k" ];
+           age.secrets.tabby-token = { file = ${file("tabby-token")}; trim = true; };
+           age.templates."tabby/config.toml" = {
+             content = ''
+               [server]
+               endpoint = "https://tabby.example.org"
+               token = "\${config.age.placeholder.tabby-token}"
+             '';
+             owner = "tabby";
+             group = "tabby";
+             restartUnits = [ "tabby-agent.service" ];
+           }; }`,
+      );
+      assert.deepEqual(r.assertions, []);
+      const text = `[server]\nendpoint = "https://tabby.example.org"\ntoken = "${placeholderOf("tabby-token")}"\n`;
+      assert.deepEqual(r.manifest.templates, [
+        {
+          name: "tabby/config.toml",
+          file: storeText(text, "agenixd-template-tabby-config.toml"),
+          path: "/run/agenix/rendered/tabby/config.toml",
+          mode: "0400",
+          owner: "tabby",
+          group: "tabby",
+          symlink: true,
+          restartUnits: ["tabby-agent.service"],
+          reloadUnits: [],
+        },
+      ]);
+      assert.ok(!JSON.stringify(r.manifest).includes("tabby.example.org"), "the template's text is in the manifest");
+      assert.deepEqual(
+        r.manifest.secrets.map((s) => [s.name, s.trim]),
+        [["tabby-token", true]],
+      );
+    });
+
+    await t.test("a template file given as a path is copied to the store, and its placeholders are checked", () => {
+      const conf = join(scratch, "wg0.conf");
+      writeFileSync(conf, `[Interface]\nPrivateKey = ${placeholderOf("wg-key")}\n`);
+      const r = evalModule(
+        lib,
+        `{ age.identityPaths = [ "/k" ];
+           age.secrets.wg-key.file = ${file("wg-key")};
+           age.templates.wg0 = { file = ${conf}; path = "/etc/wireguard/wg0.conf"; symlink = false; reloadUnits = [ "wireguard-wg0.service" ]; }; }`,
+      );
+      assert.deepEqual(r.assertions, []);
+      assert.match(r.manifest.templates[0]!.file, /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-wg0\.conf$/);
+      assert.deepEqual([r.manifest.templates[0]!.path, r.manifest.templates[0]!.symlink], ["/etc/wireguard/wg0.conf", false]);
+      writeFileSync(conf, `PrivateKey = ${placeholderOf("wg-kye")}\n`);
+      const bad = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.wg-key.file = ${file("wg-key")}; age.templates.wg0.file = ${conf}; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(bad.assertions, [`age.templates."wg0".file contains the placeholder ${placeholderOf("wg-kye")}, which belongs to no secret of age.secrets. Write placeholders as \${config.age.placeholder.<secret>} of a declared secret.`]);
+    });
+
+    await t.test("a template with both content and file, or neither, fails an assertion", () => {
+      const both = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.templates.t = { content = "x"; file = "/etc/t.tmpl"; }; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(both.assertions, ['age.templates."t": set either content or file, not both.']);
+      const neither = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.templates.t.owner = "root"; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(neither.assertions, ['age.templates."t": set content (the template\'s text) or file (a file holding it).']);
+    });
+
+    await t.test("content from several modules is joined as lines", () => {
+      const r = evalModule(lib, `{ imports = [ { age.templates.t.content = "a = 1"; } ]; age.identityPaths = [ "/k" ]; age.templates.t.content = "b = 2"; }`, "{ inherit (r) templates; }");
+      assert.deepEqual(r.templates.t!.content!.split("\n").sort(), ["a = 1", "b = 2"]);
+    });
+
+    await t.test("templates alone (no secret) still get the unit that renders them", () => {
+      const r = evalModule(lib, `{ age.templates.motd.content = "hello\n"; }`);
+      assert.deepEqual(r.assertions, []);
+      assert.deepEqual(Object.keys(r.services), ["agenixd"]);
+      assert.equal(r.manifest.templates.length, 1);
+    });
+
+    await t.test("a secret named rendered is refused once there are templates", () => {
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.r = { file = ${file("r")}; name = "rendered"; }; age.templates.t.content = "x"; }`, "{ inherit (r) assertions; }");
+      assert.equal(r.assertions.length, 1, r.assertions.join("\n"));
+      assert.match(r.assertions[0]!, /^age\.secrets\."r"\.name = "rendered" is in the generation's "rendered" directory/);
+    });
+
+    await t.test("age.credstore.enable: every secret a credential by default, each can opt out; the manifest's credstore", () => {
+      const off = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`, "{ inherit (r) credstore secrets manifest; }");
+      assert.deepEqual(off.credstore, { enable: false });
+      assert.equal(off.secrets.a!.credential, false);
+      assert.equal(off.manifest.credstore, null);
+
+      const on = evalModule(
+        lib,
+        `{ age.identityPaths = [ "/k" ]; age.credstore.enable = true;
+           age.secrets.a.file = ${file("a")};
+           age.secrets."db/password" = { file = ${file("db")}; credential = false; }; }`,
+      );
+      assert.deepEqual(on.assertions, []);
+      assert.deepEqual(
+        on.manifest.secrets.map((s) => [s.name, s.credential]),
+        [
+          ["a", true],
+          ["db/password", false],
+        ],
+      );
+      assert.equal(on.manifest.credstore, "/run/credstore");
+
+      const one = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a = { file = ${file("a")}; credential = true; }; age.secrets.b.file = ${file("b")}; }`);
+      assert.deepEqual(
+        one.manifest.secrets.map((s) => [s.name, s.credential]),
+        [
+          ["a", true],
+          ["b", false],
+        ],
+      );
+      assert.equal(one.manifest.credstore, "/run/credstore");
+    });
+
+    await t.test("age.credstore.enable with a secret whose name is no credential name fails an assertion saying how to opt out", () => {
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.credstore.enable = true; age.secrets."db/password".file = ${file("db")}; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(r.assertions, [
+        'age.secrets."db/password": credential = true (the default when age.credstore.enable is set), but its name "db/password" is not a systemd credential name, which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without "/" or ":". Set credential = false for this secret, or give it such a name.',
+      ]);
+    });
+
+    await t.test("the new options are documented nixpkgs style: a description and an example each", () => {
+      const docs = evalModule(lib, `{ }`, "r.optionDocs") as unknown as { name: string; description: string | null; example: unknown; readOnly: boolean }[];
+      const added = docs.filter((o) => /^age\.(templates|placeholder|credstore)|^age\.secrets\.<name>\.(trim|credential)$/.test(o.name) && !o.name.includes("._module."));
+      assert.deepEqual(
+        added.map((o) => o.name),
+        [
+          "age.credstore.enable",
+          "age.placeholder",
+          "age.secrets.<name>.credential",
+          "age.secrets.<name>.trim",
+          "age.templates",
+          ...["content", "file", "group", "mode", "name", "owner", "path", "reloadUnits", "restartUnits", "symlink"].map((o) => `age.templates.<name>.${o}`),
+        ],
+      );
+      for (const o of added) {
+        assert.ok(o.description && o.description.length > 40, `${o.name} has no description`);
+        assert.notEqual(o.example, null, `${o.name} has no example`);
+      }
+      assert.deepEqual(
+        docs.filter((o) => o.readOnly && o.name.startsWith("age.") && !o.name.includes("._module.")).map((o) => o.name),
+        ["age.manifest", "age.placeholder"],
+      );
     });
 
     await t.test("no password secret, no early phase", () => {

@@ -4,11 +4,14 @@
 # Arguments:
 #   lib     nixpkgs' lib (import <nixpkgs.lib>/lib)
 #   config  a NixOS-style module: the configuration under test; its `pkgs` argument holds the
-#           stand-in packages below (age, agenixd, util-linux, writeText); systemd.package is a
-#           stand-in systemd
+#           stand-in packages below (age, agenixd, util-linux, writeText: its store path is
+#           /nix/store/<the first 32 hex digits of the text's sha256>-<name>); systemd.package is
+#           a stand-in systemd
 #   module  the module under test (default ../module.nix): a copy next to another unit.nix
 # Result: what the tests look at: { assertions (messages of the failed ones), warnings,
-#   manifest, services, activationScripts, identityPaths, secrets, dryActivate }.
+#   manifest, services, activationScripts, identityPaths, secrets, templates, placeholder,
+#   credstore, dryActivate, optionDocs (the documentation of every age.* option: name, visible,
+#   readOnly, description, example, default) }.
 {
   lib,
   config,
@@ -132,10 +135,12 @@ let
     age = fakePackage "age" "1.2.1";
     agenixd = fakePackage "agenixd" "0.1.0";
     util-linux = fakePackage "util-linux" "2.41";
+    # Content-addressed like the real one: the store path changes with the text, so a test can
+    # tell which text was written (the first 32 hex digits of its sha256) without a store.
     writeText = name: text: {
       type = "derivation";
       inherit name text;
-      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+      outPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" text)}-${name}";
     };
   };
 
@@ -149,12 +154,28 @@ let
   };
 
   cfg = evaluated.config;
+
+  # The documentation of every age.* option, as the NixOS manual renders it (sub-options included).
+  optionDocs = map (o: {
+    inherit (o) name visible readOnly;
+    description = o.description or null;
+    example = o.example or null;
+    default = o.default or null;
+  }) (lib.optionAttrSetToDocList evaluated.options.age);
 in
 {
   assertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
   inherit (cfg) warnings;
   services = cfg.systemd.services;
   activationScripts = cfg.system.activationScripts;
-  inherit (cfg.age) identityPaths secrets dryActivate;
+  inherit (cfg.age)
+    identityPaths
+    secrets
+    templates
+    placeholder
+    credstore
+    dryActivate
+    ;
   manifest = cfg.age.manifest;
+  inherit optionDocs;
 }
