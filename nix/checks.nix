@@ -171,19 +171,48 @@ let
 
   # systemd's credential_name_valid(): a valid file name (not empty, not `.` or `..`, no `/`, at
   # most 255 bytes) and a valid fd name (printable ASCII only, no `:`). LoadCredential=<name> looks
-  # the name up in /run/credstore, so a secret published there needs such a name.
+  # the name up in /run/credstore, so a secret published there needs such a name. A `/` in the
+  # secret's name becomes `_` (`db/password` is the credential `db_password`), as systemd names the
+  # files of a directory given to LoadCredential= (src/credstore.ts does the same).
+  credentialId = name: builtins.replaceStrings [ "/" ] [ "_" ] name;
   credentialProblems =
     entry:
     let
       name = entry.value.name;
+      id = credentialId name;
     in
     optional
       (
         (entry.value.credential or false)
         && nameProblems entry == [ ]
-        && (stringLength name > 255 || match "[ -.0-9;-~]+" name == null)
+        && (stringLength id > 255 || match "[ -.0-9;-~]+" id == null || id == "." || id == "..")
       )
-      "${entry.option}: credential = true (the default when age.credstore.enable is set), but its name \"${name}\" is not a systemd credential name, which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without \"/\" or \":\". Set credential = false for this secret, or give it such a name.";
+      "${entry.option}: credential = true (the default when age.credstore.enable is set), but its name \"${name}\" does not make a systemd credential name (\"${id}\", with / as _), which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without \":\". Set credential = false for this secret, or give it such a name.";
+
+  # Two credentials with the same credential name (`db/password` and `db_password`): one would
+  # replace the other in /run/credstore.
+  credentialClashes =
+    let
+      credentials = filter (attr: secrets.${attr}.credential or false) (attrNames secrets);
+      step =
+        acc: attr:
+        let
+          id = credentialId secrets.${attr}.name;
+        in
+        if acc.seen ? ${id} then
+          acc
+          // {
+            problems = acc.problems ++ [
+              "age.secrets.\"${acc.seen.${id}}\" and age.secrets.\"${attr}\" are both published as the credential \"${id}\" (a / in a name becomes _); set credential = false on one, or rename it."
+            ];
+          }
+        else
+          acc // { seen = acc.seen // { ${id} = attr; }; };
+    in
+    (builtins.foldl' step {
+      seen = { };
+      problems = [ ];
+    } credentials).problems;
 
   secretProblems = attr: fileProblems (secretEntry attr) ++ credentialProblems (secretEntry attr);
 
@@ -309,6 +338,7 @@ let
   identityStrings = map toString identityPaths;
 in
 concatLists (map secretProblems attrs)
+++ credentialClashes
 ++ concatLists (map templateProblems (attrNames templates))
 ++ overlaps
 ++ optional (attrs != [ ] && identityPaths == [ ]) "age.identityPaths must be set, for example by enabling openssh."

@@ -19,9 +19,9 @@ const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dr
              --phase users: only the secrets needed before users are created
                             (hashedPasswordFile); every other secret of the current
                             generation is kept as it is
-             --dry-run:     print what would be added, modified and removed and which
-                            units would be restarted; write nothing (also when
-                            NIXOS_ACTION=dry-activate)
+             --dry-run:     print which secrets and templates would be added, modified
+                            and removed and which units would be restarted; write
+                            nothing (also when NIXOS_ACTION=dry-activate)
   status     the live generation, each secret (path, owner, group, mode, size, last
              change, units) and the last activation's failures; secretsDir and
              secretsMountPoint from the manifest, else /run/agenix and /run/agenix.d
@@ -157,7 +157,9 @@ export function dryRunReport(secretsDir: string, result: ActivationResult): stri
   if (result.changes.length === 0 && result.generation !== undefined) lines.push("no secret would change");
   if (result.units.restart.length > 0) lines.push(`would restart: ${result.units.restart.join(", ")}`);
   if (result.units.reload.length > 0) lines.push(`would reload: ${result.units.reload.join(", ")}`);
-  for (const f of result.failed) lines.push(`would fail: ${f.name}: ${f.cause}${f.keptPrevious ? " (previous value kept)" : ""}`);
+  for (const f of result.failed) {
+    lines.push(`would fail: ${f.subject ? `${f.subject} ` : ""}${f.name}: ${f.cause}${f.keptPrevious ? ` (previous ${f.subject === "template" ? "rendering" : "value"} kept)` : ""}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 

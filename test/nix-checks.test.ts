@@ -452,9 +452,9 @@ describe("nix/checks.nix: templates", nix, () => {
 
 // systemd's credential_name_valid() (src/basic/creds-util.c): filename_is_valid() and
 // fdname_is_valid(), i.e. 1 to 255 bytes of printable ASCII without "/" or ":", not "." or "..".
-const credentialNames = ["db-password", "tabby.token", "a b", "UPPER_lower~!#$%&'()*+,;<=>?@[\\]^`{|}", "a".repeat(255), "-x"];
+// A "/" in a secret's name becomes "_" in its credential name (db/password is db_password).
+const credentialNames = ["db-password", "tabby.token", "a b", "UPPER_lower~!#$%&'()*+,;<=>?@[\\]^`{|}", "a".repeat(255), "-x", "db/password"];
 const notCredentialNames: [string, string, string][] = [
-  ["a slash", "db/password", "db/password"],
   ["a colon", "db:password", "db:password"],
   ["a tab", "db\tpassword", "db\tpassword"],
   ["a DEL", "db\x7fpassword", "db\x7fpassword"],
@@ -471,11 +471,18 @@ describe("nix/checks.nix: credentials", nix, () => {
   for (const [what, name, shown] of notCredentialNames) {
     test(`refuses a credential whose name has ${what}, and accepts it with credential = false`, () => {
       assert.deepEqual(problemsOf(options({ s: secret("s", { name, credential: true }) })), [
-        `age.secrets."s": credential = true (the default when age.credstore.enable is set), but its name "${shown}" is not a systemd credential name, which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without "/" or ":". Set credential = false for this secret, or give it such a name.`,
+        `age.secrets."s": credential = true (the default when age.credstore.enable is set), but its name "${shown}" does not make a systemd credential name ("${shown}", with / as _), which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without ":". Set credential = false for this secret, or give it such a name.`,
       ]);
       assert.deepEqual(problemsOf(options({ s: secret("s", { name, credential: false }) })), []);
     });
   }
+
+  test("two secrets published as the same credential name (a / becomes _) are refused, naming both", () => {
+    assert.deepEqual(problemsOf(options({ a: secret("a", { name: "db/password", credential: true }), b: secret("b", { name: "db_password", credential: true }) })), [
+      'age.secrets."a" and age.secrets."b" are both published as the credential "db_password" (a / in a name becomes _); set credential = false on one, or rename it.',
+    ]);
+    assert.deepEqual(problemsOf(options({ a: secret("a", { name: "db/password", credential: true }), b: secret("b", { name: "db_password", credential: false }) })), []);
+  });
 
   test("a name refused as a secret name is not also refused as a credential name", () => {
     assert.deepEqual(problemsOf(options({ s: secret("s", { name: "/abs", path: "/srv/s", credential: true }) })), ['age.secrets."s".name = "/abs" must be relative to age.secretsDir, not an absolute path.']);
@@ -557,11 +564,13 @@ describe("nix/manifest.nix: templates, placeholders and credentials", nix, () =>
 
   test("harness/system.nix's call (no templates, secrets without trim or credential) still evaluates", () => {
     const machine = {
-      agenixd: "/opt/agenixd/bin/agenixd",
-      userManagement: "perl",
+      mount: "/usr/bin/mount",
+      systemctl: "/usr/bin/systemctl",
+      path: "/usr/local/lib/nixos-service-path",
+      userManagement: "sysusers",
       identityPaths: ["/etc/ssh/ssh_host_ed25519_key"],
       users: {},
-      configurations: { base: { secrets: { a: { file: "/nix/store/00000000000000000000000000000000-a.age" } } } },
+      configurations: { base: { agenixd: "/opt/agenixd/bin/agenixd", secrets: { a: { file: "/nix/store/00000000000000000000000000000000-a.age" } } } },
     };
     const out = nixInstantiate(["--eval", "--strict", "--json", "--argstr", "json", JSON.stringify(machine), `${nixDir}/../harness/system.nix`]);
     const { base } = JSON.parse(out) as { base: { manifest: Manifest } };

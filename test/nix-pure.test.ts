@@ -3,6 +3,7 @@
 // example configurations, and refuse the bad ones. Evaluated with Debian's nix-instantiate
 // against the dummy store, so nothing is written to /nix.
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -112,6 +113,9 @@ describe("every .nix file", nix, () => {
   }
 });
 
+/** The placeholder the manifest gives the secret whose attribute name is `attr` (docs/manifest.md). */
+const placeholderOf = (attr: string) => `<agenixd:${createHash("sha256").update(attr).digest("hex")}:placeholder>`;
+
 describe("nix/manifest.nix", nix, () => {
   test("writes every field of every secret, sorted by attribute name", () => {
     const m = manifestOf(
@@ -143,6 +147,9 @@ describe("nix/manifest.nix", nix, () => {
           neededForUsers: false,
           restartUnits: [],
           reloadUnits: [],
+          placeholder: placeholderOf("-leading-hyphen"),
+          trim: false,
+          credential: false,
         },
         {
           name: "db/password",
@@ -155,6 +162,9 @@ describe("nix/manifest.nix", nix, () => {
           neededForUsers: false,
           restartUnits: [],
           reloadUnits: [],
+          placeholder: placeholderOf("db/password"),
+          trim: false,
+          credential: false,
         },
         {
           name: "root-password",
@@ -167,6 +177,9 @@ describe("nix/manifest.nix", nix, () => {
           neededForUsers: true,
           restartUnits: [],
           reloadUnits: [],
+          placeholder: placeholderOf("root-password"),
+          trim: false,
+          credential: false,
         },
         {
           name: "nginx/key.pem",
@@ -179,8 +192,13 @@ describe("nix/manifest.nix", nix, () => {
           neededForUsers: false,
           restartUnits: [],
           reloadUnits: [],
+          placeholder: placeholderOf("tls"),
+          trim: false,
+          credential: false,
         },
       ],
+      credstore: null,
+      templates: [],
     });
   });
 
