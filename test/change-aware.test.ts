@@ -4,10 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AGENIXD, Sandbox, type SecretInput } from "./helpers/sandbox.js";
+import { AGENIXD, Sandbox, type SecretInput, treeHash } from "./helpers/sandbox.js";
 import { launchEnv } from "../scripts/launch.js";
 
 const fakeDir = mkdtempSync("/tmp/agenixd-systemctl-");
@@ -137,26 +136,6 @@ test("a version 1 manifest still activates, with no units to act on", (t) => {
   assert.deepEqual(r.changes, ["modifying secret a: content"]);
   assert.deepEqual(r.calls, []);
 });
-
-/** Every entry below `roots`: path, type, mode, owner, size, link target and a content hash. */
-function treeHash(...roots: string[]): string {
-  const h = createHash("sha256");
-  const walk = (p: string): void => {
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      h.update(`${p} absent\n`);
-      return;
-    }
-    h.update(`${p} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${st.ino}\n`);
-    if (st.isSymbolicLink()) h.update(readlinkSync(p));
-    else if (st.isFile()) h.update(readFileSync(p));
-    else if (st.isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
-  };
-  for (const r of roots) walk(r);
-  return h.digest("hex");
-}
 
 function cli(args: string[], extraEnv: Record<string, string> = {}) {
   return spawnSync(process.execPath, [...AGENIXD, ...args], { encoding: "utf8", env: launchEnv({ ...process.env, NOTIFY_SOCKET: "", ...extraEnv }) });

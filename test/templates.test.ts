@@ -3,13 +3,12 @@
 // change, the previous rendering kept when a secret fails, no plaintext in a log, dry run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { renderTemplate, renderTemplates, substitutionsFor, trimOneNewline, type Substitution } from "../src/templates.js";
 import { parseManifest } from "../src/manifest.js";
-import { AGENIXD, Sandbox, placeholder, withUser, type SecretInput, type TemplateInput } from "./helpers/sandbox.js";
+import { AGENIXD, Sandbox, placeholder, withUser, type SecretInput, type TemplateInput, treeHash } from "./helpers/sandbox.js";
 import { launchEnv } from "../scripts/launch.js";
 
 const A = "<agenixd:aaaa:placeholder>";
@@ -277,26 +276,6 @@ test("no rendered plaintext reaches a log, on success or failure, whatever the t
   assert.equal(readFileSync(join(sb.mountPoint, "2", "rendered", "a.conf"), "utf8"), `x=${value}2`);
   assert.doesNotMatch(readFileSync(join(sb.mountPoint, ".status.json"), "utf8"), /NEVER-LOGGED/);
 });
-
-/** Every entry below `roots`: path, type, mode, owner, size, link target and a content hash. */
-function treeHash(...roots: string[]): string {
-  const h = createHash("sha256");
-  const walk = (p: string): void => {
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      h.update(`${p} absent\n`);
-      return;
-    }
-    h.update(`${p} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${st.ino}\n`);
-    if (st.isSymbolicLink()) h.update(readlinkSync(p));
-    else if (st.isFile()) h.update(readFileSync(p));
-    else if (st.isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
-  };
-  for (const r of roots) walk(r);
-  return h.digest("hex");
-}
 
 test("--dry-run renders in memory, prints the template changes and units, and writes nothing", (t) => {
   const sb = new Sandbox("tmpl-dry");

@@ -3,7 +3,7 @@
 // (npm test wraps the runner in `unshare --mount`), so the ramfs mounts never reach the host.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ageEncrypt, generateSshKey, type KeyPair } from "./age-cli.js";
@@ -203,4 +203,24 @@ export function withUser(name: string): { uid: number; gid: number; remove(): vo
 /** The filesystem type (statfs f_type) of a path, via stat(1), as a hex string. */
 export function fsType(path: string): string {
   return execFileSync("stat", ["-f", "-c", "%t", path], { encoding: "utf8" }).trim();
+}
+
+/** Every entry below `roots`: path, type, mode, owner, size, mtime, inode, link target and content, hashed. A dry run must leave it equal. */
+export function treeHash(...roots: string[]): string {
+  const h = createHash("sha256");
+  const walk = (p: string): void => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      h.update(`${p} absent\n`);
+      return;
+    }
+    h.update(`${p} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${st.ino}\n`);
+    if (st.isSymbolicLink()) h.update(readlinkSync(p));
+    else if (st.isFile()) h.update(readFileSync(p));
+    else if (st.isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+  };
+  for (const r of roots) walk(r);
+  return h.digest("hex");
 }
