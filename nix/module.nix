@@ -101,6 +101,43 @@ let
   packageProgram = cfg.package.meta.mainProgram or (lib.getName cfg.package);
   packageIsAgenixd = packageProgram == "agenixd";
 
+  # mode, owner and group: the same for a secret and a rendered template.
+  ownershipOptions =
+    {
+      config,
+      what,
+      ownerExample,
+    }:
+    {
+      mode = mkOption {
+        type = types.str;
+        default = "0400";
+        example = "0440";
+        description = ''
+          Permissions of ${what}, in a format understood by chmod: octal (`"0400"`, `"440"`) or
+          symbolic (`"u=rw,g=r"`), applied as agenix does (`chmod` on a file created 0400).
+        '';
+      };
+      owner = mkOption {
+        type = types.str;
+        default = "0";
+        example = ownerExample;
+        description = ''
+          User owning ${what}: a name or a numeric id.
+        '';
+      };
+      group = mkOption {
+        type = types.str;
+        default = users.${config.owner}.group or "0";
+        defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
+        example = "keys";
+        description = ''
+          Group owning ${what}: a name or a numeric id. Defaults to the primary group of `owner`
+          when `owner` is a user declared in {option}`users.users`.
+        '';
+      };
+    };
+
   secretType = types.submodule (
     { config, name, ... }:
     {
@@ -134,34 +171,13 @@ let
             it is a symlink into the current generation, or a copy when `symlink` is false.
           '';
         };
-        mode = mkOption {
-          type = types.str;
-          default = "0400";
-          example = "0440";
-          description = ''
-            Permissions of the decrypted secret, in a format understood by chmod: octal
-            (`"0400"`, `"440"`) or symbolic (`"u=rw,g=r"`), applied as agenix does (`chmod` on a
-            file created 0400).
-          '';
-        };
-        owner = mkOption {
-          type = types.str;
-          default = "0";
-          example = "postgres";
-          description = ''
-            User owning the decrypted secret: a name or a numeric id.
-          '';
-        };
-        group = mkOption {
-          type = types.str;
-          default = users.${config.owner}.group or "0";
-          defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
-          example = "keys";
-          description = ''
-            Group owning the decrypted secret: a name or a numeric id. Defaults to the primary group
-            of `owner` when `owner` is a user declared in {option}`users.users`.
-          '';
-        };
+      }
+      // ownershipOptions {
+        inherit config;
+        what = "the decrypted secret";
+        ownerExample = "postgres";
+      }
+      // {
         symlink = lib.mkEnableOption "symlinking secrets to their destination" // {
           default = true;
           example = false;
@@ -212,8 +228,9 @@ let
           description = ''
             Whether the secret is also published as `/run/credstore/<name>` (root, 0400, on the
             ramfs), where systemd's `LoadCredential=<name>` finds it without a path, for example
-            in a `DynamicUser=` service. `name` must then be a systemd credential name: 1 to 255
-            printable ASCII characters without `/` or `:`.
+            in a `DynamicUser=` service. A `/` in `name` becomes `_` there (`db/password` is
+            the credential `db_password`); the name must then be a systemd credential name: 1 to
+            255 printable ASCII characters without `:`.
           '';
         };
       };
@@ -274,32 +291,13 @@ let
             symlink into the current generation, or a copy when `symlink` is false.
           '';
         };
-        mode = mkOption {
-          type = types.str;
-          default = "0400";
-          example = "0440";
-          description = ''
-            Permissions of the rendered file, as for a secret: octal or symbolic.
-          '';
-        };
-        owner = mkOption {
-          type = types.str;
-          default = "0";
-          example = "tabby";
-          description = ''
-            User owning the rendered file: a name or a numeric id.
-          '';
-        };
-        group = mkOption {
-          type = types.str;
-          default = users.${config.owner}.group or "0";
-          defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
-          example = "keys";
-          description = ''
-            Group owning the rendered file: a name or a numeric id. Defaults to the primary group
-            of `owner` when `owner` is a user declared in {option}`users.users`.
-          '';
-        };
+      }
+      // ownershipOptions {
+        inherit config;
+        what = "the rendered file";
+        ownerExample = "tabby";
+      }
+      // {
         symlink = mkOption {
           type = types.bool;
           default = true;

@@ -253,9 +253,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       });
     }
 
-    await t.test("the unit is told where util-linux's mount(8) is (NixOS's unit PATH has none)", (t) => {
-      const takesMount = nixEval(`(builtins.functionArgs (import ${root}nix/unit.nix)) ? mount`);
-      if (takesMount !== true) return t.skip("nix/unit.nix takes no `mount` argument yet (issue 12.6, the unit's side); module.nix passes it as soon as it does");
+    await t.test("the unit is told where util-linux's mount(8) is (NixOS's unit PATH has none)", () => { module.nix passes it as soon as it does");
       const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`);
       const mount = "/nix/store/00000000000000000000000000000000-util-linux-2.41/bin/mount";
       assert.ok(JSON.stringify(r.services.agenixd).includes(`AGENIXD_MOUNT=${mount}`) || JSON.stringify(r.services.agenixd).includes(`"AGENIXD_MOUNT":"${mount}"`), JSON.stringify(r.services.agenixd));
@@ -369,7 +367,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.equal(run.status, 3, run.stderr);
     });
 
-    await t.test("systemctl: passed by absolute path to a unit.nix that takes it, not passed to one that does not", () => {
+    await t.test("systemctl and mount: passed by absolute path to unit.nix, systemctl from systemd.package", () => {
       // The module next to a stand-in unit.nix that takes `systemctl` and hands it back.
       const dir = mkdtempSync(join(scratch, "module-"));
       for (const f of ["module.nix", "manifest.nix", "checks.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
@@ -385,14 +383,9 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       // systemd.package is the one systemctl is taken from.
       const own = evalModule(lib, `{ pkgs, ... }: { systemd.package = pkgs.agenixd // { outPath = "/nix/store/11111111111111111111111111111111-my-systemd"; }; age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`, "r.services.agenixd", `${dir}/module.nix`) as unknown as { systemctl: string };
       assert.equal(own.systemctl, "/nix/store/11111111111111111111111111111111-my-systemd/bin/systemctl");
-      // A unit.nix without the argument would refuse it ("called with unexpected argument").
-      writeFileSync(join(dir, "unit.nix"), `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl" }: { services.agenixd = { ok = true; }; activationScripts = { }; }\n`);
-      assert.deepEqual(evalModule(lib, config, "r.services.agenixd", `${dir}/module.nix`), { ok: true });
     });
 
-    await t.test("the unit is told where systemctl is (AGENIXD_SYSTEMCTL)", (t) => {
-      const takesSystemctl = nixEval(`(builtins.functionArgs (import ${root}nix/unit.nix)) ? systemctl`);
-      if (takesSystemctl !== true) return t.skip("nix/unit.nix takes no `systemctl` argument yet (issue 14, the unit's side); module.nix passes it as soon as it does, as the test above shows");
+    await t.test("the unit is told where systemctl is (AGENIXD_SYSTEMCTL)", () => { module.nix passes it as soon as it does, as the test above shows");
       const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`);
       assert.equal(r.services.agenixd!.environment?.AGENIXD_SYSTEMCTL, "/nix/store/00000000000000000000000000000000-systemd-258/bin/systemctl");
     });
@@ -602,10 +595,13 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
     });
 
     await t.test("age.credstore.enable with a secret whose name is no credential name fails an assertion saying how to opt out", () => {
-      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.credstore.enable = true; age.secrets."db/password".file = ${file("db")}; }`, "{ inherit (r) assertions; }");
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.credstore.enable = true; age.secrets."db:password".file = ${file("db")}; }`, "{ inherit (r) assertions; }");
       assert.deepEqual(r.assertions, [
-        'age.secrets."db/password": credential = true (the default when age.credstore.enable is set), but its name "db/password" is not a systemd credential name, which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without "/" or ":". Set credential = false for this secret, or give it such a name.',
+        'age.secrets."db:password": credential = true (the default when age.credstore.enable is set), but its name "db:password" does not make a systemd credential name ("db:password", with / as _), which LoadCredential=<name> needs: 1 to 255 printable ASCII characters, without ":". Set credential = false for this secret, or give it such a name.',
       ]);
+      // A / becomes _: db/password is the credential db_password.
+      const nested = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.credstore.enable = true; age.secrets."db/password".file = ${file("db")}; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(nested.assertions, []);
     });
 
     await t.test("the new options are documented nixpkgs style: a description and an example each", () => {
