@@ -5,17 +5,29 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { lockPath } from "../src/lock.js";
 import { parseCommand } from "../src/cli.js";
-import { AGENIXD, ENTRIES, type Entry, Sandbox } from "./helpers/sandbox.js";
-import { launchEnv } from "../scripts/launch.js";
+import { AGENIXD, ENTRIES, SNAPSHOT_BLOB, type Entry, Sandbox } from "./helpers/sandbox.js";
+import { launchEnv, snapshotArgs } from "../scripts/launch.js";
 
 const packageVersion = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
+/**
+ * dist/ copied where any user can read it: the checkout may be in a directory only root can enter
+ * (CI's clone is), and the runs as another user must fail for their own reasons, not for that.
+ */
+const worldReadable = (() => {
+  const dir = mkdtempSync("/tmp/agenixd-dist-");
+  chmodSync(dir, 0o755);
+  cpSync(dirname(SNAPSHOT_BLOB), join(dir, "dist"), { recursive: true });
+  const dist = join(dir, "dist");
+  return { snapshot: snapshotArgs(join(dist, "agenixd.blob")), esm: [join(dist, "agenixd.mjs")] } satisfies Record<Entry, readonly string[]>;
+})();
+
 function agenixd(entry: Entry, args: string[], wrapper: string[] = []) {
-  const [command, ...rest] = [...wrapper, process.execPath, ...ENTRIES[entry], ...args];
+  const [command, ...rest] = [...wrapper, process.execPath, ...(wrapper.length > 0 ? worldReadable : ENTRIES)[entry], ...args];
   return spawnSync(command!, rest, { encoding: "utf8", env: { ...process.env, NOTIFY_SOCKET: "" } });
 }
 
@@ -80,7 +92,7 @@ test("another user than root is refused before anything is read or made, even wh
   const manifest = sb.manifest([{ name: "a" }]);
   chmodSync(manifest, 0o644);
 
-  const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, ...ENTRIES.snapshot, "activate", "--manifest", manifest], { encoding: "utf8" });
+  const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, ...worldReadable.snapshot, "activate", "--manifest", manifest], { encoding: "utf8" });
   assert.equal(r.status, 1);
   assert.equal(r.stderr, "agenixd must run as root (it runs as uid 65534)\n");
   assert.deepEqual(readdirSync(join(sb.root, "run")), [], "no lock file, no mount point");
