@@ -132,7 +132,8 @@ let
       templateAttrs = attrNames templates;
       storeFiles = listToAttrs (
         genList (i: {
-          name = (elemAt manifest.templates i).file;
+          # An attribute name cannot carry the store path's context.
+          name = builtins.unsafeDiscardStringContext (elemAt manifest.templates i).file;
           value = templates.${elemAt templateAttrs i}.content;
         }) (length templateAttrs)
       );

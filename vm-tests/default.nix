@@ -11,4 +11,5 @@
   password = import ./password.nix { inherit pkgs agenixdModule; };
   hardening = import ./hardening.nix { inherit pkgs agenixdModule; };
   restart = import ./restart.nix { inherit pkgs agenixdModule; };
+  templates = import ./templates.nix { inherit pkgs agenixdModule; };
 }
