@@ -39,6 +39,10 @@ const unitsOf = (toplevel: string) => join(toplevel, "etc/systemd/system");
 interface EvaluatedConfiguration {
   manifestPath: string;
   manifest: unknown;
+  /** Store path -> text: the templates' texts the manifest names. */
+  storeFiles: Record<string, string>;
+  /** The toplevel's dry-activate script (age.dryActivate), or null. */
+  dryActivate: string | null;
   services: Record<string, { wantedBy: string[]; requiredBy: string[]; aliases: string[] }>;
   unitFiles: Record<string, string>;
 }
@@ -90,6 +94,9 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
         name,
         {
           agenixd: cfg.rebuiltPackage ? rebuiltAgenixdExe : agenixdExe,
+          credstore: cfg.credstore,
+          dryActivate: cfg.dryActivate,
+          templates: cfg.templates,
           secrets: Object.fromEntries(
             Object.entries(cfg.secrets).map(([attr, def]) => {
               const { content: _c, sourceName: _s, undecryptable: _u, ...options } = def;
@@ -106,7 +113,17 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   for (const [name, cfg] of Object.entries(evaluated)) {
     mkdirSync(dirname(at(cfg.manifestPath)), { recursive: true });
     writeFileSync(at(cfg.manifestPath), JSON.stringify(cfg.manifest), { mode: 0o444 });
-    const units = unitsOf(at(join(configurationsDir, name)));
+    for (const [path, text] of Object.entries(cfg.storeFiles)) {
+      mkdirSync(dirname(at(path)), { recursive: true });
+      writeFileSync(at(path), text, { mode: 0o444 });
+    }
+    const toplevel = at(join(configurationsDir, name));
+    // switch-to-configuration dry-activate runs <toplevel>/dry-activate, as NixOS's does.
+    if (cfg.dryActivate !== null) {
+      mkdirSync(toplevel, { recursive: true });
+      writeFileSync(join(toplevel, "dry-activate"), cfg.dryActivate, { mode: 0o755 });
+    }
+    const units = unitsOf(toplevel);
     writeUnits(cfg, units);
     writeNixosUnits(scenario, units, evaluated.base);
   }
@@ -126,6 +143,10 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
     mkdirSync(dirname(at(exe)), { recursive: true });
     writeFileSync(at(exe), wrapper, { mode: 0o755 });
   }
+  // `agenixd status` in the steps: the package on the system PATH, as the VM tests put it in
+  // environment.systemPackages.
+  mkdirSync(at("/usr/local/bin"), { recursive: true });
+  symlinkSync(agenixdExe, at("/usr/local/bin/agenixd"));
   writeFileSync(at("/etc/hostname"), `${scenario.name}\n`);
 }
 

@@ -17,6 +17,29 @@ export interface SecretDef {
   sourceName?: string;
   /** Encrypted to a key the machine does not have. */
   undecryptable?: boolean;
+  /** Units restarted / reloaded when the secret changes (age.secrets.<n>.restartUnits / reloadUnits). */
+  restartUnits?: string[];
+  reloadUnits?: string[];
+  /** One trailing newline dropped where substituted into a template. */
+  trim?: boolean;
+  /** Published in /run/credstore (default: the configuration's `credstore`). */
+  credential?: boolean;
+}
+
+/**
+ * age.templates.<n>. `content` names secrets as `{{attr}}`: config.age.placeholder.<attr> in
+ * NixOS, the same placeholder string here (computed by nix/manifest.nix, through ./system.nix).
+ */
+export interface TemplateDef {
+  content: string;
+  name?: string;
+  path?: string;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  symlink?: boolean;
+  restartUnits?: string[];
+  reloadUnits?: string[];
 }
 
 export interface UserDef {
@@ -34,7 +57,11 @@ export interface UserDef {
 }
 
 export interface SpecialisationDef {
-  secrets: Record<string, SecretDef>;
+  secrets?: Record<string, SecretDef>;
+  /** Each template given replaces the base one. */
+  templates?: Record<string, TemplateDef>;
+  /** age.credstore.enable for this configuration (default: the scenario's). */
+  credstore?: boolean;
   /**
    * The same agenixd built at another store path (as after a package update): the unit's
    * ExecStart changes, the manifest does not.
@@ -52,7 +79,7 @@ export interface ServiceDef {
 export type Step =
   | { op: "start" }
   | { op: "waitForUnit"; unit: string }
-  | { op: "succeed"; command: string; equals?: string; contains?: string }
+  | { op: "succeed"; command: string; equals?: string; contains?: string | string[] }
   | { op: "fail"; command: string }
   | { op: "waitUntilSucceeds"; command: string }
   | {
@@ -66,7 +93,15 @@ export type Step =
       gid: number;
       symlink?: boolean;
     }
-  | { op: "switch"; to: string; mayFail?: boolean }
+  | {
+      op: "switch";
+      to: string;
+      /** switch-to-configuration's action: `test` (default) or `dry-activate` (nixos-rebuild dry-activate). */
+      action?: "test" | "dry-activate";
+      mayFail?: boolean;
+      /** What its output (stdout and stderr) must contain. */
+      contains?: string | string[];
+    }
   | { op: "reboot" }
   | { op: "crash" }
   | { op: "shutdown" }
@@ -80,6 +115,11 @@ export interface Scenario {
   qemu?: boolean;
   users?: Record<string, UserDef>;
   secrets: Record<string, SecretDef>;
+  templates?: Record<string, TemplateDef>;
+  /** age.credstore.enable: every secret is also a systemd credential unless it says otherwise. */
+  credstore?: boolean;
+  /** age.dryActivate, in every configuration: `switch` with `action: "dry-activate"` runs agenixd's dry run. */
+  dryActivate?: boolean;
   /** Other configurations (NixOS specialisations): each secret given replaces the base one. */
   specialisations?: Record<string, SpecialisationDef>;
   services?: Record<string, ServiceDef>;
@@ -102,14 +142,30 @@ export function loadScenario(name: string): Scenario {
 
 export interface Configuration {
   secrets: Record<string, SecretDef>;
+  templates: Record<string, TemplateDef>;
+  credstore: boolean;
+  dryActivate: boolean;
   rebuiltPackage: boolean;
 }
 
 /** The base configuration is named "base"; the others are the specialisations. */
 export function configurations(s: Scenario): Record<string, Configuration> {
-  const result: Record<string, Configuration> = { base: { secrets: s.secrets, rebuiltPackage: false } };
+  const base: Configuration = {
+    secrets: s.secrets,
+    templates: s.templates ?? {},
+    credstore: s.credstore ?? false,
+    dryActivate: s.dryActivate ?? false,
+    rebuiltPackage: false,
+  };
+  const result: Record<string, Configuration> = { base };
   for (const [name, spec] of Object.entries(s.specialisations ?? {})) {
-    result[name] = { secrets: { ...s.secrets, ...spec.secrets }, rebuiltPackage: spec.rebuiltPackage ?? false };
+    result[name] = {
+      secrets: { ...base.secrets, ...spec.secrets },
+      templates: { ...base.templates, ...spec.templates },
+      credstore: spec.credstore ?? base.credstore,
+      dryActivate: base.dryActivate,
+      rebuiltPackage: spec.rebuiltPackage ?? false,
+    };
   }
   return result;
 }

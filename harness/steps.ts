@@ -7,12 +7,15 @@ export async function runSteps(machine: Machine, steps: readonly Step[]): Promis
   for (const step of steps) await runStep(machine, step);
 }
 
-function expectOutput(what: string, actual: string, step: { equals?: string; contains?: string }): void {
+function expectOutput(what: string, actual: string, step: { equals?: string; contains?: string | string[] }): void {
   if (step.equals !== undefined && actual !== step.equals) {
     throw new MachineError(`${what}: expected ${JSON.stringify(step.equals)}, got ${JSON.stringify(actual)}`);
   }
-  if (step.contains !== undefined && !actual.includes(step.contains)) {
-    throw new MachineError(`${what}: expected output containing ${JSON.stringify(step.contains)}, got:\n${actual}`);
+  // One string, or several that must all be there.
+  for (const wanted of step.contains === undefined ? [] : [step.contains].flat()) {
+    if (!actual.includes(wanted)) {
+      throw new MachineError(`${what}: expected output containing ${JSON.stringify(wanted)}, got:\n${actual}`);
+    }
   }
 }
 
@@ -42,11 +45,13 @@ async function runStep(machine: Machine, step: Step): Promise<void> {
       return;
     }
     case "switch": {
-      const r = await machine.execute(`switch-to-configuration ${shellQuote(step.to)}`);
-      for (const line of r.stderr.split("\n").filter(Boolean)) machine.note(`switch-to-configuration: ${line}`);
+      const action = step.action ?? "test";
+      const r = await machine.execute(`switch-to-configuration ${shellQuote(step.to)} ${shellQuote(action)}`);
+      for (const line of (r.stdout + r.stderr).split("\n").filter(Boolean)) machine.note(`switch-to-configuration: ${line}`);
       if (r.status !== 0 && !step.mayFail) {
-        throw new MachineError(`switching to ${step.to} failed (exit code ${r.status})\n${r.stdout}${r.stderr}`);
+        throw new MachineError(`switching to ${step.to} (${action}) failed (exit code ${r.status})\n${r.stdout}${r.stderr}`);
       }
+      expectOutput(`switch-to-configuration ${action} of ${step.to}`, r.stdout + r.stderr, { ...(step.contains === undefined ? {} : { contains: step.contains }) });
       return;
     }
     case "reboot":

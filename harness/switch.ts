@@ -3,10 +3,12 @@
 // what matters to agenixd, written from a reading of that program. Which active units are stopped,
 // restarted, reloaded, started or left alone follows from comparing the current configuration's
 // unit files with the new one's; then: stop, activate, reset-failed, daemon-reload, restart
-// sysinit-reactivation.target, reload, restart, start; a failed job or unit exits 4.
+// sysinit-reactivation.target, reload, restart, start; a failed job or unit exits 4. With
+// `dry-activate`: the same plan printed as "would …", and the configuration's own dry-activate
+// script run with NIXOS_ACTION=dry-activate; nothing else.
 //
 // Left out: fstab and swap handling, nspawn containers, socket units, user units, systemd
-// re-execution, the interrupted-run lists in /run/nixos, dry-activate.
+// re-execution, the interrupted-run lists in /run/nixos (and the dry-activation ones).
 //
 // This file runs inside the machine (copied there by ./fixture.ts and started by the machine's
 // node), so it imports nothing but node's own modules. The planning is pure and exported for
@@ -287,10 +289,32 @@ function activeUnits(): ActiveUnit[] {
 
 const sorted = (units: Iterable<string>) => [...units].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
 
+/**
+ * s-t-c's dry-activate: what would be stopped, then the configuration's `dry-activate` script
+ * (the activation snippets that support a dry run: agenixd's with age.dryActivate) with
+ * NIXOS_ACTION=dry-activate, its status ignored as s-t-c ignores it; then what would be
+ * reloaded, restarted, started. Exits 0.
+ */
+function dryActivate(toplevel: string, plan: Plan): number {
+  const show = (message: string, units: Set<string>) => {
+    const shown = [...units].filter((u) => !plan.quiet.has(u) || process.env.STC_DISPLAY_ALL_UNITS === "1");
+    if (shown.length) console.error(`${message}: ${sorted(shown).join(", ")}`);
+  };
+  show("would stop the following units", plan.stop);
+  if (plan.skip.size) console.error(`would NOT stop the following changed units: ${sorted(plan.skip).join(", ")}`);
+  console.error("would activate the configuration...");
+  const script = join(toplevel, "dry-activate");
+  if (existsSync(script)) spawnSync(script, [toplevel], { stdio: "inherit", env: { ...process.env, NIXOS_ACTION: "dry-activate" } });
+  show("would reload the following units", plan.reload);
+  show("would restart the following units", plan.restart);
+  show("would start the following units", plan.start);
+  return 0;
+}
+
 function main(argv: readonly string[]): number {
   const [name, action = "test"] = argv;
-  if (!name || action !== "test") {
-    console.error("usage: switch-to-configuration <configuration> [test]");
+  if (!name || (action !== "test" && action !== "dry-activate")) {
+    console.error("usage: switch-to-configuration <configuration> [test|dry-activate]");
     return 1;
   }
   const toplevel = join(configurationsDir, name);
@@ -301,6 +325,7 @@ function main(argv: readonly string[]): number {
   const current = existsSync(currentSystem) ? realpathSync(currentSystem) : join(configurationsDir, "base");
   const active = activeUnits();
   const plan = planSwitch(active, { current: (u) => readUnit(current, u), next: (u) => readUnit(toplevel, u) });
+  if (action === "dry-activate") return dryActivate(toplevel, plan);
   let exitCode = 0;
   const shown = (units: Set<string>) => [...units].filter((u) => !plan.quiet.has(u) || process.env.STC_DISPLAY_ALL_UNITS === "1");
   const jobs = (verb: string, units: Set<string>, message: string) => {

@@ -5,13 +5,23 @@
 # Argument `json`: the scenario's machine, as the harness resolved it:
 #   { mount, systemctl, path, userManagement, identityPaths,
 #     users: { <name>: { group, hashedPasswordSecret? } },
-#     configurations: { <name>: { agenixd, secrets: { <attr>: { file, name?, path?, mode?, owner?, group?, symlink? } } } } }
+#     configurations: { <name>: {
+#       agenixd, credstore, dryActivate,
+#       secrets: { <attr>: { file, name?, path?, mode?, owner?, group?, symlink?, restartUnits?,
+#                            reloadUnits?, trim?, credential? } },
+#       templates: { <attr>: { content, name?, path?, mode?, owner?, group?, symlink?,
+#                              restartUnits?, reloadUnits? } } } } }
 #   `file` is the path the ciphertext has inside the machine (a /nix/store path); `mount` is
-#   mount(8), `systemctl` systemctl (both by absolute path, as the module gives them), `path` the directory standing in for NixOS's default PATH of services.
-# Result: { <configuration>: { manifestPath, manifest, services, unitFiles } }.
+#   mount(8), `systemctl` systemctl (both by absolute path, as the module gives them), `path` the
+#   directory standing in for NixOS's default PATH of services. A template's `content` names
+#   secrets as `{{attr}}`, which becomes that secret's placeholder (config.age.placeholder.<attr>).
+# Result: { <configuration>: { manifestPath, manifest, services, unitFiles, storeFiles,
+#   dryActivate } }: `storeFiles` maps the store paths the manifest names for template texts to
+#   those texts (the fixture writes them); `dryActivate` is the configuration's dry-activate
+#   script (null without age.dryActivate).
 #
-# Secrets get the defaults of the module's options (nix/module.nix), which the pure functions
-# expect filled in: the harness has no nixpkgs lib to evaluate the module itself.
+# Secrets and templates get the defaults of the module's options (nix/module.nix), which the pure
+# functions expect filled in: the harness has no nixpkgs lib to evaluate the module itself.
 { json }:
 let
   machine = builtins.fromJSON json;
@@ -19,34 +29,114 @@ let
   secretsMountPoint = "/run/agenix.d";
   renderUnitFile = import ../nix/unit-file.nix;
 
-  withDefaults =
-    attr: s:
+  inherit (builtins)
+    attrNames
+    concatStringsSep
+    elemAt
+    genList
+    head
+    isList
+    length
+    listToAttrs
+    split
+    ;
+
+  # What secrets and templates share, with the module's defaults.
+  fileDefaults = attr: s: rec {
+    name = s.name or attr;
+    owner = s.owner or "0";
+    mode = s.mode or "0400";
+    group = s.group or (machine.users.${owner}.group or "0");
+    symlink = s.symlink or true;
+    restartUnits = s.restartUnits or [ ];
+    reloadUnits = s.reloadUnits or [ ];
+  };
+
+  secretWithDefaults =
+    cfg: attr: s:
     let
-      name = s.name or attr;
-      owner = s.owner or "0";
+      common = fileDefaults attr s;
     in
-    {
-      inherit name owner;
+    common
+    // {
       file = s.file;
-      path = s.path or "${secretsDir}/${name}";
-      mode = s.mode or "0400";
-      group = s.group or (machine.users.${owner}.group or "0");
-      symlink = s.symlink or true;
+      path = s.path or "${secretsDir}/${common.name}";
+      trim = s.trim or false;
+      # age.secrets.<n>.credential defaults to age.credstore.enable.
+      credential = s.credential or cfg.credstore;
     };
+
+  # `{{attr}}` in a template's content becomes that secret's placeholder, as
+  # `${config.age.placeholder.<attr>}` does in the NixOS tests (../vm-tests/lib.nix).
+  withPlaceholders =
+    placeholders: templateAttr: text:
+    concatStringsSep "" (
+      map (
+        part:
+        if isList part then
+          placeholders.${head part}
+            or (throw "agenixd harness: template ${templateAttr} names {{${head part}}}, which is no secret of this configuration")
+        else
+          part
+      ) (split "\\{\\{([^{}]+)}}" text)
+    );
+
+  templateWithDefaults =
+    placeholders: attr: t:
+    let
+      common = fileDefaults attr t;
+    in
+    common
+    // {
+      content = withPlaceholders placeholders attr t.content;
+      file = null;
+      path = t.path or "${secretsDir}/rendered/${common.name}";
+    };
+
+  # NixOS's toplevel `dry-activate` script holds the activation snippets that support a dry run;
+  # with age.dryActivate, agenixd's is this one (nix/module.nix, dryActivationSnippet).
+  dryActivateScript = agenixd: manifestPath: ''
+    #!/bin/sh
+    if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
+      ${agenixd} activate --dry-run --manifest ${manifestPath}
+    fi
+  '';
 
   configuration =
     cfg:
     let
-      secrets = builtins.mapAttrs withDefaults cfg.secrets;
+      secrets = builtins.mapAttrs (secretWithDefaults cfg) cfg.secrets;
       # users.users.<name>.hashedPasswordFile = config.age.secrets.<secret>.path
       passwordFilePaths = map (u: secrets.${u.hashedPasswordSecret}.path) (
         builtins.filter (u: u ? hashedPasswordSecret) (builtins.attrValues machine.users)
       );
-      manifest = import ../nix/manifest.nix {
+      manifestArgs = {
         inherit secrets secretsDir secretsMountPoint passwordFilePaths;
         inherit (machine) identityPaths;
         keepGenerations = 1;
       };
+      # The placeholders are manifest.nix's own (config.age.placeholder uses the same formula):
+      # its secrets come in the order of their attribute names.
+      secretEntries = (import ../nix/manifest.nix manifestArgs).secrets;
+      secretAttrs = attrNames secrets;
+      placeholders = listToAttrs (
+        genList (i: {
+          name = elemAt secretAttrs i;
+          value = (elemAt secretEntries i).placeholder;
+        }) (length secretAttrs)
+      );
+      templates = builtins.mapAttrs (templateWithDefaults placeholders) (cfg.templates or { });
+      # Template texts go to the store with builtins.toFile (manifest.nix's default writeText),
+      # which only computes the path under the dummy store: the fixture writes the files.
+      manifest = import ../nix/manifest.nix (manifestArgs // { inherit templates; });
+      templateAttrs = attrNames templates;
+      storeFiles = listToAttrs (
+        genList (i: {
+          # An attribute name cannot carry the store path's context.
+          name = builtins.unsafeDiscardStringContext (elemAt manifest.templates i).file;
+          value = templates.${elemAt templateAttrs i}.content;
+        }) (length templateAttrs)
+      );
       # Content-addressed like pkgs.writeText would make it, so each configuration has its own.
       manifestPath = "/nix/store/${
         builtins.substring 0 32 (builtins.hashString "sha256" (builtins.toJSON manifest))
@@ -68,7 +158,8 @@ let
       withNixosPath = s: s // { environment = { PATH = machine.path; } // (s.environment or { }); };
     in
     {
-      inherit manifest manifestPath;
+      inherit manifest manifestPath storeFiles;
+      dryActivate = if cfg.dryActivate or false then dryActivateScript cfg.agenixd manifestPath else null;
       unitFiles = builtins.listToAttrs (
         map (name: {
           name = "${name}.service";

@@ -10,4 +10,6 @@
   reboot = import ./reboot.nix { inherit pkgs agenixdModule; };
   password = import ./password.nix { inherit pkgs agenixdModule; };
   hardening = import ./hardening.nix { inherit pkgs agenixdModule; };
+  restart = import ./restart.nix { inherit pkgs agenixdModule; };
+  templates = import ./templates.nix { inherit pkgs agenixdModule; };
 }

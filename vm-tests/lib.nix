@@ -29,7 +29,50 @@ let
   secretOptions =
     attr: def:
     { file = encrypt attr def; }
-    // lib.filterAttrs (n: _: lib.elem n [ "name" "path" "mode" "owner" "group" "symlink" ]) def;
+    // lib.filterAttrs (
+      n: _:
+      lib.elem n [
+        "name"
+        "path"
+        "mode"
+        "owner"
+        "group"
+        "symlink"
+        "restartUnits"
+        "reloadUnits"
+        "trim"
+        "credential"
+      ]
+    ) def;
+
+  # `{{attr}}` in a template's content is `''${config.age.placeholder.<attr>}`: a secret that is
+  # not declared fails the evaluation there, as it would in a user's configuration.
+  withPlaceholders =
+    placeholder: text:
+    lib.concatStrings (
+      map (part: if builtins.isList part then placeholder.${builtins.head part} else part) (
+        builtins.split "\\{\\{([^{}]+)}}" text
+      )
+    );
+
+  templateOptions =
+    placeholder: _: def:
+    {
+      content = withPlaceholders placeholder def.content;
+    }
+    // lib.filterAttrs (
+      n: _:
+      lib.elem n [
+        "name"
+        "path"
+        "mode"
+        "owner"
+        "group"
+        "symlink"
+        "restartUnits"
+        "reloadUnits"
+      ]
+    ) def;
 
   loadScenario = name: builtins.fromJSON (builtins.readFile (./scenarios + "/${name}.json"));
 
@@ -63,6 +106,8 @@ let
       users = scenario.users or { };
       passwordUsers = lib.filterAttrs (_: u: u ? hashedPasswordSecret) users;
       hostKeyPath = "/etc/ssh/ssh_host_ed25519_key";
+      # The booted configuration's, for what a specialisation derives from it.
+      parent = config;
     in
     {
       imports = [ agenixdModule ];
@@ -81,21 +126,34 @@ let
       ]
       ++ lib.optional (kind.userManagement == "perl" && passwordUsers != { }) "${hostKey}/key";
       age.secrets = lib.mapAttrs secretOptions scenario.secrets;
+      age.templates = lib.mapAttrs (templateOptions config.age.placeholder) (scenario.templates or { });
+      age.credstore.enable = scenario.credstore or false;
+      # nixos-rebuild dry-activate runs agenixd's dry run (an activation snippet; nixpkgs warns).
+      age.dryActivate = scenario.dryActivate or false;
+      # `agenixd status` in the steps.
+      environment.systemPackages = [ config.age.package ];
 
       specialisation = lib.mapAttrs (_: spec: {
         inheritParentConfig = true;
-        configuration = {
-          age.secrets = lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) spec.secrets;
-          # The same agenixd at another store path, as after a package update.
-          age.package = lib.mkIf (spec.rebuiltPackage or false) (
-            pkgs.symlinkJoin {
-              name = "agenixd-rebuilt";
-              paths = [ config.age.package ];
-              # age.package must be an agenixd (nix/module.nix checks meta.mainProgram).
-              meta.mainProgram = "agenixd";
-            }
-          );
-        };
+        # Its own config: a secret only this configuration declares has a placeholder there.
+        configuration =
+          { config, ... }:
+          {
+            age.secrets = lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) (spec.secrets or { });
+            age.templates = lib.mapAttrs (
+              attr: def: lib.mkForce (templateOptions config.age.placeholder attr def)
+            ) (spec.templates or { });
+            age.credstore.enable = lib.mkIf (spec ? credstore) (lib.mkForce spec.credstore);
+            # The same agenixd at another store path, as after a package update.
+            age.package = lib.mkIf (spec.rebuiltPackage or false) (
+              pkgs.symlinkJoin {
+                name = "agenixd-rebuilt";
+                paths = [ parent.age.package ];
+                # age.package must be an agenixd (nix/module.nix checks meta.mainProgram).
+                meta.mainProgram = "agenixd";
+              }
+            );
+          };
       }) (scenario.specialisations or { });
 
       users.mutableUsers = false;

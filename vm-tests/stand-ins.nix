@@ -7,7 +7,8 @@
 #
 # Result: for each test, its name, the generated Python testScript (test/vm-steps.test.ts runs it
 # against a stand-in of the test driver) and, per machine: failedAssertions, warnings, the
-# specialisations' names and the secrets of its configuration.
+# specialisations' names, the secrets of its configuration and the templates of each configuration
+# (their texts evaluated, so a `{{secret}}` a configuration does not declare fails here).
 let
   inherit (builtins)
     any
@@ -41,6 +42,7 @@ let
         }) names
       );
     concatStringsSep = builtins.concatStringsSep;
+    concatStrings = builtins.concatStringsSep "";
     optional = cond: x: if cond then [ x ] else [ ];
     mkIf = condition: content: {
       _type = "if";
@@ -102,13 +104,39 @@ let
     );
   };
 
+  # config.age.placeholder as nix/module.nix defines it, for the secrets a configuration declares:
+  # a template naming a secret it does not declare fails here, as it would in NixOS.
+  withPlaceholders =
+    secrets:
+    fakeConfig
+    // {
+      age = fakeConfig.age // {
+        placeholder = builtins.mapAttrs (attr: _: "<agenixd:${builtins.hashString "sha256" attr}:placeholder>") secrets;
+      };
+    };
+
+  # The texts of a configuration's templates, evaluated (placeholders and all); their names.
+  templateNames =
+    templates:
+    builtins.deepSeq (map (t: (resolve t).content) (attrValues templates)) (attrNames templates);
+
   machine =
     node:
     let
       cfg = node {
-        config = fakeConfig;
+        config = withPlaceholders (cfg.age.secrets or { });
         inherit lib;
       };
+      # Each specialisation's own module, with the secrets it inherits and those it declares.
+      specialisation =
+        spec:
+        let
+          own = spec.configuration {
+            config = withPlaceholders ((cfg.age.secrets or { }) // (own.age.secrets or { }));
+            inherit lib;
+          };
+        in
+        own;
       sysusers = orDefault false (cfg.systemd.sysusers.enable or false);
       userborn = orDefault false (cfg.services.userborn.enable or false);
       userManagement =
@@ -138,12 +166,23 @@ let
         inherit userManagement;
       };
       fixtureScripts = cfg.system.activationScripts or { };
+      # The snippet nix/module.nix adds with age.dryActivate (which nixpkgs warns about).
+      dryActivateScripts =
+        if orDefault false (cfg.age.dryActivate or false) then
+          {
+            agenixdDryActivate = {
+              supportsDryActivation = true;
+              text = "if [ \"\${NIXOS_ACTION-}\" = dry-activate ]; then agenixd activate --dry-run --manifest ...; fi";
+            };
+          }
+        else
+          { };
       checked = import ./nixpkgs-checks.nix {
         inherit users sysusers userborn;
         systemdInitrd = orDefault false (cfg.boot.initrd.systemd.enable or false);
         etcOverlay = orDefault false (cfg.system.etc.overlay.enable or false);
         nixosInit = orDefault false (cfg.system.nixos-init.enable or false);
-        activationScripts = ours.activationScripts // fixtureScripts;
+        activationScripts = ours.activationScripts // dryActivateScripts // fixtureScripts;
       };
     in
     {
@@ -154,6 +193,12 @@ let
       inherit (checked) warnings;
       specialisations = attrNames (cfg.specialisation or { });
       secrets = attrNames secrets;
+      templates = {
+        base = templateNames (cfg.age.templates or { });
+      }
+      // builtins.mapAttrs (_: spec: templateNames ((specialisation spec).age.templates or { })) (
+        cfg.specialisation or { }
+      );
     };
 in
 builtins.mapAttrs (_: test: {

@@ -8,8 +8,11 @@ import shlex
 def _expect(what, actual, step):
     if "equals" in step and actual != step["equals"]:
         raise AssertionError(f"{what}: expected {step['equals']!r}, got {actual!r}")
-    if "contains" in step and step["contains"] not in actual:
-        raise AssertionError(f"{what}: expected output containing {step['contains']!r}, got:\n{actual}")
+    # One string, or several that must all be there.
+    wanted = step.get("contains", [])
+    for part in [wanted] if isinstance(wanted, str) else wanted:
+        if part not in actual:
+            raise AssertionError(f"{what}: expected output containing {part!r}, got:\n{actual}")
 
 
 def _check_password(machine, user, password):
@@ -64,11 +67,14 @@ def run_step(machine, step):
         )
     elif op == "switch":
         to = step["to"]
+        # test, or dry-activate (nixos-rebuild dry-activate; agenixd's dry run with age.dryActivate)
+        action = step.get("action", "test")
         toplevel = "/run/booted-system" if to == "base" else f"/run/booted-system/specialisation/{to}"
-        status, out = machine.execute(f"{toplevel}/bin/switch-to-configuration test 2>&1")
+        status, out = machine.execute(f"{toplevel}/bin/switch-to-configuration {action} 2>&1")
         machine.log(out)
         if status != 0 and not step.get("mayFail", False):
-            raise AssertionError(f"switching to {to} failed (exit code {status})\n{out}")
+            raise AssertionError(f"switching to {to} ({action}) failed (exit code {status})\n{out}")
+        _expect(f"switch-to-configuration {action} of {to}", out, {k: v for k, v in step.items() if k == "contains"})
     elif op == "reboot":
         machine.reboot()
     elif op == "crash":
