@@ -6,11 +6,11 @@
 #   { mount, systemctl, path, userManagement, identityPaths,
 #     users: { <name>: { group, hashedPasswordSecret? } },
 #     configurations: { <name>: {
-#       agenixd, credstore, dryActivate,
+#       agenixd, credstore?, dryActivate? (both false by default),
 #       secrets: { <attr>: { file, name?, path?, mode?, owner?, group?, symlink?, restartUnits?,
 #                            reloadUnits?, trim?, credential? } },
-#       templates: { <attr>: { content, name?, path?, mode?, owner?, group?, symlink?,
-#                              restartUnits?, reloadUnits? } } } } }
+#       templates?: { <attr>: { content, name?, path?, mode?, owner?, group?, symlink?,
+#                               restartUnits?, reloadUnits? } } } } }
 #   `file` is the path the ciphertext has inside the machine (a /nix/store path); `mount` is
 #   mount(8), `systemctl` systemctl (both by absolute path, as the module gives them), `path` the
 #   directory standing in for NixOS's default PATH of services. A template's `content` names
@@ -63,7 +63,7 @@ let
       path = s.path or "${secretsDir}/${common.name}";
       trim = s.trim or false;
       # age.secrets.<n>.credential defaults to age.credstore.enable.
-      credential = s.credential or cfg.credstore;
+      credential = s.credential or (cfg.credstore or false);
     };
 
   # `{{attr}}` in a template's content becomes that secret's placeholder, as
