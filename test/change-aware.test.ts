@@ -4,24 +4,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AGENIXD, Sandbox, type SecretInput, treeHash } from "./helpers/sandbox.js";
+import { AGENIXD, Sandbox, type SecretInput, treeHash, fakeSystemctl } from "./helpers/sandbox.js";
 import { launchEnv } from "../scripts/launch.js";
 
-const fakeDir = mkdtempSync("/tmp/agenixd-systemctl-");
-const calls = join(fakeDir, "calls");
-const systemctl = join(fakeDir, "systemctl");
-writeFileSync(systemctl, `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\n`);
-chmodSync(systemctl, 0o755);
-process.env.AGENIXD_SYSTEMCTL = systemctl;
-
-function takeCalls(): string[] {
-  if (!existsSync(calls)) return [];
-  const lines = readFileSync(calls, "utf8").trim().split("\n").filter(Boolean);
-  writeFileSync(calls, "");
-  return lines;
-}
+const takeCalls = fakeSystemctl();
 
 function activate(sb: Sandbox, secrets: SecretInput[]) {
   const r = sb.run(sb.manifest(secrets));

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { renderTemplate, renderTemplates, substitutionsFor, trimOneNewline, type Substitution } from "../src/templates.js";
 import { parseManifest } from "../src/manifest.js";
-import { AGENIXD, Sandbox, placeholder, withUser, type SecretInput, type TemplateInput, treeHash } from "./helpers/sandbox.js";
+import { AGENIXD, Sandbox, placeholder, withUser, type SecretInput, type TemplateInput, treeHash, fakeSystemctl } from "./helpers/sandbox.js";
 import { launchEnv } from "../scripts/launch.js";
 
 const A = "<agenixd:aaaa:placeholder>";
@@ -115,19 +115,7 @@ test("renderTemplates: owner, group and mode from the template; an unreadable fi
 
 // ---- End to end, as root on a real ramfs ----
 
-const fakeDir = mkdtempSync("/tmp/agenixd-systemctl-");
-const calls = join(fakeDir, "calls");
-const systemctl = join(fakeDir, "systemctl");
-writeFileSync(systemctl, `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\n`);
-chmodSync(systemctl, 0o755);
-process.env.AGENIXD_SYSTEMCTL = systemctl;
-
-function takeCalls(): string[] {
-  if (!existsSync(calls)) return [];
-  const lines = readFileSync(calls, "utf8").trim().split("\n").filter(Boolean);
-  writeFileSync(calls, "");
-  return lines;
-}
+const takeCalls = fakeSystemctl();
 
 const STRANGER = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 

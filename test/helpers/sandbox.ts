@@ -224,3 +224,25 @@ export function treeHash(...roots: string[]): string {
   for (const r of roots) walk(r);
   return h.digest("hex");
 }
+
+/**
+ * A systemctl that records its arguments, made the one agenixd runs ($AGENIXD_SYSTEMCTL, passed on
+ * to the activations this process starts). Returns a function that takes the calls made since.
+ */
+export function fakeSystemctl(): () => string[] {
+  const dir = mkdtempSync("/tmp/agenixd-systemctl-");
+  const calls = join(dir, "calls");
+  const systemctl = join(dir, "systemctl");
+  writeFileSync(systemctl, `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\n`, { mode: 0o755 });
+  process.env.AGENIXD_SYSTEMCTL = systemctl;
+  return () => {
+    let text = "";
+    try {
+      text = readFileSync(calls, "utf8");
+    } catch {
+      return [];
+    }
+    writeFileSync(calls, "");
+    return text.split("\n").filter(Boolean);
+  };
+}
