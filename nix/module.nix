@@ -529,10 +529,16 @@ in
       };
     }
     (mkIf (cfg.secrets != { } || cfg.templates != { }) {
-      assertions = map (message: {
-        assertion = false;
-        inherit message;
-      }) (import ./checks.nix optionValues);
+      assertions =
+        map (message: {
+          assertion = false;
+          inherit message;
+        }) (import ./checks.nix optionValues)
+        # Users are created before templates are rendered (only secrets have the early phase).
+        ++ lib.mapAttrsToList (attr: template: {
+          assertion = !(lib.elem (toString template.path) (map toString passwordFilePaths));
+          message = "age.templates.\"${attr}\".path (${template.path}) is a user's hashedPasswordFile, but templates are rendered after users are created; use a secret's path for hashedPasswordFile.";
+        }) cfg.templates;
 
       warnings = lib.optional (
         options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority

@@ -181,6 +181,21 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.deepEqual(unset.warnings, []);
     });
 
+    await t.test("a template used as a hashedPasswordFile fails an assertion: users exist before templates are rendered", () => {
+      const r = evalModule(
+        lib,
+        `{ config, ... }: {
+           age.identityPaths = [ "/k" ];
+           age.secrets.pw.file = ${file("pw")};
+           age.templates.pw-hash.content = config.age.placeholder.pw;
+           users.users.root.hashedPasswordFile = "/run/agenix/rendered/pw-hash"; }`,
+        "{ inherit (r) assertions; }",
+      );
+      assert.deepEqual(r.assertions, [
+        'age.templates."pw-hash".path (/run/agenix/rendered/pw-hash) is a user\'s hashedPasswordFile, but templates are rendered after users are created; use a secret\'s path for hashedPasswordFile.',
+      ]);
+    });
+
     await t.test("a secret used as a hashedPasswordFile is installed before users (perl activation)", () => {
       const r = evalModule(
         lib,
