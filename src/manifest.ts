@@ -52,12 +52,13 @@ export interface ManifestFile {
   templates?: TemplateEntry[];
 }
 
-export interface SecretSpec {
-  /** Relative name under secretsDir; may contain "/" for nested directories. */
+/** What secrets and templates share: a file in the generation, where it is wanted, its owner and mode, its units. */
+export interface InstalledSpec {
+  /** Relative name below the generation (secrets) or below its `rendered/` (templates); may contain "/". */
   readonly name: string;
-  /** The encrypted .age file. */
+  /** The encrypted .age file (secrets) or the template text, a store path (templates). */
   readonly file: string;
-  /** Where the user wants the secret; `${secretsDir}/${name}` unless overridden. */
+  /** Where the user wants it; below secretsDir unless overridden. */
   readonly path: string;
   readonly mode: number;
   /** User name or numeric id. */
@@ -65,12 +66,15 @@ export interface SecretSpec {
   /** Group name or numeric id. */
   readonly group: string;
   readonly symlink: boolean;
-  /** Installed in the early phase, before users are created (a user's hashedPasswordFile). */
-  readonly neededForUsers: boolean;
-  /** Units restarted (try-restart) when this secret is added, modified or removed; never at first boot. */
+  /** Units restarted (try-restart) when it is added, modified or removed; never at first boot. */
   readonly restartUnits: readonly string[];
   /** Units reloaded (try-reload-or-restart) likewise, unless they are restarted anyway. */
   readonly reloadUnits: readonly string[];
+}
+
+export interface SecretSpec extends InstalledSpec {
+  /** Installed in the early phase, before users are created (a user's hashedPasswordFile). */
+  readonly neededForUsers: boolean;
   /** The text that stands for this secret in templates (the module's `config.age.placeholder.<name>`); none: not usable in templates. */
   readonly placeholder: string | undefined;
   /** Substituted into templates without one trailing "\n" or "\r\n"; the secret's own file keeps every byte. */
@@ -80,20 +84,7 @@ export interface SecretSpec {
 }
 
 /** A config file with placeholders, rendered into each generation at `rendered/<name>`. */
-export interface TemplateSpec {
-  /** Relative name below `${secretsDir}/rendered`. */
-  readonly name: string;
-  /** The template text (a store path): placeholders, never plaintext. */
-  readonly file: string;
-  /** Where the user wants it; `${secretsDir}/rendered/${name}` unless overridden. */
-  readonly path: string;
-  readonly mode: number;
-  readonly owner: string;
-  readonly group: string;
-  readonly symlink: boolean;
-  readonly restartUnits: readonly string[];
-  readonly reloadUnits: readonly string[];
-}
+export type TemplateSpec = InstalledSpec;
 
 export interface Manifest {
   readonly version: 1 | 2;
