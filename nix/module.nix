@@ -138,6 +138,34 @@ let
       };
     };
 
+  # restartUnits and reloadUnits: the same for a secret and a rendered template.
+  unitOptions =
+    { what, restartExample }:
+    {
+      restartUnits = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ restartExample ];
+        description = ''
+          Units restarted (`systemctl try-restart`) after a switch that added, removed or changed
+          ${what}: its content, owner, group or mode. Each unit is restarted once, after every
+          secret is in place, and only if it is running. Nothing is restarted at boot, nor when it
+          could not be installed and kept its previous value. Works like sops-nix's option of the
+          same name.
+        '';
+      };
+      reloadUnits = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "nginx.service" ];
+        description = ''
+          Units reloaded (`systemctl try-reload-or-restart`: restarted when they cannot reload)
+          when ${what} changes, under the same rules as `restartUnits`. A unit that is also
+          restarted is only restarted. Works like sops-nix's option of the same name.
+        '';
+      };
+    };
+
   secretType = types.submodule (
     { config, name, ... }:
     {
@@ -187,28 +215,12 @@ let
             replaced at each activation (agenix #291).
           '';
         };
-        restartUnits = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          example = [ "postgresql.service" ];
-          description = ''
-            Units restarted (`systemctl try-restart`) after a switch that added, removed or changed
-            this secret: its content, owner, group or mode. Each unit is restarted once, after
-            every secret is in place, and only if it is running. Nothing is restarted at boot, nor
-            when the secret could not be decrypted and kept its previous value. Works like
-            sops-nix's option of the same name.
-          '';
-        };
-        reloadUnits = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          example = [ "nginx.service" ];
-          description = ''
-            Units reloaded (`systemctl try-reload-or-restart`: restarted when they cannot reload)
-            when this secret changes, under the same rules as `restartUnits`. A unit that some
-            secret also restarts is only restarted. Works like sops-nix's option of the same name.
-          '';
-        };
+      }
+      // unitOptions {
+        what = "this secret";
+        restartExample = "postgresql.service";
+      }
+      // {
         trim = mkOption {
           type = types.bool;
           default = false;
@@ -307,25 +319,10 @@ let
             rendered file (false). A copy needs a `path` outside {option}`age.secretsDir`.
           '';
         };
-        restartUnits = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          example = [ "tabby-agent.service" ];
-          description = ''
-            Units restarted (`systemctl try-restart`) after a switch that added, removed or changed
-            the rendered file: its content (the template's text or a secret in it), owner, group or
-            mode. Same rules as {option}`age.secrets.<name>.restartUnits`.
-          '';
-        };
-        reloadUnits = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          example = [ "nginx.service" ];
-          description = ''
-            Units reloaded (`systemctl try-reload-or-restart`) when the rendered file changes,
-            under the same rules as `restartUnits`.
-          '';
-        };
+      }
+      // unitOptions {
+        what = "the rendered file (the template's text or a secret in it)";
+        restartExample = "tabby-agent.service";
       };
     }
   );

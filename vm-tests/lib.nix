@@ -26,23 +26,30 @@ let
         -o $out ${pkgs.writeText "plaintext" def.content}
     '';
 
+  # The scenario fields that are options of age.secrets.<n> and age.templates.<n> alike.
+  installedOptions = [
+    "name"
+    "path"
+    "mode"
+    "owner"
+    "group"
+    "symlink"
+    "restartUnits"
+    "reloadUnits"
+  ];
+
   secretOptions =
     attr: def:
     { file = encrypt attr def; }
     // lib.filterAttrs (
       n: _:
-      lib.elem n [
-        "name"
-        "path"
-        "mode"
-        "owner"
-        "group"
-        "symlink"
-        "restartUnits"
-        "reloadUnits"
-        "trim"
-        "credential"
-      ]
+      lib.elem n (
+        installedOptions
+        ++ [
+          "trim"
+          "credential"
+        ]
+      )
     ) def;
 
   # `{{attr}}` in a template's content is `''${config.age.placeholder.<attr>}`: a secret that is
@@ -60,19 +67,7 @@ let
     {
       content = withPlaceholders placeholder def.content;
     }
-    // lib.filterAttrs (
-      n: _:
-      lib.elem n [
-        "name"
-        "path"
-        "mode"
-        "owner"
-        "group"
-        "symlink"
-        "restartUnits"
-        "reloadUnits"
-      ]
-    ) def;
+    // lib.filterAttrs (n: _: lib.elem n installedOptions) def;
 
   loadScenario = name: builtins.fromJSON (builtins.readFile (./scenarios + "/${name}.json"));
 
