@@ -6,11 +6,12 @@ export const POINT_BYTES = 32;
 const PKCS8_X25519_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
 
 /**
- * Makes a KeyObject from a secret raw scalar (clamped by X25519 itself). As PKCS #8 DER in a
- * Buffer that is zeroed once OpenSSL has read it, never as a JWK: a JWK's `d` is a base64url
- * string, which stays in the V8 heap until collected and cannot be zeroed. OpenSSL 3's DER decoder
- * costs more (measured with --no-opt: ~0.35 ms more for the first key of a start, ~0.7 ms for each
- * one after it), paid once per host key at start.
+ * Makes a KeyObject from a raw scalar (clamped by X25519 itself), as PKCS #8 DER: the one private
+ * key import every supported Node accepts (Node 24 refuses a JWK without a valid `x`, and a JWK's
+ * `d` is a base64url string that stays in the V8 heap until collected and cannot be zeroed). The
+ * DER Buffer is zeroed once OpenSSL has read it. OpenSSL 3's DER decoder costs ~0.35 ms for the
+ * first key of a start and ~0.7 ms for each one after it (measured with --no-opt), paid once per
+ * host key at start.
  */
 export function x25519PrivateKey(scalar: Uint8Array): KeyObject {
   const der = Buffer.alloc(PKCS8_X25519_PREFIX.length + POINT_BYTES);
@@ -21,16 +22,6 @@ export function x25519PrivateKey(scalar: Uint8Array): KeyObject {
   } finally {
     der.fill(0);
   }
-}
-
-/**
- * Makes a KeyObject from a scalar that is not secret (ssh-ed25519's tweak, derived from the public
- * key). As a JWK, which is the cheaper import; node:crypto imports a private OKP key from `d`
- * alone, and `x` must only be a string.
- */
-export function x25519PublicScalarKey(scalar: Uint8Array): KeyObject {
-  const d = Buffer.from(scalar.buffer, scalar.byteOffset, scalar.byteLength).toString("base64url");
-  return createPrivateKey({ key: { kty: "OKP", crv: "X25519", d, x: "" }, format: "jwk" });
 }
 
 export function x25519PublicKey(point: Uint8Array): KeyObject {

@@ -1,7 +1,7 @@
 import { type KeyObject, createHash } from "node:crypto";
 import { unwrapWithKey } from "./aead.js";
 import { decodeBase64NoPad } from "./base64.js";
-import { POINT_BYTES, x25519, x25519PrivateKey, x25519PublicBytes, x25519PublicScalarKey } from "./curve25519.js";
+import { POINT_BYTES, x25519, x25519PrivateKey, x25519PublicBytes } from "./curve25519.js";
 import { AgeDecryptError } from "./errors.js";
 import { hkdfSha256 } from "./kdf.js";
 import type { Budget } from "./limits.js";
@@ -33,7 +33,7 @@ export class SshEd25519Identity implements AgeIdentity {
     }
     this.#publicKey = x25519PublicBytes(this.#scalar);
     const tweak = hkdfSha256(new Uint8Array(0), sshWirePublicKey, LABEL);
-    this.#tweak = x25519PublicScalarKey(tweak);
+    this.#tweak = x25519PrivateKey(tweak);
     tweak.fill(0);
     this.#tag = sshKeyTag(sshWirePublicKey);
   }
