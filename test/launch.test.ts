@@ -1,18 +1,19 @@
 // bin/agenixd (scripts/agenixd-launcher.sh, rendered by scripts/launch.ts as by nix/package.nix):
 // - it falls back to the plain bundle when node refuses the snapshot (a corrupt or truncated blob,
-//   other V8 flags), with the reason in the log, and only then: a failed secret or a crash after
+//   one of another Node release), with the reason in the log, and only then: a failed secret or a crash after
 //   agenixd began is not run a second time, a normal start never falls back;
 // - its glibc tunables take effect: glibc ignores a misspelt or unsupported tunable without a
 //   word, so this counts the page faults of a snapshot start with and without them.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { GLIBC_TUNABLES, launchEnv, renderLauncher, snapshotArgs, SNAPSHOT_NODE_FLAGS, type LauncherValues } from "../scripts/launch.js";
 import { lockPath } from "../src/lock.js";
+import { makeBlobOfAnotherNodeRelease } from "./helpers/blob.js";
 import { parseLogs, Sandbox, SNAPSHOT_BLOB } from "./helpers/sandbox.js";
 
 const DIST = fileURLToPath(new URL("../../dist", import.meta.url));
@@ -60,7 +61,7 @@ const REFUSED: Array<[string, Partial<LauncherValues>, (dist: string) => void, R
   ["a blob with a corrupt header", {}, (dist) => flipBytes(join(dist, "agenixd.blob"), 0, 64), /^(133|134|139)$/],
   ["an empty blob", {}, (dist) => writeFileSync(join(dist, "agenixd.blob"), ""), /^(133|134|139)$/],
   ["a missing blob", {}, (dist) => rmSync(join(dist, "agenixd.blob")), /^14$/],
-  ["a blob started with other V8 flags", { snapshotNodeFlags: SNAPSHOT_NODE_FLAGS.filter((f) => f !== "--no-opt") }, () => {}, /^14$/],
+  ["a blob of another Node release", {}, (dist) => makeBlobOfAnotherNodeRelease(join(dist, "agenixd.blob")), /^14$/],
 ];
 
 for (const [what, options, change, status] of REFUSED) {
@@ -123,7 +124,9 @@ test("a crash after agenixd began (SIGABRT, exit 134) is final: no fallback", as
     assert.equal(child.exitCode, null, stderr);
     await new Promise((r) => setTimeout(r, 10));
   }
-  const node = descendants(child.pid!).filter((pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "node");
+  // By its executable: Node 24 names its main thread MainThread.
+  const nodeExe = realpathSync(process.execPath);
+  const node = descendants(child.pid!).filter((pid) => readlinkSync(`/proc/${pid}/exe`) === nodeExe);
   assert.equal(node.length, 1, `one node below the launcher: ${node}`);
   process.kill(node[0]!, "SIGABRT");
   const [code] = (await once(child, "exit")) as [number];
