@@ -3,13 +3,22 @@
 # scripts/npm-deps.mjs points a copy of the lockfile at them for `npm ci --offline`. agenixd's own
 # native addon (native/: flock, core dumps off, sd_notify) is built by node-gyp (python3) against
 # nodejs's headers. bin/agenixd is scripts/agenixd-launcher.sh: it runs dist/agenixd.blob, a V8
-# startup snapshot built here by the same nodejs that runs it (a snapshot only starts on the node
-# that made it), or the plain bundle dist/agenixd.mjs if node refuses the snapshot.
+# startup snapshot built here, or the plain bundle dist/agenixd.mjs if node refuses the snapshot.
+# node refuses a blob made by another Node release; it accepts it on any CPU of the architecture
+# (the blob holds no CPU-specific code: scripts/bundle.mjs), so a binary cache, a remote builder or
+# a deploy from another machine gives the host a snapshot it starts.
+#
+# Node.js: nodejs_24, named rather than nixpkgs' moving `nodejs` (24 since NixOS 26.05), which is
+# the release CI tests the harness on; Node 22 is supported too:
+# `agenixd.override { nodejs_24 = pkgs.nodejs_22; nodejs-slim_24 = pkgs.nodejs-slim_22; }`.
+# It builds with nodejs_24 (npm, node-gyp, headers) and runs on nodejs-slim_24 where nixpkgs has
+# it: the same node without npm, which would otherwise be in the runtime closure.
 {
   lib,
   stdenv,
   callPackage,
-  nodejs,
+  nodejs_24,
+  nodejs-slim_24 ? null,
   python3,
   dash,
   util-linux,
@@ -17,6 +26,10 @@
 }:
 let
   packageJson = lib.importJSON ../package.json;
+
+  nodejs = nodejs_24;
+  # What bin/agenixd runs: the same Node release, without npm.
+  runtimeNode = if nodejs-slim_24 != null then nodejs-slim_24 else nodejs;
 
   npmDeps = callPackage ./npm-deps.nix { inherit nodejs; };
 
@@ -46,8 +59,8 @@ stdenv.mkDerivation {
     python3
     makeBinaryWrapper
   ];
-  # nodejs runs bin/agenixd: fixup points the installed scripts' `#!/usr/bin/env node` at it.
-  buildInputs = [ nodejs ];
+  # runtimeNode runs bin/agenixd: fixup points the installed scripts' `#!/usr/bin/env node` at it.
+  buildInputs = [ runtimeNode ];
 
   env = {
     # Native addons are built against nodejs's own headers (include/node), never downloaded ones.
@@ -100,7 +113,7 @@ stdenv.mkDerivation {
     cp -r package.json dist "$pkg/"
     substitute scripts/agenixd-launcher.sh $out/bin/agenixd \
       --subst-var-by shell ${lib.getExe dash} \
-      --subst-var-by node ${lib.getExe nodejs} \
+      --subst-var-by node ${lib.getExe runtimeNode} \
       --subst-var-by dist "$pkg/dist" \
       --subst-var-by snapshotNodeFlags ${lib.escapeShellArg packageJson.config.snapshotNodeFlags} \
       --subst-var-by glibcTunables ${lib.escapeShellArg packageJson.config.glibcTunables} \
@@ -109,16 +122,20 @@ stdenv.mkDerivation {
     runHook postInstall
   '';
 
-  # The tarballs and the addon's build tools stay out of the closure.
+  # The tarballs and the addon's build tools stay out of the closure;
+  # nodejs_24 too when nodejs-slim_24 runs agenixd: npm stays out of the runtime closure.
   disallowedReferences = [
     npmDeps
     python3
-  ];
+  ]
+  ++ lib.optional (nodejs-slim_24 != null) nodejs;
 
   doInstallCheck = true;
   installCheckPhase = ''
     runHook preInstallCheck
-    $out/bin/agenixd --help | grep -q '^usage: agenixd'
+    # runtimeNode starts the snapshot nodejs built: no fallback to the plain bundle.
+    $out/bin/agenixd --help 2>launcher.err | grep -q '^usage: agenixd'
+    if grep -q 'did not start the snapshot' launcher.err; then cat launcher.err >&2; exit 1; fi
     [ "$($out/bin/agenixd --version)" = "agenixd ${packageJson.version}" ]
     runHook postInstallCheck
   '';

@@ -638,13 +638,14 @@ describe("nix/package.nix", nix, () => {
           escapeShellArg = s: "'" + s + "'";
           makeBinPath = _: "/util-linux/bin";
           licenses.mit = null;
+          optional = c: x: if c then [ x ] else [ ];
         };
         pkg = name: { inherit name; };
         package = import ${nixDir}/package.nix {
           inherit lib;
           stdenv.mkDerivation = attrs: attrs;
           callPackage = _: _: "/npm-deps";
-          nodejs = pkg "node"; python3 = pkg "python3"; dash = pkg "dash"; util-linux = pkg "util-linux"; makeBinaryWrapper = pkg "makeBinaryWrapper";
+          nodejs_24 = pkg "node"; nodejs-slim_24 = pkg "node-slim"; python3 = pkg "python3"; dash = pkg "dash"; util-linux = pkg "util-linux"; makeBinaryWrapper = pkg "makeBinaryWrapper";
         };
       in package.installPhase`) as string;
 
@@ -655,7 +656,7 @@ describe("nix/package.nix", nix, () => {
     assert.ok(script.includes(`--subst-var-by snapshotNodeFlags '${config.snapshotNodeFlags}'`), script);
     assert.ok(script.includes(`--subst-var-by glibcTunables '${config.glibcTunables}'`), script);
     assert.ok(script.includes("--subst-var-by shell /dash/bin/dash"), script);
-    assert.ok(script.includes("--subst-var-by node /node/bin/node"), script);
+    assert.ok(script.includes("--subst-var-by node /node-slim/bin/node-slim"), script); // node without npm
     // Every placeholder of the template is filled in, and nothing else is.
     const template = readFileSync(join(root, "scripts", "agenixd-launcher.sh"), "utf8");
     const wanted = [...new Set([...template.matchAll(/@([A-Za-z]+)@/g)].map((m) => m[1]))].sort();
