@@ -166,3 +166,24 @@ test("template bounds: a FIFO, /dev/zero, a huge file and a huge rendering each 
   assert.equal(sb.read("rendered/good.conf"), "v = s\n");
   assert.equal(readFileSync(join(sb.secretsDir, "big")).length, big.length);
 });
+
+test("what a second user learns with stat (docs/hardening.md, as agenix's layout): a secret's size and inode, never its bytes", (t) => {
+  const user = withUser("agxtest-stat");
+  const sb = new Sandbox("reads-stat");
+  t.after(() => {
+    sb.cleanup();
+    user.remove();
+  });
+  const r = sb.run(sb.manifest([{ name: "root-pw", plaintext: "twelve bytes" }], {}, [{ name: "t.conf", content: `pw = ${placeholder("root-pw")}\n` }]));
+  assert.equal(r.status, 0, r.stderr);
+  // The sandbox root is root's 0700 (mkdtemp): open it for the traversal /run gives on a host.
+  spawnSync("chmod", ["0755", sb.root, join(sb.root, "run")]);
+  const asUser = (...args: string[]) => spawnSync("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", ...args], { encoding: "utf8" });
+  const stat = asUser("stat", "-L", "-c", "%s %a %U", join(sb.secretsDir, "root-pw"), join(sb.secretsDir, "rendered/t.conf"));
+  assert.equal(stat.status, 0, stat.stderr);
+  // "pw = " + 12 bytes + "\n": the template text is public, so the secret's length follows.
+  assert.equal(stat.stdout, "12 400 root\n18 400 root\n");
+  const cat = asUser("cat", join(sb.secretsDir, "root-pw"));
+  assert.notEqual(cat.status, 0);
+  assert.ok(!cat.stdout.includes("twelve"));
+});
