@@ -5,7 +5,8 @@
 #   secrets           attrset: attribute name -> { name, file, path, mode, owner, group, symlink,
 #                     restartUnits ? [ ], reloadUnits ? [ ], credential ? false }
 #   templates         attrset (default { }): attribute name -> { name, content ? null, file ? null,
-#                     path, mode, owner, group, symlink, restartUnits ? [ ], reloadUnits ? [ ] }
+#                     path, mode, owner, group, symlink, restartUnits ? [ ], reloadUnits ? [ ],
+#                     fileOutsideStore ? false }
 #   identityPaths     list of absolute paths (strings or path values)
 #   secretsDir        string or path, e.g. "/run/agenix"
 #   secretsMountPoint string, e.g. "/run/agenix.d"
@@ -234,6 +235,8 @@ let
       )
     );
 
+  inStore = s: substring 0 (stringLength builtins.storeDir + 1) s == "${builtins.storeDir}/";
+
   templateProblems =
     attr:
     let
@@ -259,6 +262,14 @@ let
     # A file given as a path value is read where it is (no build needed); one built by a
     # derivation is not read at evaluation.
     ++ (if content == null && isPath file then placeholderProblems "file" (readFile file) else [ ])
+    # A file outside the store is read as root at every activation: whoever can change it could
+    # add any secret's placeholder. Only an explicit opt-in (template-access.nix) lets it through.
+    ++ (
+      if content == null && file != null && !(isPath file) && !(inStore (toString file)) && !(template.fileOutsideStore or false) then
+        [ "${entry.option}.file = \"${toString file}\" is not in the Nix store: agenixd would read it as root at every activation, and whoever can change it (or a directory above it) could add any secret's placeholder and receive that secret. Give a path value or a derivation (copied to the store), or set ${entry.option}.fileOutsideStore = true if only root can change it (agenixd checks that at activation)." ]
+      else
+        [ ]
+    )
     ++ fileProblems entry;
 
   # Every file a secret or template puts in place ("leaf"): its file in the generation, seen as

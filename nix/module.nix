@@ -290,7 +290,8 @@ let
             `content` (write them into the file as the strings of {option}`age.placeholder`, or
             build it with `pkgs.formats` or `pkgs.substitute` from those strings). A path value is
             copied into the store and checked for placeholders of undeclared secrets at
-            evaluation; a string or a derivation is used as it is. Set either this or `content`.
+            evaluation; a derivation is used as it is. A string outside the store is refused
+            unless `fileOutsideStore` is set. Set either this or `content`.
           '';
         };
         path = mkOption {
@@ -330,6 +331,7 @@ in
 {
   imports = [
     (lib.mkRenamedOptionModule [ "age" "sshKeyPaths" ] [ "age" "identityPaths" ])
+    ./template-access.nix
   ];
 
   options.age = {

@@ -121,6 +121,14 @@ let
     # Plaintext and host keys never end up in a core dump, nor in swap.
     LimitCORE = 0;
     MemorySwapMax = 0;
+    # Sized from the limits (docs/limits.md): node's ~60 MiB, and for the largest single item a
+    # 64 MiB `.age` file, its armor decoded, its 64 MiB plaintext, the previous value it is
+    # compared with and a 64 MiB rendered template: under 400 MiB. All plaintexts of an
+    # activation are held at once, so many large secrets need more: raise both with
+    # systemd.services.agenixd.serviceConfig.MemoryMax = lib.mkForce "4G" (docs/hardening.md).
+    # A crafted input that got past the limits is killed at 1 GiB instead of taking the host.
+    MemoryHigh = "768M";
+    MemoryMax = "1G";
     UMask = "0077";
     # sd_notify and the lock are unix sockets; nothing else.
     RestrictAddressFamilies = [ "AF_UNIX" ];

@@ -108,10 +108,12 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     ramfsReady.catch(() => {}); // an early return below must not leave its failure unhandled
 
     notify.status(`loading identities`);
+    // Root reads identities, `.age` files and templates only from places root alone controls (src/secure-fs.ts).
+    const reads = { dirs, trust: { ...ROOT_ONLY, uids: [host.rootUid] } };
     const identities = await loadIdentities(manifest.identityPaths, (w) =>
-      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : "identity file is not root's alone"));
+      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : "identity file is not root's alone"), reads);
     notify.status(`decrypting ${selected.length} secrets`);
-    const decrypted = await decryptAll(selected, identities);
+    const decrypted = await decryptAll(selected, identities, undefined, reads);
     let templates: RenderedTemplate[] = [];
     try {
       const accounts = host.readAccounts();
@@ -130,7 +132,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       // Templates are rendered with every secret's value, so in the full phase only; the users phase keeps them as they are.
       if (phase === "all" && manifest.templates.length > 0) {
         const values = new Map(plan.filter((p): p is PlannedSecret => p.ok).map((p) => [p.secret.name, p.plaintext]));
-        templates = renderTemplates(manifest.templates, substitutionsFor(manifest.secrets, (s) => values.get(s.name)), accounts);
+        templates = renderTemplates(manifest.templates, substitutionsFor(manifest.secrets, (s) => values.get(s.name)), accounts, reads);
       }
       const renderFailures = templates.filter((t): t is RenderedTemplate & { ok: false } => !t.ok);
 

@@ -1,7 +1,7 @@
 // Step 2: decrypt every selected secret into memory before anything on disk changes.
-import { type Stats, closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { type AgeIdentity, type AgeLimits, DEFAULT_LIMITS, decryptAge, formatBytes } from "./age/index.js";
 import type { SecretSpec } from "./manifest.js";
+import { Dirs, ReadRefused, TrustError, type Trust } from "./secure-fs.js";
 
 export type Decrypted =
   | { readonly ok: true; readonly secret: SecretSpec; readonly plaintext: Buffer }
@@ -12,19 +12,31 @@ export type Decrypted =
  * store file is a page-cache hit, so overlapping reads buys nothing, while a promise-based read
  * costs more than the decryption itself (measured by bench/profile).
  * Each file is bounded by `limits` (src/age/limits.ts, docs/limits.md): one over them fails alone.
+ * Without `source`, the files are read through a Dirs of its own, trusting root (the process's uid).
  */
-export async function decryptAll(secrets: readonly SecretSpec[], identities: readonly AgeIdentity[], limits: AgeLimits = DEFAULT_LIMITS): Promise<Decrypted[]> {
-  const results: Decrypted[] = [];
-  for (const secret of secrets) results.push(await decryptOne(secret, identities, limits));
-  return results;
+export async function decryptAll(
+  secrets: readonly SecretSpec[], identities: readonly AgeIdentity[], limits: AgeLimits = DEFAULT_LIMITS, source?: CiphertextSource,
+): Promise<Decrypted[]> {
+  const own = source === undefined ? new Dirs() : undefined;
+  const from = source ?? { dirs: own!, trust: ROOT_READS };
+  try {
+    const results: Decrypted[] = [];
+    for (const secret of secrets) results.push(await decryptOne(secret, identities, limits, from));
+    return results;
+  } finally {
+    own?.close();
+  }
 }
 
-async function decryptOne(secret: SecretSpec, identities: readonly AgeIdentity[], limits: AgeLimits): Promise<Decrypted> {
+/** The process's own uid is root's here (root itself, or the snapshot's build user). */
+const ROOT_READS: Trust = { uids: [process.geteuid!()], gids: [], who: "root" };
+
+async function decryptOne(secret: SecretSpec, identities: readonly AgeIdentity[], limits: AgeLimits, source: CiphertextSource): Promise<Decrypted> {
   let ciphertext: Buffer;
   try {
-    ciphertext = readCiphertext(secret.file, limits.maxFileBytes);
+    ciphertext = readCiphertext(secret.file, limits.maxFileBytes, source);
   } catch (e) {
-    return { ok: false, secret, cause: e instanceof Refused ? e.message : describeReadError(e) };
+    return { ok: false, secret, cause: describeRefusal(e) };
   }
   if (identities.length === 0) return { ok: false, secret, cause: "no usable identity was loaded from identityPaths" };
   try {
@@ -34,70 +46,31 @@ async function decryptOne(secret: SecretSpec, identities: readonly AgeIdentity[]
   }
 }
 
-class Refused extends Error {}
-
-// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
-// O_NOCTTY: agenixd is a session leader without a terminal; opening a tty must not give it one.
-// No O_NOFOLLOW: a `file` given as a string may well be a symlink (environment.etc links /etc files
-// into the store); following it to a regular file is fine, reading whatever is not one is not.
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+/**
+ * How a secret's `file` is read: through `dirs` (src/secure-fs.ts), so that the file and every
+ * directory above it are root's alone. age binds no ciphertext to a name: a user who could write
+ * their own secret's `.age` file could put another secret's (world-readable) ciphertext there
+ * and receive it decrypted as theirs. The walk refuses such a file before it is read.
+ */
+export interface CiphertextSource {
+  readonly dirs: Dirs;
+  /** Who may own the files and the directories above them: root (the process's uid in the snapshot's warm-up). */
+  readonly trust: Trust;
+}
 
 /**
  * Reads an encrypted file that must be a regular file of at most `maxBytes`. A FIFO would block
  * the activation forever and a device is read without end (/dev/zero grew agenixd to 17 GB): both
- * are refused from the fstat of the open file, before a byte is read. The same syscalls as
- * readFileSync (open, fstat, read, close) on the hot path of every secret; so a device is opened
- * before it is refused (docs/limits.md says why that is accepted).
+ * are refused from the fstat of the open file (O_NONBLOCK), before a byte is read.
  */
-function readCiphertext(path: string, maxBytes: number): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, OPEN_FLAGS);
-  } catch (e) {
-    throw explainOpenFailure(path, e);
-  }
-  try {
-    const size = checkRegular(fstatSync(fd), maxBytes);
-    const bytes = Buffer.allocUnsafe(size);
-    let read = 0;
-    while (read < size) {
-      const n = readSync(fd, bytes, read, size - read, null);
-      if (n === 0) break; // shrunk since the fstat: what is there is decrypted (and fails its MAC)
-      read += n;
-    }
-    return read === size ? bytes : bytes.subarray(0, read);
-  } finally {
-    closeSync(fd);
-  }
+function readCiphertext(path: string, maxBytes: number, source: CiphertextSource): Buffer {
+  return source.dirs.readFile(path, source.trust, { maxBytes, maxWords: formatBytes(maxBytes) });
 }
 
-/**
- * A device without a driver or a socket cannot be opened (ENXIO), nor a device on a `nodev` mount
- * (EACCES): said as what the path is when it is not a regular file. Only failures stat again.
- */
-function explainOpenFailure(path: string, e: unknown): unknown {
-  let info: Stats | undefined;
-  try {
-    info = statSync(path, { throwIfNoEntry: false });
-  } catch {
-    return e;
-  }
-  return info !== undefined && !info.isFile() ? new Refused(`encrypted file is not a regular file (${fileKind(info)})`) : e;
-}
-
-function checkRegular(info: Stats, maxBytes: number): number {
-  if (!info.isFile()) throw new Refused(`encrypted file is not a regular file (${fileKind(info)})`);
-  if (info.size > maxBytes) throw new Refused(`encrypted file is larger than ${formatBytes(maxBytes)} (limit ${formatBytes(maxBytes)})`);
-  return info.size;
-}
-
-function fileKind(info: Stats): string {
-  if (info.isDirectory()) return "a directory";
-  if (info.isFIFO()) return "a FIFO";
-  if (info.isCharacterDevice()) return "a character device";
-  if (info.isBlockDevice()) return "a block device";
-  if (info.isSocket()) return "a socket";
-  return "not a file";
+function describeRefusal(e: unknown): string {
+  if (e instanceof ReadRefused) return e.kind === "untrusted" ? `refusing to read the encrypted file: ${e.message}` : `encrypted file ${e.what}`;
+  if (e instanceof TrustError) return `refusing to read the encrypted file: ${e.message}`;
+  return describeReadError(e);
 }
 
 function describeReadError(e: unknown): string {

@@ -1,4 +1,5 @@
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import type { Stats } from "node:fs";
+import { Dirs, ReadRefused, TrustError, type Trust } from "./secure-fs.js";
 import type SshPk from "sshpk";
 import { rsaPrivateKey } from "./rsa-key.js";
 import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X25519Identity } from "./age/index.js";
@@ -14,24 +15,42 @@ class SkipFile extends Error {}
 
 /** As Go age: far more than any key file (an age identity line is ~75 bytes, an RSA key a few KiB). */
 const MAX_IDENTITY_FILE_BYTES = 16 * 1024 * 1024;
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/** How identity files are read: through held directories (src/secure-fs.ts), trusting root alone. */
+export interface IdentitySource {
+  readonly dirs: Dirs;
+  readonly trust: Trust;
+}
 
 /**
  * Loads every identity file in order. Skips (with a warning via onWarning, `skipped: true`)
  * missing, empty, unreadable and passphrase-protected files, and files it
  * cannot parse — agenix does `test -r && test -s` per path. An age identity
- * file may hold several keys and comments. A file that loads but that others than root may read
- * or write, or that root does not own, gets one warning (`skipped: false`) and is used.
+ * file may hold several keys and comments. A file another user owns or may write, or below a
+ * directory another user may change, is skipped (the key that opens every secret is never
+ * taken from a place someone else controls). One that loads but that others may read gets one
+ * warning (`skipped: false`) and is used.
  */
 export async function loadIdentities(
   paths: readonly string[],
   onWarning: (w: IdentityWarning) => void,
+  source?: IdentitySource,
 ): Promise<AgeIdentity[]> {
+  const own = source === undefined ? new Dirs() : undefined;
+  const from = source ?? { dirs: own!, trust: { uids: [process.geteuid!()], gids: [], who: "root" } };
+  try {
+    return await loadFrom(paths, onWarning, from);
+  } finally {
+    own?.close();
+  }
+}
+
+async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning) => void, source: IdentitySource): Promise<AgeIdentity[]> {
   const identities: AgeIdentity[] = [];
   for (const path of paths) {
     let file: IdentityFile | undefined;
     try {
-      file = readIdentityFile(path);
+      file = readIdentityFile(path, source);
       identities.push(...(await parseIdentityFile(file.contents, path)));
       const exposure = describeExposure(file.info);
       if (exposure !== undefined) onWarning({ path, reason: exposure, skipped: false });
@@ -51,37 +70,27 @@ interface IdentityFile {
   readonly info: Stats;
 }
 
-function readIdentityFile(path: string): IdentityFile {
-  let fd: number | undefined;
+function readIdentityFile(path: string, source: IdentitySource): IdentityFile {
   try {
-    // A FIFO or a device must be skipped without opening it (opening one can block or act); the
-    // fstat after a non-blocking open catches a path swapped for one in between.
-    checkRegularFile(statSync(path));
-    fd = openSync(path, OPEN_FLAGS);
-    const info = fstatSync(fd);
-    checkRegularFile(info);
-    // Read into a Buffer of our own (zeroed after parsing), exactly the size fstat gave.
-    const contents = Buffer.alloc(info.size);
-    let read = 0;
-    while (read < contents.length) {
-      const n = readSync(fd, contents, read, contents.length - read, null);
-      if (n === 0) break;
-      read += n;
-    }
-    if (read === 0) throw new SkipFile("empty file");
-    return { contents: read === contents.length ? contents : contents.subarray(0, read), info };
+    // statFirst: a FIFO or a device is skipped without opening it (opening one can block or act);
+    // the fstat after a non-blocking open catches a path swapped for one in between.
+    const { data, stat } = source.dirs.readFileStat(path, source.trust, { maxBytes: MAX_IDENTITY_FILE_BYTES, maxWords: "16 MiB", statFirst: true });
+    if (data.length === 0) throw new SkipFile("empty file");
+    return { contents: data, info: stat };
   } catch (err) {
     if (err instanceof SkipFile) throw err;
-    throw new SkipFile(describeFsError(err));
-  } finally {
-    if (fd !== undefined) closeSync(fd);
+    throw new SkipFile(describeRefusal(err, path));
   }
 }
 
-function checkRegularFile(info: Stats): void {
-  if (!info.isFile()) throw new SkipFile(info.isDirectory() ? "is a directory, not a key file" : "is not a regular file");
-  if (info.size === 0) throw new SkipFile("empty file");
-  if (info.size > MAX_IDENTITY_FILE_BYTES) throw new SkipFile("is larger than 16 MiB (limit 16 MiB), not a key file");
+function describeRefusal(err: unknown, path: string): string {
+  if (err instanceof ReadRefused) {
+    if (err.kind === "not-regular") return err.what === "is not a regular file (a directory)" ? "is a directory, not a key file" : "is not a regular file";
+    if (err.kind === "too-large") return "is larger than 16 MiB (limit 16 MiB), not a key file";
+    return err.path === path ? `not used: ${err.what}` : `not used: ${err.message}`;
+  }
+  if (err instanceof TrustError) return `not used: ${err.message}`;
+  return describeFsError(err);
 }
 
 /** Why a host key is readable, writable or owned by others than root, or undefined if it is not. */

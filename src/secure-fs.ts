@@ -151,6 +151,80 @@ export class Dirs {
     return dir;
   }
 
+  /**
+   * Reads a file root relies on (an `.age` file, a template, an identity) as the walk above
+   * reaches a directory: every directory on the way must be root's alone (`trust`), the file is
+   * opened O_NOFOLLOW|O_NONBLOCK|O_NOCTTY in its held parent, and `fstat` of the open file must
+   * show a regular file of at most `limit.maxBytes`, owned by root (or `trust.uids`), that no one
+   * else may write. A final symlink is followed only as the walk follows one: root's own, in a
+   * directory only root can change (/etc/static links into the store). So no other user can
+   * have put, swapped or changed a byte of what is read. `statFirst` also refuses a non-regular
+   * file before opening it (opening a device can act by itself). Refusals are ReadRefused or
+   * TrustError naming the path; other failures FsErrors keeping the errno code.
+   */
+  readFile(path: string, trust: Trust, limit: ReadLimit): Buffer {
+    return this.readFileHop(path, trust, limit, 0).data;
+  }
+
+  /** readFile, with the fstat of the file read (owner and mode, for a warning). */
+  readFileStat(path: string, trust: Trust, limit: ReadLimit): { data: Buffer; stat: Stats } {
+    return this.readFileHop(path, trust, limit, 0);
+  }
+
+  private readFileHop(path: string, trust: Trust, limit: ReadLimit, hops: number): { data: Buffer; stat: Stats } {
+    const slash = path.lastIndexOf("/");
+    if (slash < 0 || path.endsWith("/") || posix.normalize(path) !== path) throw new FsError("EINVAL", `${path} is not an absolute normal path`);
+    const parent = this.dir(slash === 0 ? "/" : path.slice(0, slash), trust);
+    const name = path.slice(slash + 1);
+    const op = `${parent.op}/${name}`;
+    const shown = `${parent.path === "/" ? "" : parent.path}/${name}`;
+    const followed = (e: unknown): { data: Buffer; stat: Stats } => {
+      const target = this.trustedSymlink(e, parent, name);
+      if (target === undefined) {
+        const st = lstatOrUndefined(op, shown);
+        if (st?.isSymbolicLink()) {
+          throw new ReadRefused(shown, `is a symlink owned by uid ${st.uid} (not followed: only root's own, in a directory only root can change, is)`);
+        }
+        throw fsError(e, shown);
+      }
+      if (hops >= MAX_SYMLINKS) throw new FsError("ELOOP", `${shown}: more than ${MAX_SYMLINKS} symlinks on the way`);
+      return this.readFileHop(target, trust, limit, hops + 1);
+    };
+    if (limit.statFirst) {
+      const st = lstatOrUndefined(op, shown);
+      if (st === undefined) throw new FsError("ENOENT", `${shown} does not exist`);
+      if (st.isSymbolicLink()) return followed(Object.assign(new Error("symlink"), { code: "ELOOP" }));
+      checkReadable(st, shown, trust, limit);
+    }
+    let fd: number;
+    try {
+      fd = openSync(op, READ_FLAGS);
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === "ELOOP") return followed(e);
+      // A socket, or a device without a driver (ENXIO) or on a nodev mount (EACCES): said as what it is.
+      const st = code === "ENXIO" || code === "EACCES" || code === "ENODEV" ? lstatOrUndefined(op, shown) : undefined;
+      if (st !== undefined && !st.isFile() && !st.isSymbolicLink()) throw new ReadRefused(shown, `is not a regular file (${fileKind(st)})`, "not-regular");
+      throw fsError(e, shown);
+    }
+    try {
+      const st = fstatSync(fd);
+      checkReadable(st, shown, trust, limit);
+      const data = Buffer.alloc(st.size);
+      let read = 0;
+      while (read < data.length) {
+        const n = readSync(fd, data, read, data.length - read, null);
+        if (n === 0) break; // shrunk since the fstat (root's own file): what is there is used
+        read += n;
+      }
+      return { data: read === data.length ? data : data.subarray(0, read), stat: st };
+    } catch (e) {
+      throw e instanceof ReadRefused || e instanceof TrustError ? e : fsError(e, shown);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   private alias(path: string, dir: Dir): Dir {
     this.held.set(path, dir);
     return dir;
@@ -223,6 +297,50 @@ export class Dirs {
     this.held.clear();
     this.temps.clear();
   }
+}
+
+/** Bounds of a file root reads. */
+export interface ReadLimit {
+  readonly maxBytes: number;
+  /** maxBytes in words, for the refusal: "64 MiB". */
+  readonly maxWords: string;
+  /** lstat before the open, so a device or FIFO is refused without being opened. */
+  readonly statFirst?: boolean;
+}
+
+/** A file root reads is not one it may rely on: not a regular file, too large, or not root's alone. */
+export class ReadRefused extends Error {
+  override name = "ReadRefused";
+  constructor(
+    readonly path: string,
+    /** The refusal without the path: "is not a regular file (a FIFO)". */
+    readonly what: string,
+    readonly kind: "not-regular" | "too-large" | "untrusted" = "untrusted",
+  ) {
+    super(`${path} ${what}`);
+  }
+}
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+function checkReadable(st: Stats, path: string, trust: Trust, limit: ReadLimit): void {
+  if (!st.isFile()) throw new ReadRefused(path, `is not a regular file (${fileKind(st)})`, "not-regular");
+  if (st.uid !== 0 && !trust.uids.includes(st.uid)) throw new ReadRefused(path, `is owned by uid ${st.uid}, not ${trust.who}`);
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
+  if (st.mode & 0o002) throw new ReadRefused(path, `is writable by every user (mode ${mode})`);
+  if (st.mode & 0o020 && st.gid !== 0 && !trust.gids.includes(st.gid)) throw new ReadRefused(path, `is writable by group ${st.gid} (mode ${mode}), not only by ${trust.who}`);
+  if (st.size > limit.maxBytes) throw new ReadRefused(path, `is larger than ${limit.maxWords} (limit ${limit.maxWords})`, "too-large");
+}
+
+/** What a file that is not a regular file is, in words. */
+export function fileKind(info: Stats): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isSocket()) return "a socket";
+  if (info.isSymbolicLink()) return "a symlink";
+  return "not a file";
 }
 
 /** ENOTDIR from O_DIRECTORY|O_NOFOLLOW: the name is a symlink or not a directory. Says which. */

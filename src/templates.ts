@@ -3,11 +3,10 @@
 // `rendered/<name>` like a secret. Rendering is one left-to-right pass over the template's bytes:
 // a substituted value is never scanned again, so a secret that contains placeholder text (its own
 // or another's) stays literal; bytes are bytes (NUL, invalid UTF-8, CRLF all pass through).
-import { readFileSync } from "node:fs";
 import type { Accounts } from "./accounts.js";
 import { describeError } from "./errno.js";
 import type { SecretSpec, TemplateSpec } from "./manifest.js";
-import type { Ownership } from "./secure-fs.js";
+import { Dirs, ReadRefused, TrustError, type Ownership, type Trust } from "./secure-fs.js";
 
 /** The directory of each generation that holds the rendered templates. */
 export const RENDERED_ENTRY = "rendered";
@@ -23,7 +22,28 @@ export interface Substitution {
 export type Rendering =
   | { readonly ok: true; readonly data: Buffer }
   /** Secrets the template uses that have no value, in the order they first occur. */
-  | { readonly ok: false; readonly unavailable: readonly string[] };
+  | { readonly ok: false; readonly unavailable: readonly string[] }
+  /** The rendered file would be larger than the limit: nothing was allocated. */
+  | { readonly ok: false; readonly unavailable?: undefined; readonly tooLarge: number };
+
+/**
+ * Bounds of a template (docs/limits.md): its text as read, and the file rendered from it. A
+ * template repeating a 2 MiB secret 2,100 times would need 4.4 GB; the rendered size is summed
+ * before anything is allocated, and one over the limit fails alone.
+ */
+export interface TemplateLimits {
+  readonly maxTemplateBytes: number;
+  readonly maxRenderedBytes: number;
+}
+
+export const TEMPLATE_LIMITS: TemplateLimits = { maxTemplateBytes: 16 * 1024 * 1024, maxRenderedBytes: 64 * 1024 * 1024 };
+
+/** Bytes in words for a limit: "16 MiB", "1 KiB", "100 bytes". */
+function sizeWords(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
 
 /** `value` without one trailing "\n" or "\r\n" (a view: nothing is copied). */
 export function trimOneNewline(value: Buffer): Buffer {
@@ -43,7 +63,7 @@ interface Cursor {
  * placeholders would match at the same place the longer wins, and the scan goes on after it;
  * values are copied into the output, never searched. The output is a fresh buffer the caller zeroes.
  */
-export function renderTemplate(text: Buffer, subs: readonly Substitution[]): Rendering {
+export function renderTemplate(text: Buffer, subs: readonly Substitution[], maxBytes: number = TEMPLATE_LIMITS.maxRenderedBytes): Rendering {
   // Only the placeholders that occur at all take part: a template names few of a thousand secrets.
   const cursors: Cursor[] = [];
   for (const sub of subs) {
@@ -73,6 +93,7 @@ export function renderTemplate(text: Buffer, subs: readonly Substitution[]): Ren
 
   let size = text.length;
   for (const m of matches) size += m.sub.value!.length - m.sub.placeholder.length;
+  if (size > maxBytes) return { ok: false, tooLarge: maxBytes };
   const out = Buffer.alloc(size);
   let from = 0;
   let to = 0;
@@ -104,23 +125,58 @@ export type RenderedTemplate =
   | { readonly ok: true; readonly template: TemplateSpec; readonly data: Buffer; readonly own: Ownership }
   | { readonly ok: false; readonly template: TemplateSpec; readonly cause: string };
 
-/** Renders each template in memory; a template that cannot be rendered says why, naming the secrets it lacks. */
-export function renderTemplates(templates: readonly TemplateSpec[], subs: readonly Substitution[], accounts: Accounts): RenderedTemplate[] {
-  return templates.map((template): RenderedTemplate => {
-    const uid = accounts.uid(template.owner);
-    const gid = accounts.gid(template.group);
-    if (uid === undefined) return { ok: false, template, cause: `unknown owner "${template.owner}" (not in /etc/passwd)` };
-    if (gid === undefined) return { ok: false, template, cause: `unknown group "${template.group}" (not in /etc/group)` };
-    let text: Buffer;
-    try {
-      text = readFileSync(template.file);
-    } catch (e) {
-      return { ok: false, template, cause: `cannot read the template: ${describeError(e, template.file)}` };
-    }
-    const rendering = renderTemplate(text, subs);
-    if (!rendering.ok) return { ok: false, template, cause: unavailableCause(rendering.unavailable) };
-    return { ok: true, template, data: rendering.data, own: { uid, gid, mode: template.mode } };
-  });
+/** How template files are read: through held directories (src/secure-fs.ts), trusting root alone. */
+export interface TemplateSource {
+  readonly dirs: Dirs;
+  readonly trust: Trust;
+}
+
+/**
+ * Renders each template in memory; a template that cannot be rendered says why, naming the secrets
+ * it lacks, the limit it passes, or the file it will not read. Each template's failure is its own,
+ * whatever it is: the others are rendered, and it keeps its previous rendering (src/activate.ts).
+ * A template's file is read as root reads an `.age` file: a regular file of at most
+ * `maxTemplateBytes`, root's, below directories only root can change (a user who could write it
+ * could add any secret's public placeholder, or swap it for a symlink to /etc/shadow).
+ */
+export function renderTemplates(
+  templates: readonly TemplateSpec[], subs: readonly Substitution[], accounts: Accounts, source?: TemplateSource, limits: TemplateLimits = TEMPLATE_LIMITS,
+): RenderedTemplate[] {
+  const own = source === undefined ? new Dirs() : undefined;
+  const from = source ?? { dirs: own!, trust: { uids: [process.geteuid!()], gids: [], who: "root" } };
+  try {
+    return templates.map((template) => {
+      try {
+        return renderOne(template, subs, accounts, from, limits);
+      } catch (e) {
+        return { ok: false, template, cause: `cannot render the template: ${describeError(e)}` };
+      }
+    });
+  } finally {
+    own?.close();
+  }
+}
+
+function renderOne(template: TemplateSpec, subs: readonly Substitution[], accounts: Accounts, source: TemplateSource, limits: TemplateLimits): RenderedTemplate {
+  const uid = accounts.uid(template.owner);
+  const gid = accounts.gid(template.group);
+  if (uid === undefined) return { ok: false, template, cause: `unknown owner "${template.owner}" (not in /etc/passwd)` };
+  if (gid === undefined) return { ok: false, template, cause: `unknown group "${template.group}" (not in /etc/group)` };
+  let text: Buffer;
+  try {
+    text = source.dirs.readFile(template.file, source.trust, { maxBytes: limits.maxTemplateBytes, maxWords: sizeWords(limits.maxTemplateBytes) });
+  } catch (e) {
+    if (e instanceof ReadRefused && e.kind !== "untrusted") return { ok: false, template, cause: `template file ${e.what}` };
+    if (e instanceof ReadRefused || e instanceof TrustError) return { ok: false, template, cause: `refusing to read the template: ${e.message}` };
+    return { ok: false, template, cause: `cannot read the template: ${describeError(e, template.file)}` };
+  }
+  const rendering = renderTemplate(text, subs, limits.maxRenderedBytes);
+  if (!rendering.ok) {
+    if (rendering.unavailable !== undefined) return { ok: false, template, cause: unavailableCause(rendering.unavailable) };
+    const words = sizeWords(rendering.tooLarge);
+    return { ok: false, template, cause: `the rendered file would be larger than ${words} (limit ${words})` };
+  }
+  return { ok: true, template, data: rendering.data, own: { uid, gid, mode: template.mode } };
 }
 
 function unavailableCause(secrets: readonly string[]): string {

@@ -164,22 +164,25 @@ test("sshpk and age-encryption are loaded only when a key needs them", async () 
   assert.deepEqual(packagesLoadedFor([pqPath, age.privatePath]), ["LOADED age-encryption", "TYPES mlkem768x25519,X25519"]);
 });
 
-test("an identity file others may read or write, or that root does not own, is used with one warning", async () => {
+test("an identity file others may read is used with one warning; one another user owns or may write is skipped", async () => {
   const ssh = generateSshKey(dir, "ed25519", 0, "exposed_ed25519");
   const age = generateAgeKey(dir, "exposed-age.key");
-  const cases: Array<[string, () => void, string]> = [
-    ["ssh key 0644", () => chmodSync(ssh.privatePath, 0o644), "readable by group and others (mode 0644)"],
-    ["ssh key 0640", () => chmodSync(ssh.privatePath, 0o640), "readable by group (mode 0640)"],
-    ["ssh key 0602", () => chmodSync(ssh.privatePath, 0o602), "writable by others (mode 0602)"],
-    ["ssh key 0666", () => chmodSync(ssh.privatePath, 0o666), "readable by group and others (mode 0666), writable by group and others (mode 0666)"],
-    ["ssh key owned by nobody", () => { chmodSync(ssh.privatePath, 0o600); chownSync(ssh.privatePath, 65534, 0); }, "owned by uid 65534, not root"],
-    ["ssh key 0604, owned by nobody", () => chmodSync(ssh.privatePath, 0o604), "readable by others (mode 0604), owned by uid 65534, not root"],
+  chownSync(ssh.privatePath, 0, 0);
+  const cases: Array<[string, () => void, string, boolean]> = [
+    ["ssh key 0644", () => chmodSync(ssh.privatePath, 0o644), "readable by group and others (mode 0644)", false],
+    ["ssh key 0640", () => chmodSync(ssh.privatePath, 0o640), "readable by group (mode 0640)", false],
+    // Group root may write, as it may write the directories on the way.
+    ["ssh key 0660, group root", () => chmodSync(ssh.privatePath, 0o660), "readable by group (mode 0660), writable by group (mode 0660)", false],
+    ["ssh key 0602", () => chmodSync(ssh.privatePath, 0o602), "not used: is writable by every user (mode 0602)", true],
+    ["ssh key 0666", () => chmodSync(ssh.privatePath, 0o666), "not used: is writable by every user (mode 0666)", true],
+    ["ssh key 0620, group nogroup", () => { chmodSync(ssh.privatePath, 0o620); chownSync(ssh.privatePath, 0, 65534); }, "not used: is writable by group 65534 (mode 0620), not only by root", true],
+    ["ssh key owned by nobody", () => { chmodSync(ssh.privatePath, 0o600); chownSync(ssh.privatePath, 65534, 0); }, "not used: is owned by uid 65534, not root", true],
   ];
-  for (const [what, setUp, reason] of cases) {
+  for (const [what, setUp, reason, skipped] of cases) {
     setUp();
     const { identities, warnings } = await loadOne(ssh.privatePath);
-    assert.deepEqual(identities.map((i) => i.type), ["ssh-ed25519"], what);
-    assert.deepEqual(warnings, [{ path: ssh.privatePath, reason, skipped: false }], what);
+    assert.deepEqual(identities.map((i) => i.type), skipped ? [] : ["ssh-ed25519"], what);
+    assert.deepEqual(warnings, [{ path: ssh.privatePath, reason, skipped }], what);
   }
   chmodSync(age.privatePath, 0o644);
   const { identities, warnings } = await loadOne(age.privatePath);

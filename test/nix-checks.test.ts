@@ -38,6 +38,7 @@ interface Template {
   symlink: boolean;
   restartUnits?: string[];
   reloadUnits?: string[];
+  fileOutsideStore?: boolean;
 }
 interface Options {
   secrets: Record<string, Secret>;
@@ -330,6 +331,13 @@ const templateRefused: [string, Options, string[]][] = [
   ],
   ["a template with neither content nor file", options({}, { templates: { t: template("t") } }), ['age.templates."t": set content (the template\'s text) or file (a file holding it).']],
   [
+    "a template file given as a string outside the store, without fileOutsideStore (issue 23)",
+    options({}, { templates: { t: template("t", { file: "/home/alice/app.conf.tmpl" }) } }),
+    [
+      'age.templates."t".file = "/home/alice/app.conf.tmpl" is not in the Nix store: agenixd would read it as root at every activation, and whoever can change it (or a directory above it) could add any secret\'s placeholder and receive that secret. Give a path value or a derivation (copied to the store), or set age.templates."t".fileOutsideStore = true if only root can change it (agenixd checks that at activation).',
+    ],
+  ],
+  [
     "a content with the placeholder of no declared secret (written out by hand, or left from a removed secret)",
     options({ "tabby-token": secret("tabby-token") }, { templates: { t: template("t", { content: `token = "${token}"\nkey = ${wgKey}\nagain = ${wgKey}\n` }) } }),
     [
@@ -414,12 +422,13 @@ const acceptedWithTemplates: [string, Options][] = [
       {
         templates: {
           "tabby/config.toml": template("tabby/config.toml", { content: `[server]\ntoken = "${token}"\n`, owner: "tabby", restartUnits: ["tabby-agent.service"] }),
-          wg0: template("wg0", { file: "/etc/wireguard/wg0.conf.tmpl", path: "/etc/wireguard/wg0.conf", symlink: false, reloadUnits: ["wireguard-wg0.service"] }),
+          wg0: template("wg0", { file: "/etc/wireguard/wg0.conf.tmpl", fileOutsideStore: true, path: "/etc/wireguard/wg0.conf", symlink: false, reloadUnits: ["wireguard-wg0.service"] }),
         },
       },
     ),
   ],
   ["a secret named rendered without templates", options({ r: secret("r", { name: "rendered" }) })],
+  ["a template file given as a string in the store, without fileOutsideStore", options({}, { templates: { t: template("t", { file: "/nix/store/00000000000000000000000000000000-t.conf" }) } })],
   ["a template without placeholders and without secrets", options({}, { templates: { motd: template("motd", { content: "hello\n" }) } })],
   ["a template path below secretsDir, as a secret's may be", options({ a: secret("a") }, { templates: { t: template("t", { content: "x", path: "/run/agenix/t.conf" }) } })],
 ];
@@ -546,8 +555,8 @@ describe("nix/manifest.nix: templates, placeholders and credentials", nix, () =>
     assert.match(m.templates[0]!.file as string, /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-agenixd-template-t$/);
   });
 
-  test("a file given as a string is used as it is; templates are sorted by attribute name", () => {
-    const m = withWriteText(options({}, { templates: { z: template("z", { file: "/etc/wireguard/wg0.conf.tmpl", path: "/etc/wireguard/wg0.conf", symlink: false, mode: "0600" }), a: template("a", { content: "a" }) } }));
+  test("a file given as a string is used as it is (with fileOutsideStore); templates are sorted by attribute name", () => {
+    const m = withWriteText(options({}, { templates: { z: template("z", { file: "/etc/wireguard/wg0.conf.tmpl", fileOutsideStore: true, path: "/etc/wireguard/wg0.conf", symlink: false, mode: "0600" }), a: template("a", { content: "a" }) } }));
     assert.deepEqual(
       m.templates.map((t) => [t.name, t.file, t.path, t.symlink, t.mode]),
       [

@@ -385,7 +385,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
     await t.test("systemctl and mount: passed by absolute path to unit.nix, systemctl from systemd.package", () => {
       // The module next to a stand-in unit.nix that takes `systemctl` and hands it back.
       const dir = mkdtempSync(join(scratch, "module-"));
-      for (const f of ["module.nix", "manifest.nix", "checks.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
+      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
         `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null }:
@@ -480,6 +480,8 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
         symlink: true,
         restartUnits: [],
         reloadUnits: [],
+        fileOutsideStore: false,
+        allowWiderAccess: false,
       });
       assert.deepEqual([r.templates.plain!.owner, r.templates.plain!.group, r.templates.plain!.path], ["0", "0", "/run/secrets/rendered/plain"]);
       assert.equal(r.templates.renamed!.path, "/run/secrets/rendered/other.conf");
@@ -619,6 +621,44 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.deepEqual(nested.assertions, []);
     });
 
+    await t.test("a template file outside the store is refused unless fileOutsideStore; path values and derivations are the store's (issue 23)", () => {
+      const outside = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.templates.t.file = "/home/alice/t.tmpl"; }`, "{ inherit (r) assertions; }");
+      assert.equal(outside.assertions.length, 1, outside.assertions.join("\n"));
+      assert.match(outside.assertions[0]!, /^age\.templates\."t"\.file = "\/home\/alice\/t\.tmpl" is not in the Nix store: .* set age\.templates\."t"\.fileOutsideStore = true if only root can change it/);
+      const optedIn = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.templates.t = { file = "/etc/t.tmpl"; fileOutsideStore = true; }; }`);
+      assert.deepEqual(optedIn.assertions, []);
+      assert.equal(optedIn.manifest.templates[0]!.file, "/etc/t.tmpl");
+      const built = evalModule(lib, `{ pkgs, ... }: { age.identityPaths = [ "/k" ]; age.templates.t.file = pkgs.writeText "t" "x"; }`, "{ inherit (r) assertions; }");
+      assert.deepEqual(built.assertions, []);
+    });
+
+    await t.test("a template readable by someone who cannot read a secret it embeds warns, naming both; allowWiderAccess silences it (issue 23)", () => {
+      const config = (template: string) =>
+        `{ config, ... }: { age.identityPaths = [ "/k" ]; users.users.tabby.group = "tabby";
+           age.secrets.root-pw.file = ${file("root-pw")};
+           age.secrets.tabby-token = { file = ${file("tabby-token")}; owner = "tabby"; mode = "0440"; };
+           age.templates.t = { content = "a = \${config.age.placeholder.root-pw}"; ${template} }; }`;
+      const wide = evalModule(lib, config(`mode = "0444";`), "{ inherit (r) warnings; }");
+      assert.deepEqual(wide.warnings, [
+        'age.templates."t" (owner 0, group 0, mode 0444) embeds age.secrets."root-pw" (owner 0, group 0, mode 0400): group 0, every user can read the rendered file but not the secret. Give the template no wider access than its secrets, or set age.templates."t".allowWiderAccess = true if that is meant.',
+      ]);
+      const other = evalModule(lib, config(`owner = "tabby";`), "{ inherit (r) warnings; }");
+      assert.deepEqual(other.warnings, [
+        'age.templates."t" (owner tabby, group tabby, mode 0400) embeds age.secrets."root-pw" (owner 0, group 0, mode 0400): user tabby can read the rendered file but not the secret. Give the template no wider access than its secrets, or set age.templates."t".allowWiderAccess = true if that is meant.',
+      ]);
+      assert.deepEqual(evalModule(lib, config(`mode = "0444"; allowWiderAccess = true;`), "{ inherit (r) warnings; }").warnings, []);
+      assert.deepEqual(evalModule(lib, config(``), "{ inherit (r) warnings; }").warnings, [], "root's 0400 template of root's 0400 secret");
+      // tabby's own secret, group-readable by tabby, in tabby's 0440 template: no wider.
+      const same = evalModule(
+        lib,
+        `{ config, ... }: { age.identityPaths = [ "/k" ]; users.users.tabby.group = "tabby";
+           age.secrets.tabby-token = { file = ${file("tabby-token")}; owner = "tabby"; mode = "0440"; };
+           age.templates.t = { content = "a = \${config.age.placeholder.tabby-token}"; owner = "tabby"; mode = "0440"; }; }`,
+        "{ inherit (r) warnings; }",
+      );
+      assert.deepEqual(same.warnings, []);
+    });
+
     await t.test("the new options are documented nixpkgs style: a description and an example each", () => {
       const docs = evalModule(lib, `{ }`, "r.optionDocs") as unknown as { name: string; description: string | null; example: unknown; readOnly: boolean }[];
       const added = docs.filter((o) => /^age\.(templates|placeholder|credstore)|^age\.secrets\.<name>\.(trim|credential)$/.test(o.name) && !o.name.includes("._module."));
@@ -630,7 +670,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
           "age.secrets.<name>.credential",
           "age.secrets.<name>.trim",
           "age.templates",
-          ...["content", "file", "group", "mode", "name", "owner", "path", "reloadUnits", "restartUnits", "symlink"].map((o) => `age.templates.<name>.${o}`),
+          ...["allowWiderAccess", "content", "file", "fileOutsideStore", "group", "mode", "name", "owner", "path", "reloadUnits", "restartUnits", "symlink"].map((o) => `age.templates.<name>.${o}`),
         ],
       );
       for (const o of added) {
