@@ -330,6 +330,7 @@ in
 {
   imports = [
     (lib.mkRenamedOptionModule [ "age" "sshKeyPaths" ] [ "age" "identityPaths" ])
+    ./recipient-check.nix
   ];
 
   options.age = {
