@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
 import type SshPk from "sshpk";
 import { rsaPrivateKey } from "./rsa-key.js";
+import { isSealedIdentity, SealedIdentityError, unsealIdentity } from "./sealed-identity.js";
 import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X25519Identity } from "./age/index.js";
 
 export interface IdentityWarning {
@@ -31,6 +32,12 @@ export async function loadIdentities(
   for (const path of paths) {
     let file: IdentityFile | undefined;
     try {
+      // A systemd encrypted credential (src/sealed-identity.ts): its plaintext never touches a disk.
+      if (isSealedIdentity(path)) {
+        file = readSealedIdentity(path);
+        identities.push(...(await parseIdentityFile(file.contents, path)));
+        continue;
+      }
       file = readIdentityFile(path);
       identities.push(...(await parseIdentityFile(file.contents, path)));
       const exposure = describeExposure(file.info);
@@ -76,6 +83,25 @@ function readIdentityFile(path: string): IdentityFile {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+function readSealedIdentity(path: string): IdentityFile {
+  let info: Stats;
+  try {
+    info = statSync(path);
+  } catch (err) {
+    throw new SkipFile(describeFsError(err));
+  }
+  checkRegularFile(info);
+  let contents: Buffer;
+  try {
+    contents = unsealIdentity(path);
+  } catch (err) {
+    if (err instanceof SealedIdentityError) throw new SkipFile(`sealed identity does not open: ${err.message}`);
+    throw err;
+  }
+  if (contents.length === 0) throw new SkipFile("sealed identity is empty");
+  return { contents, info };
 }
 
 function checkRegularFile(info: Stats): void {
