@@ -11,6 +11,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ageEncrypt, generateAgeKey } from "./helpers/age-cli.js";
+import { nixEval } from "./helpers/nix.js";
 
 const build = fileURLToPath(new URL("../src/", import.meta.url));
 
@@ -83,4 +84,20 @@ test("a renamed credential is refused by systemd's embedded name, a missing one 
   assert.deepEqual(out.identities, []);
   assert.match(out.warnings[0]!.reason, /does not match filename/);
   assert.deepEqual(out.warnings[1], { path: join(dir, "absent.cred"), reason: "file does not exist", skipped: true });
+});
+
+test("nix/unit.nix: a .cred identity gives the unit AGENIXD_SYSTEMD_CREDS and the TPM device, others do not", () => {
+  const unit = fileURLToPath(new URL("../../nix/unit.nix", import.meta.url));
+  const service = (paths: string[]) =>
+    nixEval(
+      `let s = (import ${unit} { agenixd = "/a"; mount = "/m"; systemctl = "/nix/store/x-systemd/bin/systemctl"; manifest = "/x"; identityPaths = arg; }).services.agenixd; in { env = s.environment; devices = s.serviceConfig.DeviceAllow or null; policy = s.serviceConfig.DevicePolicy; }`,
+      paths,
+    ) as { env: Record<string, string>; devices: string[] | null; policy: string };
+  const sealed = service(["/var/lib/agenixd/host.cred", "/etc/ssh/ssh_host_ed25519_key"]);
+  assert.equal(sealed.env.AGENIXD_SYSTEMD_CREDS, "/nix/store/x-systemd/bin/systemd-creds");
+  assert.deepEqual(sealed.devices, ["/dev/tpmrm0 rw"]);
+  assert.equal(sealed.policy, "closed");
+  const plain = service(["/etc/ssh/ssh_host_ed25519_key"]);
+  assert.equal(plain.env.AGENIXD_SYSTEMD_CREDS, undefined);
+  assert.equal(plain.devices, null);
 });
