@@ -93,7 +93,7 @@ export function checkHeader(name: string, file: string, bytes: Uint8Array, recip
       name,
       file,
       status: "uncheckable",
-      reason: `no SSH stanza is for these keys, and its ${[...new Set(opaque)].join("/")} stanzas cannot be attributed without the private key`,
+      reason: `no SSH stanza is for these keys, and its ${opaque.filter((t, i) => opaque.indexOf(t) === i).join("/")} stanzas cannot be attributed without the private key`,
       stanzas: types,
     };
   }
@@ -101,10 +101,15 @@ export function checkHeader(name: string, file: string, bytes: Uint8Array, recip
   return { name, file, status: "missing", reason: `not encrypted to any of the ${recipients.length} host key(s) (file is for: ${summary})`, stanzas: types };
 }
 
+/** "2 ssh-ed25519, 1 X25519": a linear scan, as src/age/decrypt.ts (no map keyed by the file's text). */
 function describeTypes(types: readonly string[]): string {
-  const counts = new Map<string, number>();
-  for (const t of types) counts.set(t, (counts.get(t) ?? 0) + 1);
-  return [...counts].map(([t, n]) => `${n} ${t}`).join(", ");
+  const counts: [string, number][] = [];
+  for (const t of types) {
+    const entry = counts.find(([type]) => type === t);
+    if (entry) entry[1]++;
+    else if (counts.length < 8) counts.push([t, 1]);
+  }
+  return counts.map(([t, n]) => `${n} ${t}`).join(", ");
 }
 
 /** Reads and checks one file; a file that cannot be read is "invalid". Reads at most the file limit. */
