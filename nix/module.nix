@@ -332,6 +332,7 @@ in
   imports = [
     (lib.mkRenamedOptionModule [ "age" "sshKeyPaths" ] [ "age" "identityPaths" ])
     ./template-access.nix
+    ./recipient-check.nix
   ];
 
   options.age = {

@@ -58,7 +58,11 @@ let
   environment = {
     AGENIXD_MOUNT = mount;
   }
-  // (if systemctl == null then { } else { AGENIXD_SYSTEMCTL = systemctl; });
+  // (if systemctl == null then { } else { AGENIXD_SYSTEMCTL = systemctl; })
+  # A sealed identity (a `.cred` in identityPaths) is opened with systemd-creds, next to systemctl.
+  // (if sealed && systemctl != null then { AGENIXD_SYSTEMD_CREDS = "${dirOf systemctl}/systemd-creds"; } else { });
+
+  sealed = builtins.any (p: builtins.match ".*\\.cred" (toString p) != null) identityPaths;
 
   # Shared by both units: an early oneshot that systemd waits for (sd-notify READY=1), run once
   # at boot and exactly once at every switch.
@@ -139,6 +143,10 @@ let
     ProtectClock = true;
     ProtectHostname = true;
     DevicePolicy = "closed";
+  }
+  # systemd-creds decrypt of a TPM-sealed identity talks to the TPM's resource manager.
+  // (if sealed then { DeviceAllow = [ "/dev/tpmrm0 rw" ]; } else { })
+  // {
     SystemCallArchitectures = "native";
     # @pkey: V8 guards its code pages with memory protection keys when it may (node 20 calls
     # pkey_alloc at start; it is the only call outside the other two sets, measured in the boot

@@ -9,9 +9,11 @@ import { collectStatus, renderStatus, STATUS_EXIT } from "./status.js";
 import { createLogger } from "./log.js";
 import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
+import { CHECK_HELP, CHECK_USAGE, type CheckCommand, parseCheckCommand, runCheck } from "./check-command.js";
 
 const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run]
        agenixd status [--manifest FILE] [--json]
+${CHECK_USAGE}
        agenixd --help | --version
 
   activate   decrypt every secret of the manifest into a new generation and switch to it,
@@ -25,8 +27,9 @@ const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dr
   status     the live generation, each secret (path, owner, group, mode, size, last
              change, units) and the last activation's failures; secretsDir and
              secretsMountPoint from the manifest, else /run/agenix and /run/agenix.d
+${CHECK_HELP}
 
-agenixd must run as root.
+agenixd must run as root (check need not).
 exit status: activate: 0 all secrets installed, 1 a secret failed or activation failed
              (or not root); status: 0 healthy, 1 degraded, 3 no live generation;
              2 usage error`;
@@ -40,11 +43,13 @@ declare const AGENIXD_VERSION: string | undefined;
 export type Command =
   | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase; readonly dryRun: boolean }
   | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean }
+  | CheckCommand
   | { readonly kind: "help" }
   | { readonly kind: "version" }
   | { readonly kind: "usage"; readonly error: string };
 
 export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Command {
+  if (argv[0] === "check") return parseCheckCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -110,6 +115,8 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     process.stderr.write(`agenixd: ${command.error}\n${USAGE}\n`);
     return 2;
   }
+  // Reads public keys and headers only: no root, no addon.
+  if (command.kind === "check") return runCheck(command, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
   // Before anything is read or made: as another user agenixd could only half-work.
   const uid = process.geteuid!();
   if (uid !== 0) {

@@ -2,6 +2,7 @@ import type { Stats } from "node:fs";
 import { Dirs, ReadRefused, TrustError, type Trust } from "./secure-fs.js";
 import type SshPk from "sshpk";
 import { rsaPrivateKey } from "./rsa-key.js";
+import { isSealedIdentity, SealedIdentityError, unsealIdentity } from "./sealed-identity.js";
 import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X25519Identity } from "./age/index.js";
 
 export interface IdentityWarning {
@@ -50,6 +51,12 @@ async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning
   for (const path of paths) {
     let file: IdentityFile | undefined;
     try {
+      // A systemd encrypted credential (src/sealed-identity.ts): its plaintext never touches a disk.
+      if (isSealedIdentity(path)) {
+        file = readSealedIdentity(path, source);
+        identities.push(...(await parseIdentityFile(file.contents, path)));
+        continue;
+      }
       file = readIdentityFile(path, source);
       identities.push(...(await parseIdentityFile(file.contents, path)));
       const exposure = describeExposure(file.info);
@@ -91,6 +98,20 @@ function describeRefusal(err: unknown, path: string): string {
   }
   if (err instanceof TrustError) return `not used: ${err.message}`;
   return describeFsError(err);
+}
+
+/** A .cred file, trusted as any identity file (the walk, root's alone), then opened by systemd-creds. */
+function readSealedIdentity(path: string, source: IdentitySource): IdentityFile {
+  const sealed = readIdentityFile(path, source);
+  let contents: Buffer;
+  try {
+    contents = unsealIdentity(path);
+  } catch (err) {
+    if (err instanceof SealedIdentityError) throw new SkipFile(`sealed identity does not open: ${err.message}`);
+    throw err;
+  }
+  if (contents.length === 0) throw new SkipFile("sealed identity is empty");
+  return { contents, info: sealed.info };
 }
 
 /** Why a host key is readable, writable or owned by others than root, or undefined if it is not. */

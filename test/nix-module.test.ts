@@ -385,7 +385,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
     await t.test("systemctl and mount: passed by absolute path to unit.nix, systemctl from systemd.package", () => {
       // The module next to a stand-in unit.nix that takes `systemctl` and hands it back.
       const dir = mkdtempSync(join(scratch, "module-"));
-      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
+      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
         `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null }:

@@ -10,7 +10,8 @@
 #   module  the module under test (default ../module.nix): a copy next to another unit.nix
 # Result: what the tests look at: { assertions (messages of the failed ones), warnings,
 #   manifest, services, activationScripts, identityPaths, secrets, templates, placeholder,
-#   credstore, dryActivate, optionDocs (the documentation of every age.* option: name, visible,
+#   credstore, dryActivate, checks (system.checks: name, buildCommand, secretsJson, recipients),
+#   optionDocs (the documentation of every age.* option: name, visible,
 #   readOnly, description, example, default) }.
 {
   lib,
@@ -107,6 +108,10 @@ let
           type = types.attrsOf types.attrs;
           default = { };
         };
+        system.checks = mkOption {
+          type = types.listOf types.attrs;
+          default = [ ];
+        };
         system.activationScripts = mkOption {
           type = types.attrsOf (
             types.submodule {
@@ -137,6 +142,12 @@ let
     util-linux = fakePackage "util-linux" "2.41";
     # Content-addressed like the real one: the store path changes with the text, so a test can
     # tell which text was written (the first 32 hex digits of its sha256) without a store.
+    # What the test reads of a build: its name, script and attributes (nothing is built).
+    runCommand = name: env: buildCommand: env // {
+      type = "derivation";
+      inherit name buildCommand;
+      outPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" buildCommand)}-${name}";
+    };
     writeText = name: text: {
       type = "derivation";
       inherit name text;
@@ -168,6 +179,7 @@ in
   inherit (cfg) warnings;
   services = cfg.systemd.services;
   activationScripts = cfg.system.activationScripts;
+  checks = map (c: { inherit (c) name buildCommand secretsJson recipients; }) cfg.system.checks;
   inherit (cfg.age)
     identityPaths
     secrets

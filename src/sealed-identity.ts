@@ -1,0 +1,67 @@
+// A host identity sealed by systemd-creds: an identity path ending in ".cred" is a systemd encrypted
+// credential (`systemd-creds encrypt --with-key=host|tpm2|host+tpm2`, optionally PCR-bound), whose
+// plaintext is an age identity file. agenixd opens it with `systemd-creds decrypt PATH -`, reading
+// the plaintext from the pipe into a Buffer of its own (zeroed after parsing): no plaintext key on
+// disk. A credential that does not open (a changed TPM, a PCR mismatch, a replaced host key, a
+// renamed file: systemd checks the name embedded at encryption) fails alone, with systemd-creds'
+// own line, and the other identities are still tried.
+import { execFileSync } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+
+export const SEALED_SUFFIX = ".cred";
+
+/** Where systemd-creds is looked for when AGENIXD_SYSTEMD_CREDS is not set (never PATH). */
+export const SYSTEMD_CREDS_FALLBACKS: readonly string[] = ["/run/current-system/sw/bin/systemd-creds", "/usr/bin/systemd-creds", "/bin/systemd-creds"];
+
+/** As identities.ts: far more than any key file. */
+const MAX_PLAINTEXT_BYTES = 16 * 1024 * 1024;
+/** A TPM may be slow; a hung one must not hold the boot. */
+const DECRYPT_TIMEOUT_MS = 60_000;
+
+export class SealedIdentityError extends Error {}
+
+export function isSealedIdentity(path: string): boolean {
+  return path.endsWith(SEALED_SUFFIX);
+}
+
+export function findSystemdCreds(env: NodeJS.ProcessEnv = process.env, fallbacks: readonly string[] = SYSTEMD_CREDS_FALLBACKS): string {
+  const configured = env.AGENIXD_SYSTEMD_CREDS;
+  if (configured !== undefined && configured !== "") {
+    if (!configured.startsWith("/")) throw new SealedIdentityError(`AGENIXD_SYSTEMD_CREDS must be an absolute path, got "${configured}"`);
+    return configured;
+  }
+  for (const candidate of fallbacks) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // the next one
+    }
+  }
+  throw new SealedIdentityError(`cannot find systemd-creds: AGENIXD_SYSTEMD_CREDS is not set and none of ${fallbacks.join(", ")} exists`);
+}
+
+/**
+ * The plaintext of a sealed identity, in a Buffer the caller zeroes.
+ * Throws SealedIdentityError with systemd-creds' last line when it cannot be opened.
+ */
+export function unsealIdentity(path: string, env: NodeJS.ProcessEnv = process.env): Buffer {
+  const tool = findSystemdCreds(env);
+  try {
+    return execFileSync(tool, ["decrypt", "--", path, "-"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      maxBuffer: MAX_PLAINTEXT_BYTES,
+      timeout: DECRYPT_TIMEOUT_MS,
+      env: { PATH: "/nonexistent", ...(env.SYSTEMD_LOG_LEVEL ? { SYSTEMD_LOG_LEVEL: env.SYSTEMD_LOG_LEVEL } : {}) },
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stdout?: Buffer; stderr?: Buffer; status?: number | null; signal?: string | null };
+    err.stdout?.fill(0);
+    const lines = (err.stderr?.toString("utf8") ?? "").split("\n").map((l) => l.trim()).filter((l) => l !== "");
+    const last = lines.at(-1)?.slice(0, 300);
+    if (err.code === "ENOBUFS") throw new SealedIdentityError("systemd-creds decrypt: plaintext larger than 16 MiB, not a key file");
+    if (err.signal === "SIGTERM") throw new SealedIdentityError(`systemd-creds decrypt timed out after ${DECRYPT_TIMEOUT_MS / 1000} s`);
+    if (err.code !== undefined && typeof err.code === "string" && err.status === undefined) throw new SealedIdentityError(`cannot run ${tool}: ${err.code}`);
+    throw new SealedIdentityError(`systemd-creds decrypt failed${err.status != null ? ` (exit status ${err.status})` : ""}: ${last ?? "no message"}`);
+  }
+}
