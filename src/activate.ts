@@ -76,6 +76,10 @@ export interface Host {
   /** Makes the mount point a ramfs; called before identities load, awaited before the first write. */
   ensureRamfs(mountPoint: string): Promise<unknown>;
   readAccounts(): Accounts;
+  /** The mount point's mode: 0751 on the machine (group keys passes), 0700 for a user (src/user-host.ts). */
+  readonly mountPointMode?: number;
+  /** systemctl's leading arguments for restarts and reloads: `--user` for a user's manager. */
+  readonly systemctlArgs?: readonly string[];
 }
 
 const MACHINE: Host = { rootUid: 0, ensureRamfs, readAccounts };
@@ -96,7 +100,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       if (p.verdict !== "write") return await reactWithout(p, ctx, options);
       const generation = await writeGeneration(p, ctx, host, dirs);
       commit(p, generation, ctx, host, dirs);
-      return await react(p, generation, ctx, options);
+      return await react(p, generation, ctx, host, options);
     } finally {
       zeroPlan(p);
     }
@@ -238,7 +242,7 @@ export async function writeGeneration(p: Plan, ctx: ActivationContext, host: Hos
   const trust = trustOf(host);
   const mountPoint = openMountPoint(manifest.secretsMountPoint, dirs, trust);
   fchownSync(mountPoint.fd, host.rootUid, keysGid);
-  fchmodSync(mountPoint.fd, 0o751);
+  fchmodSync(mountPoint.fd, host.mountPointMode ?? 0o751);
   const secretsDirParent = openSecretsDirParent(manifest.secretsDir, dirs, trust);
   const generation = (previous ?? 0) + 1;
   ctx.notify.status(`writing generation ${generation}`);
@@ -276,12 +280,12 @@ export function commit(p: Plan, w: Written, ctx: ActivationContext, host: Host, 
 }
 
 /** React: the switch report, the restarts and reloads, the record `agenixd status` reads, the notification. */
-export async function react(p: Plan, w: Written, ctx: ActivationContext, options: ActivationOptions): Promise<ActivationResult> {
+export async function react(p: Plan, w: Written, ctx: ActivationContext, host: Host, options: ActivationOptions): Promise<ActivationResult> {
   const { log, notify } = ctx;
   const { manifest, changes, units, previous, lastRun } = p;
   // The switch report, one line per change: names and aspects, never a value.
   for (const c of changes) log.info({ [c.subject ?? "secret"]: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
-  const unitResults = await applyUnitActions(units, runCommand);
+  const unitResults = await applyUnitActions(units, runCommand, undefined, host.systemctlArgs);
   logUnitResults(log, unitResults, changes, manifest, lastRun);
   recordState(manifest, options, w.generation, lastRun, changes, w.failed);
   // At first boot every secret is new: the summary would only repeat the count.

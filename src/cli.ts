@@ -9,9 +9,10 @@ import { collectStatus, renderStatus, STATUS_EXIT } from "./status.js";
 import { createLogger } from "./log.js";
 import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
+import { expandRuntimeDir, userDefaults, userHost } from "./user-host.js";
 
-const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run]
-       agenixd status [--manifest FILE] [--json]
+const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run] [--user]
+       agenixd status [--manifest FILE] [--json] [--user]
        agenixd --help | --version
 
   activate   decrypt every secret of the manifest into a new generation and switch to it,
@@ -26,7 +27,12 @@ const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dr
              change, units) and the last activation's failures; secretsDir and
              secretsMountPoint from the manifest, else /run/agenix and /run/agenix.d
 
-agenixd must run as root.
+  --user     a user's own secrets (the Home Manager module's agenixd.service in the user's
+             manager): run as that user, write below $XDG_RUNTIME_DIR (a tmpfs of the user's
+             own; no mount, no chown), restart units with systemctl --user; status defaults
+             to $XDG_RUNTIME_DIR/agenix and $XDG_RUNTIME_DIR/agenix.d
+
+agenixd must run as root, except with --user.
 exit status: activate: 0 all secrets installed, 1 a secret failed or activation failed
              (or not root); status: 0 healthy, 1 degraded, 3 no live generation;
              2 usage error`;
@@ -38,8 +44,8 @@ const DEFAULT_MOUNT_POINT = "/run/agenix.d";
 declare const AGENIXD_VERSION: string | undefined;
 
 export type Command =
-  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase; readonly dryRun: boolean }
-  | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean }
+  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase; readonly dryRun: boolean; readonly user?: true }
+  | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean; readonly user?: true }
   | { readonly kind: "help" }
   | { readonly kind: "version" }
   | { readonly kind: "usage"; readonly error: string };
@@ -57,6 +63,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {
         version: { type: "boolean" },
         "dry-run": { type: "boolean" },
         json: { type: "boolean" },
+        user: { type: "boolean" },
       },
     });
   } catch (e) {
@@ -72,7 +79,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {
   if (values.manifest === "") return { kind: "usage", error: "--manifest must name a file" };
   if (command === "status") {
     for (const option of ["phase", "dry-run"] as const) if (values[option] !== undefined) return { kind: "usage", error: `--${option} is an option of activate, not status` };
-    return { kind: "status", ...(values.manifest === undefined ? {} : { manifest: values.manifest }), json: values.json ?? false };
+    return { kind: "status", ...(values.manifest === undefined ? {} : { manifest: values.manifest }), json: values.json ?? false, ...(values.user ? { user: true as const } : {}) };
   }
   if (values.json !== undefined) return { kind: "usage", error: "--json is an option of status, not activate" };
   if (values.manifest === undefined) return { kind: "usage", error: "--manifest is required" };
@@ -80,7 +87,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {
   if (phase !== "all" && phase !== "users") return { kind: "usage", error: `invalid --phase ${phase} (expected all or users)` };
   // switch-to-configuration's dry activation sets NIXOS_ACTION: whatever runs agenixd then, nothing is written.
   const dryRun = (values["dry-run"] ?? false) || env.NIXOS_ACTION === "dry-activate";
-  return { kind: "activate", manifest: values.manifest, phase, dryRun };
+  if (values.user && phase === "users") return { kind: "usage", error: "--phase users is the machine's (users are made at boot); a user's service has no such phase" };
+  return { kind: "activate", manifest: values.manifest, phase, dryRun, ...(values.user ? { user: true as const } : {}) };
 }
 
 /** node:util's parseArgs messages, shortened to what went wrong. */
@@ -112,7 +120,12 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
   }
   // Before anything is read or made: as another user agenixd could only half-work.
   const uid = process.geteuid!();
-  if (uid !== 0) {
+  const user = command.user === true;
+  if (user && uid === 0) {
+    process.stderr.write(`agenixd --user runs as the user whose secrets they are, not as root\n`);
+    return 1;
+  }
+  if (!user && uid !== 0) {
     process.stderr.write(`agenixd must run as root (it runs as uid ${uid})\n`);
     return 1;
   }
@@ -130,11 +143,11 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     log.fatal({ cause: message }, message);
     return 1;
   }
-  if (command.kind === "status") return status(command.manifest, command.json);
+  if (command.kind === "status") return status(command.manifest, command.json, user);
   const notify = createNotifier(process.env, addon);
   try {
-    const manifest = readManifest(command.manifest);
-    const result = await activate(manifest, command.phase, { log, notify }, { dryRun: command.dryRun, manifestPath: command.manifest });
+    const manifest = user ? readManifest(command.manifest, (j) => expandRuntimeDir(j)) : readManifest(command.manifest);
+    const result = await activate(manifest, command.phase, { log, notify, ...(user ? { host: userHost() } : {}) }, { dryRun: command.dryRun, manifestPath: command.manifest });
     if (result.dryRun) process.stdout.write(dryRunReport(manifest.secretsDir, result));
     return result.failed.length === 0 ? 0 : 1;
   } catch (e) {
@@ -163,12 +176,11 @@ export function dryRunReport(secretsDir: string, result: ActivationResult): stri
   return `${lines.join("\n")}\n`;
 }
 
-function status(manifestFile: string | undefined, json: boolean): number {
-  let secretsDir = DEFAULT_SECRETS_DIR;
-  let mountPoint = DEFAULT_MOUNT_POINT;
+function status(manifestFile: string | undefined, json: boolean, user: boolean): number {
+  let { secretsDir, secretsMountPoint: mountPoint } = user ? userDefaults() : { secretsDir: DEFAULT_SECRETS_DIR, secretsMountPoint: DEFAULT_MOUNT_POINT };
   if (manifestFile !== undefined) {
     try {
-      ({ secretsDir, secretsMountPoint: mountPoint } = readManifest(manifestFile));
+      ({ secretsDir, secretsMountPoint: mountPoint } = user ? readManifest(manifestFile, (j) => expandRuntimeDir(j)) : readManifest(manifestFile));
     } catch (e) {
       process.stderr.write(`agenixd: ${(e as Error).message}\n`);
       return 1;

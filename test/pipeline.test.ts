@@ -44,7 +44,7 @@ test("plan writes nothing, write makes a generation nothing points at, commit sw
     assert.equal(readlinkSync(sb.secretsDir), `${sb.mountPoint}/1`);
     assert.equal(sb.read("b"), "two");
 
-    const result = await react(p, w, ctx, {});
+    const result = await react(p, w, ctx, host, {});
     assert.equal(result.swapped, true);
     assert.equal(result.generation, 1);
   } finally {
