@@ -28,6 +28,9 @@ function userSandbox(label: string, t: { after(f: () => void): void }) {
   chmodSync(sb.store, 0o755);
   chownSync(sb.hostKey.privatePath, user.uid, user.gid);
   chmodSync(join(sb.root, "etc/ssh"), 0o755);
+  // A systemctl that records how it was called, where the user can write.
+  const systemctl = join(sb.root, "systemctl");
+  writeFileSync(systemctl, '#!/bin/sh\necho "$@" >> "$XDG_RUNTIME_DIR/systemctl.log"\n', { mode: 0o755 });
   t.after(() => {
     spawnSync("umount", ["-l", runtime]);
     sb.cleanup();
@@ -60,7 +63,7 @@ function userSandbox(label: string, t: { after(f: () => void): void }) {
     const r = spawnSync(
       "setpriv",
       ["--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups", "--", process.execPath, ...AGENIXD, cmd, "--user", "--manifest", file, ...extra],
-      { encoding: "utf8", env: launchEnv({ PATH: process.env.PATH, XDG_RUNTIME_DIR: runtime, NOTIFY_SOCKET: "", AGENIXD_SYSTEMCTL: "/bin/true" }) },
+      { encoding: "utf8", env: launchEnv({ PATH: process.env.PATH, XDG_RUNTIME_DIR: runtime, NOTIFY_SOCKET: "", AGENIXD_SYSTEMCTL: systemctl }) },
     );
     return { status: r.status, stdout: r.stdout, stderr: r.stderr, logs: parseLogs(r.stderr) };
   };
@@ -100,17 +103,18 @@ test("a user's activation writes its generation into $XDG_RUNTIME_DIR, the user'
 
 test("a user's secret that fails keeps its previous value; the others change", (t) => {
   const { sb, runtime, manifest, run } = userSandbox("user-fail", t);
-  assert.equal(run(manifest([{ name: "a", plaintext: "one" }, { name: "b", plaintext: "uno" }])).status, 0);
+  assert.equal(run(manifest([{ name: "a", plaintext: "one" }, { name: "b", plaintext: "uno", restartUnits: ["b-user.service"] }])).status, 0);
   const broken = join(sb.store, "broken.age");
   writeFileSync(broken, "not an age file\n");
   chmodSync(broken, 0o644);
-  const r = run(manifest([{ name: "a", file: broken }, { name: "b", plaintext: "dos" }]));
+  const r = run(manifest([{ name: "a", file: broken }, { name: "b", plaintext: "dos", restartUnits: ["b-user.service"] }]));
   assert.equal(r.status, 1);
   const failure = r.logs.find((l) => l.msg === "secret not installed");
   assert.equal(failure?.secret, "a");
   assert.equal(failure?.keptPrevious, true);
   assert.equal(execFileSync("cat", [`${runtime}/agenix/a`], { encoding: "utf8" }), "one");
   assert.equal(execFileSync("cat", [`${runtime}/agenix/b`], { encoding: "utf8" }), "dos");
+  assert.equal(execFileSync("cat", [`${runtime}/systemctl.log`], { encoding: "utf8" }), "--user --no-block try-restart -- b-user.service\n", "the changed secret's user unit is restarted in the user's manager");
 });
 
 test("--user refuses root, and a mount point off a tmpfs", (t) => {
