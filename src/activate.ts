@@ -168,7 +168,7 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
 
   notify.status(`loading identities`);
   const identities = await loadIdentities(manifest.identityPaths, (w) =>
-    log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : `identity file is not ${host.rootUid === 0 ? "root" : "its owner"}'s alone`));
+    log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : `identity file is not ${host.rootUid === 0 ? "root" : "the user"}'s alone`), host.rootUid);
   notify.status(`decrypting ${selected.length} secrets`);
   const decrypted = await decryptAll(selected, identities);
   let templates: RenderedTemplate[] = [];

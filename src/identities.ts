@@ -26,6 +26,8 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTT
 export async function loadIdentities(
   paths: readonly string[],
   onWarning: (w: IdentityWarning) => void,
+  /** Whose files identities should be: root's on the machine, the user's for `agenixd --user`. */
+  ownerUid = 0,
 ): Promise<AgeIdentity[]> {
   const identities: AgeIdentity[] = [];
   for (const path of paths) {
@@ -33,7 +35,7 @@ export async function loadIdentities(
     try {
       file = readIdentityFile(path);
       identities.push(...(await parseIdentityFile(file.contents, path)));
-      const exposure = describeExposure(file.info);
+      const exposure = describeExposure(file.info, ownerUid);
       if (exposure !== undefined) onWarning({ path, reason: exposure, skipped: false });
     } catch (err) {
       if (!(err instanceof SkipFile)) throw err;
@@ -85,7 +87,7 @@ function checkRegularFile(info: Stats): void {
 }
 
 /** Why a host key is readable, writable or owned by others than root, or undefined if it is not. */
-function describeExposure(info: Stats): string | undefined {
+function describeExposure(info: Stats, ownerUid = 0): string | undefined {
   const problems: string[] = [];
   const who = (groupBit: number, otherBit: number): string | undefined => {
     const group = (info.mode & groupBit) !== 0;
@@ -97,7 +99,7 @@ function describeExposure(info: Stats): string | undefined {
   const writers = who(0o020, 0o002);
   if (readers !== undefined) problems.push(`readable by ${readers} (mode ${mode})`);
   if (writers !== undefined) problems.push(`writable by ${writers} (mode ${mode})`);
-  if (info.uid !== 0) problems.push(`owned by uid ${info.uid}, not root`);
+  if (info.uid !== ownerUid) problems.push(`owned by uid ${info.uid}, not ${ownerUid === 0 ? "root" : `uid ${ownerUid}`}`);
   return problems.length === 0 ? undefined : problems.join(", ");
 }
 

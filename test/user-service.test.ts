@@ -81,6 +81,7 @@ test("a user's activation writes its generation into $XDG_RUNTIME_DIR, the user'
   const m = manifest([{ name: "tabby-token", plaintext: "auth_0123" }], [{ name: "tabby-config", content: '[server]\ntoken = "<tabby-token>"\n', path: config }]);
   const r = run(m);
   assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.logs.filter((l) => /^identity/.test(String(l.msg))), [], "the user's own key (0600, the user's) is no warning");
   const mountinfo = execFileSync("cat", ["/proc/self/mountinfo"], { encoding: "utf8" });
   assert.ok(!mountinfo.includes(`${runtime}/agenix.d`), "nothing is mounted for a user");
   assert.equal(readlinkSync(`${runtime}/agenix`), `${runtime}/agenix.d/1`);
