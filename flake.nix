@@ -27,6 +27,11 @@
       nixosModules.default = self.nixosModules.agenixd;
       nixosModules.age = self.nixosModules.agenixd;
 
+      # Home Manager: the same names as agenix's (`agenix.homeManagerModules.age`), docs/home-manager.md.
+      homeManagerModules.agenixd = ./nix/home-manager.nix;
+      homeManagerModules.default = self.homeManagerModules.agenixd;
+      homeManagerModules.age = self.homeManagerModules.agenixd;
+
       checks = forAllSystems (
         pkgs:
         import ./vm-tests {

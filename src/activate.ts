@@ -1,7 +1,9 @@
-// The activation pipeline: validate → mount (in the background) → load identities → decrypt all → render templates
-// (in memory) → diff against the live generation → write generation (secrets, credentials, templates) → install
-// targets and credstore links → swap → prune → report changes, restart units → record state → notify. Each step
-// lives in its own module; this file is the order. A dry run stops after the diff.
+// The activation pipeline, four stages: plan (validate, mount in the background, load identities, decrypt all,
+// render templates in memory, diff against the live generation) → write the generation (secrets, credentials,
+// templates, each target as its item is written) → commit (credstore links, swap, prune) → react (report changes,
+// restart units, record state, notify). Each step lives in its own module; this file is the order. A plan that
+// writes nothing (dry run, nothing to do, every secret failed) goes straight to reacting. What differs between
+// the machine's system unit and a user's service is the Host passed in, never a second pipeline.
 import { basename, dirname, relative } from "node:path";
 import { fchmodSync, fchownSync } from "node:fs";
 import { loadIdentities } from "./identities.js";
@@ -74,6 +76,10 @@ export interface Host {
   /** Makes the mount point a ramfs; called before identities load, awaited before the first write. */
   ensureRamfs(mountPoint: string): Promise<unknown>;
   readAccounts(): Accounts;
+  /** The mount point's mode: 0751 on the machine (group keys passes), 0700 for a user (src/user-host.ts). */
+  readonly mountPointMode?: number;
+  /** systemctl's leading arguments for restarts and reloads: `--user` for a user's manager. */
+  readonly systemctlArgs?: readonly string[];
 }
 
 const MACHINE: Host = { rootUid: 0, ensureRamfs, readAccounts };
@@ -81,134 +87,249 @@ const MACHINE: Host = { rootUid: 0, ensureRamfs, readAccounts };
 const NO_UNITS: UnitActions = { restart: [], reload: [] };
 
 export async function activate(manifest: Manifest, phase: Phase, ctx: ActivationContext, options: ActivationOptions = {}): Promise<ActivationResult> {
-  const { log, notify } = ctx;
   const host = ctx.host ?? MACHINE;
   const dryRun = options.dryRun ?? false;
-  const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
   // A dry run takes no lock: it writes nothing, and reads the live generation, which a swap replaces atomically.
   const lock = dryRun
     ? undefined
-    : await acquireLock(manifest.secretsMountPoint, { trust: { ...ROOT_ONLY, uids: [host.rootUid] }, onWait: () => log.info("waiting for another activation to finish") });
+    : await acquireLock(manifest.secretsMountPoint, { trust: trustOf(host), onWait: () => ctx.log.info("waiting for another activation to finish") });
   const dirs = new Dirs();
-  const unchanged = (generation: number | undefined, failed: readonly SecretFailure[] = []): ActivationResult => ({ generation, swapped: false, installed: [], rendered: [], failed, changes: [], units: NO_UNITS, dryRun });
   try {
-    const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
-    // What the last run recorded, if it describes the live generation: change times, and the units of a removed secret.
-    const previousState = previous === undefined ? undefined : readState(manifest.secretsMountPoint);
-    const lastRun = previousState?.generation === previous ? previousState : undefined;
-    if (phase === "users" && selected.length === 0) {
-      log.info("no secret is needed for users; nothing to do in this phase");
-      if (!dryRun) notify.status("no secret is needed for users");
-      notify.ready();
-      return unchanged(previous);
-    }
-
-    // mount(8) runs while the identities load and the secrets decrypt; it is awaited before the first write.
-    const ramfsReady = dryRun ? Promise.resolve() : host.ensureRamfs(manifest.secretsMountPoint);
-    ramfsReady.catch(() => {}); // an early return below must not leave its failure unhandled
-
-    notify.status(`loading identities`);
-    // Root reads identities, `.age` files and templates only from places root alone controls (src/secure-fs.ts).
-    const reads = { dirs, trust: { ...ROOT_ONLY, uids: [host.rootUid] } };
-    const identities = await loadIdentities(manifest.identityPaths, (w) =>
-      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : "identity file is not root's alone"), reads);
-    notify.status(`decrypting ${selected.length} secrets`);
-    const decrypted = await decryptAll(selected, identities, undefined, reads);
-    let templates: RenderedTemplate[] = [];
+    const p = await plan(manifest, phase, ctx, host, dryRun);
     try {
-      const accounts = host.readAccounts();
-      const plan = resolveOwnership(decrypted, accounts);
-      const failures = plan.filter((p): p is FailedSecret => !p.ok);
-      if (selected.length > 0 && failures.length === selected.length && previous !== undefined) {
-        for (const f of failures) log.error({ secret: f.secret.name, file: f.secret.file, cause: f.cause, keptPrevious: true }, "secret not installed");
-        log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
-        const failed = failures.map((f) => failure(f, true));
-        if (dryRun) return unchanged(previous, failed);
-        notify.status(`all ${selected.length} secrets failed; generation ${previous} kept`);
-        recordState(manifest, options, previous, lastRun, [], failed);
-        notify.ready();
-        return unchanged(previous, failed);
-      }
-      // Templates are rendered with every secret's value, so in the full phase only; the users phase keeps them as they are.
-      if (phase === "all" && manifest.templates.length > 0) {
-        const values = new Map(plan.filter((p): p is PlannedSecret => p.ok).map((p) => [p.secret.name, p.plaintext]));
-        templates = renderTemplates(manifest.templates, substitutionsFor(manifest.secrets, (s) => values.get(s.name)), accounts, reads);
-      }
-      const renderFailures = templates.filter((t): t is RenderedTemplate & { ok: false } => !t.ok);
-
-      const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
-      const diff = diffSecrets(prevDir, plan.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
-      const templateDiff = templates.length === 0 ? undefined : diffSecrets(prevDir && `${prevDir}/${RENDERED_ENTRY}`, templates.flatMap((t) => (t.ok ? [{ name: t.template.name, plaintext: t.data, own: t.own }] : [])), "template");
-      // Removed secrets and templates are known from the last run's record (the users phase keeps every other secret as it is).
-      const removed = phase === "all" && lastRun ? removedSecrets(lastRun.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
-      const removedTemplates = phase === "all" && lastRun?.templates ? removedSecrets(lastRun.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
-      const changes = [...diff.changes, ...removed, ...(templateDiff?.changes ?? []), ...removedTemplates];
-      // Nothing is restarted at first boot (no live generation): every unit starts after us anyway.
-      const units = previous === undefined ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, lastRun));
-      if (dryRun) {
-        const failed = [...failures.map((f) => failure(f, prevDir !== undefined)), ...renderFailures.map((t) => templateFailure(t.template, t.cause, prevDir !== undefined))];
-        return { generation: previous, swapped: false, installed: [], rendered: [], failed, changes, units, dryRun };
-      }
-      if (phase === "users" && previous !== undefined && failures.length === 0 && changes.length === 0) {
-        // Perl activation runs this phase at every switch; an unchanged password needs no new generation.
-        log.info({ generation: previous, unchanged: diff.unchanged.length }, "secrets needed for users are unchanged");
-        notify.status(`secrets needed for users unchanged in generation ${previous}`);
-        notify.ready();
-        return unchanged(previous);
-      }
-
-      await ramfsReady;
-      const keysGid = accounts.gid("keys") ?? 0;
-      const rootOnly: Trust = { ...ROOT_ONLY, uids: [host.rootUid] };
-      const mountPoint = openMountPoint(manifest.secretsMountPoint, dirs, rootOnly);
-      fchownSync(mountPoint.fd, host.rootUid, keysGid);
-      fchmodSync(mountPoint.fd, 0o751);
-      const secretsDirParent = openSecretsDirParent(manifest.secretsDir, dirs, rootOnly);
-      const generation = (previous ?? 0) + 1;
-      notify.status(`writing generation ${generation}`);
-      const dirOwn: Ownership = { uid: host.rootUid, gid: keysGid, mode: 0o751 };
-      const genDir = createGeneration(manifest.secretsMountPoint, generation, dirOwn);
-      const rootGid = host.rootUid === 0 ? 0 : process.getgid!();
-      const credentials = manifest.credstore === undefined ? undefined : new CredentialWriter(genDir, { uid: host.rootUid, gid: rootGid, mode: 0o400 }, { uid: host.rootUid, gid: rootGid, mode: 0o700 });
-
-      const input: GenerationInput = { manifest, genDir, prevDir, dirOwn, generation, log, dirs, rootUid: host.rootUid, knownDirs: new Set() };
-      const { installed, failed } = writeSecrets(input, plan, credentials);
-      const rendered: string[] = [];
-      if (manifest.templates.length > 0) {
-        const written = writeTemplates(input, templates);
-        rendered.push(...written.rendered);
-        failed.push(...written.failed);
-      }
-      failed.push(...publishCredentials(input, rootOnly, lastRun));
-
-      notify.status(`switching ${manifest.secretsDir} to generation ${generation}`);
-      swapSecretsDir(manifest.secretsDir, secretsDirParent, genDir, dirs);
-      const pruned = pruneGenerations(manifest.secretsMountPoint, generation, manifest.keepGenerations);
-      log.info(
-        {
-          generation, installed: installed.length, failed: failed.length, ...countChanges(changes.filter((c) => c.subject === undefined)), unchanged: diff.unchanged.length, pruned,
-          ...(templateDiff ? { templates: { rendered: rendered.length, ...countChanges(changes.filter((c) => c.subject === "template")), unchanged: templateDiff.unchanged.length } } : {}),
-        },
-        `generation ${generation} is active`,
-      );
-      // The switch report, one line per change: names and aspects, never a value.
-      for (const c of changes) log.info({ [c.subject ?? "secret"]: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
-      const unitResults = await applyUnitActions(units, runCommand);
-      logUnitResults(log, unitResults, changes, manifest, lastRun);
-      recordState(manifest, options, generation, lastRun, changes, failed);
-      // At first boot every secret is new: the summary would only repeat the count.
-      notify.status(statusLine(generation, installed.length, rendered.length, failed, previous === undefined ? [] : changes, unitResults));
-      notify.ready();
-      return { generation, swapped: true, installed, rendered, failed, changes, units, dryRun };
+      if (p.verdict !== "write") return await reactWithout(p, ctx, options);
+      const generation = await writeGeneration(p, ctx, host, dirs);
+      commit(p, generation, ctx, host, dirs);
+      return await react(p, generation, ctx, host, options);
     } finally {
-      for (const d of decrypted) if (d.ok) d.plaintext.fill(0);
-      for (const t of templates) if (t.ok) t.data.fill(0);
+      zeroPlan(p);
     }
   } catch (e) {
     throw fsError(e); // errno codes in words
   } finally {
     dirs.close();
     await lock?.release();
+  }
+}
+
+/** Who, besides root, may own the directories an activation goes through: the host's owner (root, or the user). */
+function trustOf(host: Host): Trust {
+  return { ...ROOT_ONLY, uids: [host.rootUid] };
+}
+
+/**
+ * What plan() decided: "nothing" (no secret in this phase), "keep" (every secret failed: the
+ * live generation stays), "unchanged" (the users phase has nothing new), "dry-run" (the diff is
+ * the answer) or "write" a new generation.
+ */
+export type Verdict = "nothing" | "keep" | "unchanged" | "dry-run" | "write";
+
+/** Everything decided before a byte is written: the plaintexts (zeroed by zeroPlan), the diff, the units. */
+export interface Plan {
+  readonly manifest: Manifest;
+  readonly phase: Phase;
+  readonly dryRun: boolean;
+  readonly verdict: Verdict;
+  readonly selected: readonly SecretSpec[];
+  /** The live generation, and its directory. */
+  readonly previous: number | undefined;
+  readonly prevDir: string | undefined;
+  /** What the last run recorded, if it describes the live generation. */
+  readonly lastRun: RunState | undefined;
+  readonly decrypted: readonly Decrypted[];
+  readonly secrets: readonly (PlannedSecret | FailedSecret)[];
+  readonly templates: readonly RenderedTemplate[];
+  readonly accounts: Accounts | undefined;
+  readonly failed: readonly SecretFailure[];
+  readonly changes: readonly SecretChange[];
+  readonly unchanged: { readonly secrets: number; readonly templates: number | undefined };
+  readonly units: UnitActions;
+  /** The mount (started in the background while the identities load), awaited before the first write. */
+  readonly mounted: Promise<unknown>;
+}
+
+/** Plan: validate the phase, load identities, decrypt, resolve owners, render templates, diff against the live generation. */
+export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationContext, host: Host = MACHINE, dryRun = false): Promise<Plan> {
+  const { log, notify } = ctx;
+  const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
+  const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
+  const previousState = previous === undefined ? undefined : readState(manifest.secretsMountPoint);
+  const lastRun = previousState?.generation === previous ? previousState : undefined;
+  const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
+  const base = {
+    manifest, phase, dryRun, selected, previous, prevDir, lastRun, decrypted: [], secrets: [], templates: [], accounts: undefined,
+    failed: [], changes: [], unchanged: { secrets: 0, templates: undefined }, units: NO_UNITS, mounted: Promise.resolve(),
+  } as const;
+  if (phase === "users" && selected.length === 0) return { ...base, verdict: "nothing" };
+
+  // mount(8) runs while the identities load and the secrets decrypt; it is awaited before the first write.
+  const mounted = dryRun ? Promise.resolve() : host.ensureRamfs(manifest.secretsMountPoint);
+  mounted.catch(() => {}); // a plan that writes nothing must not leave its failure unhandled
+
+  notify.status(`loading identities`);
+  // Identities, `.age` files and templates are read only from places the host's owner alone controls (src/secure-fs.ts).
+  const reads = { dirs: new Dirs(), trust: trustOf(host) };
+  let decrypted: Awaited<ReturnType<typeof decryptAll>>;
+  try {
+    const identities = await loadIdentities(manifest.identityPaths, (w) =>
+      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : `identity file is not ${host.rootUid === 0 ? "root" : "the user"}'s alone`), reads, host.rootUid);
+    notify.status(`decrypting ${selected.length} secrets`);
+    decrypted = await decryptAll(selected, identities, undefined, reads);
+  } catch (e) {
+    reads.dirs.close();
+    throw e;
+  }
+  let templates: RenderedTemplate[] = [];
+  try {
+    const accounts = host.readAccounts();
+    const secrets = resolveOwnership(decrypted, accounts);
+    const failures = secrets.filter((p): p is FailedSecret => !p.ok);
+    const withValues = { ...base, mounted, decrypted, secrets, accounts };
+    if (selected.length > 0 && failures.length === selected.length && previous !== undefined) {
+      return { ...withValues, verdict: "keep", failed: failures.map((f) => failure(f, true)) };
+    }
+    // Templates are rendered with every secret's value, so in the full phase only; the users phase keeps them as they are.
+    if (phase === "all" && manifest.templates.length > 0) {
+      const values = new Map(secrets.filter((p): p is PlannedSecret => p.ok).map((p) => [p.secret.name, p.plaintext]));
+      templates = renderTemplates(manifest.templates, substitutionsFor(manifest.secrets, (s) => values.get(s.name)), accounts, reads);
+    }
+    const renderFailures = templates.filter((t): t is RenderedTemplate & { ok: false } => !t.ok);
+
+    const diff = diffSecrets(prevDir, secrets.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
+    const templateDiff = templates.length === 0 ? undefined : diffSecrets(prevDir && `${prevDir}/${RENDERED_ENTRY}`, templates.flatMap((t) => (t.ok ? [{ name: t.template.name, plaintext: t.data, own: t.own }] : [])), "template");
+    // Removed secrets and templates are known from the last run's record (the users phase keeps every other secret as it is).
+    const removed = phase === "all" && lastRun ? removedSecrets(lastRun.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
+    const removedTemplates = phase === "all" && lastRun?.templates ? removedSecrets(lastRun.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
+    const changes = [...diff.changes, ...removed, ...(templateDiff?.changes ?? []), ...removedTemplates];
+    // Nothing is restarted at first boot (no live generation): every unit starts after us anyway.
+    const units = previous === undefined ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, lastRun));
+    const unchanged = { secrets: diff.unchanged.length, templates: templateDiff?.unchanged.length };
+    const planned = { ...withValues, templates, changes, units, unchanged };
+    if (dryRun) {
+      const failed = [...failures.map((f) => failure(f, prevDir !== undefined)), ...renderFailures.map((t) => templateFailure(t.template, t.cause, prevDir !== undefined))];
+      return { ...planned, verdict: "dry-run", failed };
+    }
+    // Perl activation runs the users phase at every switch; an unchanged password needs no new generation.
+    if (phase === "users" && previous !== undefined && failures.length === 0 && changes.length === 0) return { ...planned, verdict: "unchanged" };
+    return { ...planned, verdict: "write" };
+  } catch (e) {
+    for (const d of decrypted) if (d.ok) d.plaintext.fill(0);
+    for (const t of templates) if (t.ok) t.data.fill(0);
+    throw e;
+  } finally {
+    reads.dirs.close();
+  }
+}
+
+/** Zeroes every plaintext and rendered template a plan holds. */
+export function zeroPlan(p: Plan): void {
+  for (const d of p.decrypted) if (d.ok) d.plaintext.fill(0);
+  for (const t of p.templates) if (t.ok) t.data.fill(0);
+}
+
+/** A generation written but not yet live. */
+export interface Written {
+  readonly generation: number;
+  readonly genDir: string;
+  readonly input: GenerationInput;
+  readonly installed: readonly string[];
+  readonly rendered: readonly string[];
+  readonly failed: SecretFailure[];
+  /** The secretsDir's parent, held open for the swap. */
+  readonly secretsDirParent: ReturnType<typeof openSecretsDirParent>;
+}
+
+/**
+ * Write: the mount point made ready (the mount awaited; owner and mode set), a new generation
+ * directory, every secret and template in it with its final owner and mode (and each target
+ * outside the generation installed as its item is written), the credentials in its credstore.
+ */
+export async function writeGeneration(p: Plan, ctx: ActivationContext, host: Host, dirs: Dirs): Promise<Written> {
+  const { manifest, previous, prevDir } = p;
+  const accounts = p.accounts!;
+  await p.mounted;
+  const keysGid = accounts.gid("keys") ?? 0;
+  const trust = trustOf(host);
+  const mountPoint = openMountPoint(manifest.secretsMountPoint, dirs, trust);
+  fchownSync(mountPoint.fd, host.rootUid, keysGid);
+  fchmodSync(mountPoint.fd, host.mountPointMode ?? 0o751);
+  const secretsDirParent = openSecretsDirParent(manifest.secretsDir, dirs, trust);
+  const generation = (previous ?? 0) + 1;
+  ctx.notify.status(`writing generation ${generation}`);
+  const dirOwn: Ownership = { uid: host.rootUid, gid: keysGid, mode: 0o751 };
+  const genDir = createGeneration(manifest.secretsMountPoint, generation, dirOwn);
+  const rootGid = host.rootUid === 0 ? 0 : process.getgid!();
+  const credentials = manifest.credstore === undefined ? undefined : new CredentialWriter(genDir, { uid: host.rootUid, gid: rootGid, mode: 0o400 }, { uid: host.rootUid, gid: rootGid, mode: 0o700 });
+
+  const input: GenerationInput = { manifest, genDir, prevDir, dirOwn, generation, log: ctx.log, dirs, rootUid: host.rootUid, knownDirs: new Set() };
+  const { installed, failed } = writeSecrets(input, p.secrets, credentials);
+  const rendered: string[] = [];
+  if (manifest.templates.length > 0) {
+    const written = writeTemplates(input, p.templates);
+    rendered.push(...written.rendered);
+    failed.push(...written.failed);
+  }
+  return { generation, genDir, input, installed, rendered, failed, secretsDirParent };
+}
+
+/** Commit: the credstore links, the atomic swap of secretsDir to the new generation, the old generations pruned. */
+export function commit(p: Plan, w: Written, ctx: ActivationContext, host: Host, dirs: Dirs): void {
+  const { manifest } = p;
+  w.failed.push(...publishCredentials(w.input, trustOf(host), p.lastRun));
+  ctx.notify.status(`switching ${manifest.secretsDir} to generation ${w.generation}`);
+  swapSecretsDir(manifest.secretsDir, w.secretsDirParent, w.genDir, dirs);
+  const pruned = pruneGenerations(manifest.secretsMountPoint, w.generation, manifest.keepGenerations);
+  const { changes } = p;
+  ctx.log.info(
+    {
+      generation: w.generation, installed: w.installed.length, failed: w.failed.length, ...countChanges(changes.filter((c) => c.subject === undefined)), unchanged: p.unchanged.secrets, pruned,
+      ...(p.unchanged.templates !== undefined ? { templates: { rendered: w.rendered.length, ...countChanges(changes.filter((c) => c.subject === "template")), unchanged: p.unchanged.templates } } : {}),
+    },
+    `generation ${w.generation} is active`,
+  );
+}
+
+/** React: the switch report, the restarts and reloads, the record `agenixd status` reads, the notification. */
+export async function react(p: Plan, w: Written, ctx: ActivationContext, host: Host, options: ActivationOptions): Promise<ActivationResult> {
+  const { log, notify } = ctx;
+  const { manifest, changes, units, previous, lastRun } = p;
+  // The switch report, one line per change: names and aspects, never a value.
+  for (const c of changes) log.info({ [c.subject ?? "secret"]: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
+  const unitResults = await applyUnitActions(units, runCommand, undefined, host.systemctlArgs);
+  logUnitResults(log, unitResults, changes, manifest, lastRun);
+  recordState(manifest, options, w.generation, lastRun, changes, w.failed);
+  // At first boot every secret is new: the summary would only repeat the count.
+  notify.status(statusLine(w.generation, w.installed.length, w.rendered.length, w.failed, previous === undefined ? [] : changes, unitResults));
+  notify.ready();
+  return { generation: w.generation, swapped: true, installed: [...w.installed], rendered: [...w.rendered], failed: w.failed, changes, units, dryRun: false };
+}
+
+/** React to a plan that writes nothing: report, record the failures of a kept generation, notify. */
+async function reactWithout(p: Plan, ctx: ActivationContext, options: ActivationOptions): Promise<ActivationResult> {
+  const { log, notify } = ctx;
+  const { previous, dryRun } = p;
+  const result = (failed: readonly SecretFailure[] = []): ActivationResult => ({ generation: previous, swapped: false, installed: [], rendered: [], failed, changes: [], units: NO_UNITS, dryRun });
+  switch (p.verdict) {
+    case "nothing":
+      log.info("no secret is needed for users; nothing to do in this phase");
+      if (!dryRun) notify.status("no secret is needed for users");
+      notify.ready();
+      return result();
+    case "keep":
+      for (const f of p.failed) log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: true }, "secret not installed");
+      log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
+      if (dryRun) return result(p.failed);
+      notify.status(`all ${p.selected.length} secrets failed; generation ${previous} kept`);
+      recordState(p.manifest, options, previous, p.lastRun, [], p.failed);
+      notify.ready();
+      return result(p.failed);
+    case "unchanged":
+      log.info({ generation: previous, unchanged: p.unchanged.secrets }, "secrets needed for users are unchanged");
+      notify.status(`secrets needed for users unchanged in generation ${previous}`);
+      notify.ready();
+      return result();
+    default:
+      return { generation: previous, swapped: false, installed: [], rendered: [], failed: p.failed, changes: p.changes, units: p.units, dryRun };
   }
 }
 

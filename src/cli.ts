@@ -10,9 +10,10 @@ import { createLogger } from "./log.js";
 import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
 import { CHECK_HELP, CHECK_USAGE, type CheckCommand, parseCheckCommand, runCheck } from "./check-command.js";
+import { expandRuntimeDir, userDefaults, userHost } from "./user-host.js";
 
-const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run]
-       agenixd status [--manifest FILE] [--json]
+const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run] [--user]
+       agenixd status [--manifest FILE] [--json] [--user]
 ${CHECK_USAGE}
        agenixd --help | --version
 
@@ -29,7 +30,12 @@ ${CHECK_USAGE}
              secretsMountPoint from the manifest, else /run/agenix and /run/agenix.d
 ${CHECK_HELP}
 
-agenixd must run as root (check need not).
+  --user     a user's own secrets (the Home Manager module's agenixd.service in the user's
+             manager): run as that user, write below $XDG_RUNTIME_DIR (a tmpfs of the user's
+             own; no mount, no chown), restart units with systemctl --user; status defaults
+             to $XDG_RUNTIME_DIR/agenix and $XDG_RUNTIME_DIR/agenix.d
+
+agenixd must run as root, except with --user (and check, which needs no privilege).
 exit status: activate: 0 all secrets installed, 1 a secret failed or activation failed
              (or not root); status: 0 healthy, 1 degraded, 3 no live generation;
              2 usage error`;
@@ -41,8 +47,8 @@ const DEFAULT_MOUNT_POINT = "/run/agenix.d";
 declare const AGENIXD_VERSION: string | undefined;
 
 export type Command =
-  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase; readonly dryRun: boolean }
-  | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean }
+  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase; readonly dryRun: boolean; readonly user?: true }
+  | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean; readonly user?: true }
   | CheckCommand
   | { readonly kind: "help" }
   | { readonly kind: "version" }
@@ -62,6 +68,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {
         version: { type: "boolean" },
         "dry-run": { type: "boolean" },
         json: { type: "boolean" },
+        user: { type: "boolean" },
       },
     });
   } catch (e) {
@@ -77,7 +84,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {
   if (values.manifest === "") return { kind: "usage", error: "--manifest must name a file" };
   if (command === "status") {
     for (const option of ["phase", "dry-run"] as const) if (values[option] !== undefined) return { kind: "usage", error: `--${option} is an option of activate, not status` };
-    return { kind: "status", ...(values.manifest === undefined ? {} : { manifest: values.manifest }), json: values.json ?? false };
+    return { kind: "status", ...(values.manifest === undefined ? {} : { manifest: values.manifest }), json: values.json ?? false, ...(values.user ? { user: true as const } : {}) };
   }
   if (values.json !== undefined) return { kind: "usage", error: "--json is an option of status, not activate" };
   if (values.manifest === undefined) return { kind: "usage", error: "--manifest is required" };
@@ -85,7 +92,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {
   if (phase !== "all" && phase !== "users") return { kind: "usage", error: `invalid --phase ${phase} (expected all or users)` };
   // switch-to-configuration's dry activation sets NIXOS_ACTION: whatever runs agenixd then, nothing is written.
   const dryRun = (values["dry-run"] ?? false) || env.NIXOS_ACTION === "dry-activate";
-  return { kind: "activate", manifest: values.manifest, phase, dryRun };
+  if (values.user && phase === "users") return { kind: "usage", error: "--phase users is the machine's (users are made at boot); a user's service has no such phase" };
+  return { kind: "activate", manifest: values.manifest, phase, dryRun, ...(values.user ? { user: true as const } : {}) };
 }
 
 /** node:util's parseArgs messages, shortened to what went wrong. */
@@ -119,7 +127,12 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
   if (command.kind === "check") return runCheck(command, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
   // Before anything is read or made: as another user agenixd could only half-work.
   const uid = process.geteuid!();
-  if (uid !== 0) {
+  const user = command.user === true;
+  if (user && uid === 0) {
+    process.stderr.write(`agenixd --user runs as the user whose secrets they are, not as root\n`);
+    return 1;
+  }
+  if (!user && uid !== 0) {
     process.stderr.write(`agenixd must run as root (it runs as uid ${uid})\n`);
     return 1;
   }
@@ -137,11 +150,11 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     log.fatal({ cause: message }, message);
     return 1;
   }
-  if (command.kind === "status") return status(command.manifest, command.json);
+  if (command.kind === "status") return status(command.manifest, command.json, user);
   const notify = createNotifier(process.env, addon);
   try {
-    const manifest = readManifest(command.manifest);
-    const result = await activate(manifest, command.phase, { log, notify }, { dryRun: command.dryRun, manifestPath: command.manifest });
+    const manifest = user ? readManifest(command.manifest, (j) => expandRuntimeDir(j)) : readManifest(command.manifest);
+    const result = await activate(manifest, command.phase, { log, notify, ...(user ? { host: userHost() } : {}) }, { dryRun: command.dryRun, manifestPath: command.manifest });
     if (result.dryRun) process.stdout.write(dryRunReport(manifest.secretsDir, result));
     return result.failed.length === 0 ? 0 : 1;
   } catch (e) {
@@ -170,12 +183,11 @@ export function dryRunReport(secretsDir: string, result: ActivationResult): stri
   return `${lines.join("\n")}\n`;
 }
 
-function status(manifestFile: string | undefined, json: boolean): number {
-  let secretsDir = DEFAULT_SECRETS_DIR;
-  let mountPoint = DEFAULT_MOUNT_POINT;
+function status(manifestFile: string | undefined, json: boolean, user: boolean): number {
+  let { secretsDir, secretsMountPoint: mountPoint } = user ? userDefaults() : { secretsDir: DEFAULT_SECRETS_DIR, secretsMountPoint: DEFAULT_MOUNT_POINT };
   if (manifestFile !== undefined) {
     try {
-      ({ secretsDir, secretsMountPoint: mountPoint } = readManifest(manifestFile));
+      ({ secretsDir, secretsMountPoint: mountPoint } = user ? readManifest(manifestFile, (j) => expandRuntimeDir(j)) : readManifest(manifestFile));
     } catch (e) {
       process.stderr.write(`agenixd: ${(e as Error).message}\n`);
       return 1;

@@ -36,17 +36,19 @@ export async function loadIdentities(
   paths: readonly string[],
   onWarning: (w: IdentityWarning) => void,
   source?: IdentitySource,
+  /** Whose files identities should be: root's on the machine, the user's for `agenixd --user`. */
+  ownerUid = 0,
 ): Promise<AgeIdentity[]> {
   const own = source === undefined ? new Dirs() : undefined;
   const from = source ?? { dirs: own!, trust: { uids: [process.geteuid!()], gids: [], who: "root" } };
   try {
-    return await loadFrom(paths, onWarning, from);
+    return await loadFrom(paths, onWarning, from, ownerUid);
   } finally {
     own?.close();
   }
 }
 
-async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning) => void, source: IdentitySource): Promise<AgeIdentity[]> {
+async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning) => void, source: IdentitySource, ownerUid: number): Promise<AgeIdentity[]> {
   const identities: AgeIdentity[] = [];
   for (const path of paths) {
     let file: IdentityFile | undefined;
@@ -59,7 +61,7 @@ async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning
       }
       file = readIdentityFile(path, source);
       identities.push(...(await parseIdentityFile(file.contents, path)));
-      const exposure = describeExposure(file.info);
+      const exposure = describeExposure(file.info, ownerUid);
       if (exposure !== undefined) onWarning({ path, reason: exposure, skipped: false });
     } catch (err) {
       if (!(err instanceof SkipFile)) throw err;
@@ -115,7 +117,7 @@ function readSealedIdentity(path: string, source: IdentitySource): IdentityFile 
 }
 
 /** Why a host key is readable, writable or owned by others than root, or undefined if it is not. */
-function describeExposure(info: Stats): string | undefined {
+function describeExposure(info: Stats, ownerUid = 0): string | undefined {
   const problems: string[] = [];
   const who = (groupBit: number, otherBit: number): string | undefined => {
     const group = (info.mode & groupBit) !== 0;
@@ -127,7 +129,7 @@ function describeExposure(info: Stats): string | undefined {
   const writers = who(0o020, 0o002);
   if (readers !== undefined) problems.push(`readable by ${readers} (mode ${mode})`);
   if (writers !== undefined) problems.push(`writable by ${writers} (mode ${mode})`);
-  if (info.uid !== 0) problems.push(`owned by uid ${info.uid}, not root`);
+  if (info.uid !== ownerUid) problems.push(`owned by uid ${info.uid}, not ${ownerUid === 0 ? "root" : `uid ${ownerUid}`}`);
   return problems.length === 0 ? undefined : problems.join(", ");
 }
 

@@ -120,7 +120,7 @@ export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: reado
 };
 
 /** Reads and validates the manifest. Synchronous: it is the first thing a start does, and node:fs/promises would cost a thread pool start-up. */
-export function readManifest(file: string): Manifest {
+export function readManifest(file: string, expand: (json: unknown) => unknown = (j) => j): Manifest {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -132,6 +132,11 @@ export function readManifest(file: string): Manifest {
     json = JSON.parse(text);
   } catch (e) {
     throw new ManifestError(`manifest ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  try {
+    json = expand(json); // a user's manifest: ${XDG_RUNTIME_DIR} made absolute (src/user-host.ts)
+  } catch (e) {
+    throw new ManifestError(`manifest ${file}: ${(e as Error).message}`);
   }
   return parseManifest(json);
 }

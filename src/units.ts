@@ -52,7 +52,7 @@ export function systemctlPath(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Queues the restarts and reloads: one systemctl call per kind of action, never one per unit. */
-export async function applyUnitActions(actions: UnitActions, run: CommandRunner, systemctl = systemctlPath()): Promise<UnitActionResult[]> {
+export async function applyUnitActions(actions: UnitActions, run: CommandRunner, systemctl = systemctlPath(), leading: readonly string[] = []): Promise<UnitActionResult[]> {
   const results: UnitActionResult[] = [];
   const calls = [
     ["restart", "try-restart", actions.restart],
@@ -61,7 +61,7 @@ export async function applyUnitActions(actions: UnitActions, run: CommandRunner,
   for (const [action, verb, units] of calls) {
     if (units.length === 0) continue;
     try {
-      await run(systemctl, ["--no-block", verb, "--", ...units]);
+      await run(systemctl, [...leading, "--no-block", verb, "--", ...units]);
       results.push({ action, units });
     } catch (e) {
       results.push({ action, units, error: (e as Error).message });

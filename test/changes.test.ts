@@ -85,3 +85,9 @@ test("the real runner runs a systemctl executable with exactly those arguments",
   assert.deepEqual(results.map((r) => r.error), [undefined, undefined]);
   assert.equal(readFileSync(log, "utf8"), "--no-block try-restart -- a.service\n--no-block try-reload-or-restart -- b.service c.service\n");
 });
+
+test("a user's host puts its leading arguments (--user) before every systemctl call", async () => {
+  const calls: string[][] = [];
+  await applyUnitActions({ restart: ["a.service"], reload: [] }, async (cmd, args) => void calls.push([cmd, ...args]), "/x/systemctl", ["--user"]);
+  assert.deepEqual(calls, [["/x/systemctl", "--user", "--no-block", "try-restart", "--", "a.service"]]);
+});

@@ -1,0 +1,258 @@
+# Home Manager module: agenix's Home Manager `age.*` options (modules/age-home.nix), installed by
+# agenixd as a service in the user's own systemd manager. The same activation as the NixOS
+# module's system unit (`agenixd activate --user`, docs/home-manager.md): the manifest comes from
+# ./manifest.nix and ./checks.nix, like the NixOS module's; only the service differs.
+#
+# What a user's secrets differ in: no owner or group (a user's secrets are the user's); no mount
+# (they live below $XDG_RUNTIME_DIR, a tmpfs only the user can enter); paths start with
+# `${XDG_RUNTIME_DIR}` (agenix's default) unless `age.uid` is set, which makes them absolute.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    literalExpression
+    mkIf
+    mkOption
+    types
+    ;
+
+  cfg = config.age;
+
+  # The literal agenix's module writes; agenixd --user expands a leading one from the environment
+  # the user manager gives it (src/user-host.ts). With age.uid it is /run/user/<uid> itself.
+  runtimeDir = if cfg.uid == null then "\${XDG_RUNTIME_DIR}" else "/run/user/${toString cfg.uid}";
+
+  # ./checks.nix wants absolute paths; a leading ${XDG_RUNTIME_DIR} is checked as this directory
+  # and written back as given. No real path starts with it.
+  checkedRuntimeDir = "/run/user/.agenixd-xdg-runtime-dir";
+  forCheck = p: lib.replaceStrings [ "\${XDG_RUNTIME_DIR}" ] [ checkedRuntimeDir ] (toString p);
+
+  placeholderOf = attr: "<agenixd:${builtins.hashString "sha256" attr}:placeholder>";
+
+  units = types.listOf types.str;
+  unitOptions = kind: {
+    restartUnits = mkOption {
+      type = units;
+      default = [ ];
+      example = [ "tabby-agent.service" ];
+      description = "User units (of the user's own manager) to restart, with `systemctl --user try-restart`, when this ${kind} changes. agenixd.service is ordered before them.";
+    };
+    reloadUnits = mkOption {
+      type = units;
+      default = [ ];
+      description = "User units to reload (`systemctl --user try-reload-or-restart`) when this ${kind} changes.";
+    };
+  };
+
+  secretType = types.submodule (
+    { config, name, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.str;
+          default = name;
+          description = "Name of the file used in `age.secretsDir`.";
+        };
+        file = mkOption {
+          type = types.path;
+          description = "Age file the secret is loaded from.";
+        };
+        path = mkOption {
+          type = types.str;
+          default = "${cfg.secretsDir}/${config.name}";
+          defaultText = literalExpression ''"''${config.age.secretsDir}/''${name}"'';
+          description = ''
+            Path where the decrypted secret is installed. By default it starts with the literal
+            `''${XDG_RUNTIME_DIR}`, as in agenix (a program reading its own config file does not
+            expand it: use `%t/agenix/<name>` in a unit file, or set `age.uid` to get
+            `/run/user/<uid>/agenix/<name>`; docs/home-manager.md).
+          '';
+        };
+        mode = mkOption {
+          type = types.str;
+          default = "0400";
+          description = "Permissions mode of the decrypted secret in a format understood by chmod.";
+        };
+        symlink = lib.mkEnableOption "symlinking secrets to their destination" // {
+          default = true;
+        };
+      }
+      // unitOptions "secret";
+    }
+  );
+
+  templateType = types.submodule (
+    { config, name, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.str;
+          default = name;
+          description = "Name of the rendered file below `age.secretsDir`/rendered.";
+        };
+        content = mkOption {
+          type = types.nullOr types.lines;
+          default = null;
+          example = literalExpression ''
+            '''
+              [server]
+              token = "''${config.age.placeholder.tabby-token}"
+            '''
+          '';
+          description = "The template's text, with `config.age.placeholder.<secret>` wherever a secret's value goes. Written to the Nix store: placeholders only, never a secret.";
+        };
+        file = mkOption {
+          type = types.nullOr types.path;
+          default = null;
+          description = "A file holding the template's text, instead of `content`.";
+        };
+        path = mkOption {
+          type = types.str;
+          default = "${cfg.secretsDir}/rendered/${config.name}";
+          defaultText = literalExpression ''"''${config.age.secretsDir}/rendered/''${name}"'';
+          example = literalExpression ''"''${config.home.homeDirectory}/.tabby-client/agent/config.toml"'';
+          description = "Where the rendered file is installed.";
+        };
+        mode = mkOption {
+          type = types.str;
+          default = "0400";
+          description = "Permissions mode of the rendered file.";
+        };
+        symlink = mkOption {
+          type = types.bool;
+          default = true;
+          description = "Link `path` to the rendered file in the generation; false writes a copy (needed for programs that refuse symlinks).";
+        };
+      }
+      // unitOptions "template";
+    }
+  );
+
+  owned = lib.mapAttrs (_: s: s // { owner = config.home.username; group = config.home.username; });
+
+  manifest = import ./manifest.nix {
+    secrets = lib.mapAttrs (_: s: s // { path = forCheck s.path; }) (owned cfg.secrets);
+    templates = lib.mapAttrs (_: t: t // { path = forCheck t.path; }) (owned cfg.templates);
+    identityPaths = map forCheck cfg.identityPaths;
+    secretsDir = forCheck cfg.secretsDir;
+    secretsMountPoint = forCheck cfg.secretsMountPoint;
+    inherit (cfg) keepGenerations;
+    inherit (pkgs) writeText;
+  };
+
+  manifestJSON = lib.replaceStrings [ checkedRuntimeDir ] [ "\${XDG_RUNTIME_DIR}" ] (builtins.toJSON manifest);
+  manifestFile = pkgs.writeText "agenixd-home-manifest.json" manifestJSON;
+
+  triggered = lib.unique (lib.concatMap (x: x.restartUnits ++ x.reloadUnits) (lib.attrValues cfg.secrets ++ lib.attrValues cfg.templates));
+in
+{
+  options.age = {
+    package = mkOption {
+      type = types.package;
+      default = pkgs.agenixd or (pkgs.callPackage ./package.nix { });
+      defaultText = literalExpression "pkgs.agenixd or (pkgs.callPackage ./nix/package.nix { })";
+      description = "The agenixd that installs the secrets (unlike agenix's Home Manager module, not the age binary).";
+    };
+    secrets = mkOption {
+      type = types.attrsOf secretType;
+      default = { };
+      description = "Attrset of secrets.";
+    };
+    templates = mkOption {
+      type = types.attrsOf templateType;
+      default = { };
+      description = "Files rendered from a text and secrets' placeholders, each installed with its final mode.";
+    };
+    placeholder = mkOption {
+      type = types.attrsOf types.str;
+      readOnly = true;
+      default = lib.mapAttrs (attr: _: placeholderOf attr) cfg.secrets;
+      defaultText = literalExpression "{ <secret> = \"<agenixd:…:placeholder>\"; }";
+      description = "The text that stands for each secret in `age.templates.<name>.content`.";
+    };
+    identityPaths = mkOption {
+      type = types.listOf types.path;
+      default = [
+        "${config.home.homeDirectory}/.ssh/id_ed25519"
+        "${config.home.homeDirectory}/.ssh/id_rsa"
+      ];
+      defaultText = literalExpression ''
+        [
+          "''${config.home.homeDirectory}/.ssh/id_ed25519"
+          "''${config.home.homeDirectory}/.ssh/id_rsa"
+        ]
+      '';
+      description = "Path to SSH keys (or age identity files) to be used as identities in age decryption. A passphrase-protected key is skipped with a warning.";
+    };
+    uid = mkOption {
+      type = types.nullOr types.ints.unsigned;
+      default = null;
+      example = 1000;
+      description = "The user's uid. When set, the default secretsDir and secretsMountPoint (and so every default `path`) are under the absolute /run/user/<uid> instead of the literal `\${XDG_RUNTIME_DIR}`, so programs reading their config files can open them.";
+    };
+    secretsDir = mkOption {
+      type = types.str;
+      default = "${runtimeDir}/agenix";
+      defaultText = literalExpression ''"''${XDG_RUNTIME_DIR}/agenix" (or "/run/user/''${toString config.age.uid}/agenix")'';
+      description = "Folder where secrets are symlinked to.";
+    };
+    secretsMountPoint = mkOption {
+      type = types.str;
+      default = "${runtimeDir}/agenix.d";
+      defaultText = literalExpression ''"''${XDG_RUNTIME_DIR}/agenix.d" (or "/run/user/''${toString config.age.uid}/agenix.d")'';
+      description = "Where secrets are created before they are symlinked to `age.secretsDir`. Must be on a tmpfs of the user's own (no mount is made).";
+    };
+    manifestJSON = mkOption {
+      type = types.str;
+      internal = true;
+      readOnly = true;
+      default = manifestJSON;
+      description = "The manifest agenixd.service reads (docs/manifest.md), for tests and debugging.";
+    };
+    keepGenerations = mkOption {
+      type = types.ints.positive;
+      default = 1;
+      description = "How many generations besides the live one stay in secretsMountPoint.";
+    };
+  };
+
+  config = mkIf (cfg.secrets != { } || cfg.templates != { }) {
+    assertions = [
+      {
+        assertion = cfg.identityPaths != [ ];
+        message = "age.identityPaths must be set.";
+      }
+      {
+        assertion = pkgs.stdenv.hostPlatform.isLinux;
+        message = "agenixd's Home Manager module needs a Linux systemd user manager (no launchd agent).";
+      }
+    ];
+
+    systemd.user.services.agenixd = {
+      Unit = {
+        Description = "agenixd: install this user's age secrets";
+        # The user units that use the secrets start after them.
+        Before = triggered;
+      };
+      Service = {
+        Type = "notify";
+        RemainAfterExit = true;
+        # The manifest's store path is in ExecStart: a switch that changes it changes the unit,
+        # which Home Manager's sd-switch restarts.
+        ExecStart = "${lib.getExe' cfg.package "agenixd"} activate --user --manifest ${manifestFile}";
+        Environment = [ "AGENIXD_SYSTEMCTL=${pkgs.systemd}/bin/systemctl" ];
+        TimeoutStartSec = "3min";
+        UMask = "0077";
+        LimitCORE = 0;
+        NoNewPrivileges = true;
+      };
+      Install.WantedBy = [ "default.target" ];
+    };
+
+    home.packages = [ cfg.package ];
+  };
+}

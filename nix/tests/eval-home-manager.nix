@@ -1,0 +1,44 @@
+# Evaluates ../home-manager.nix with nixpkgs' lib.evalModules and stand-ins for the Home Manager
+# options it reads or sets (home.username, home.homeDirectory, home.packages, assertions,
+# systemd.user.services as Home Manager declares it: an attrset of unit sections).
+# Arguments: lib (nixpkgs' lib), config (a module: the configuration under test).
+# Result: { assertions (messages of the failed ones), manifest (the JSON text the service reads),
+#   service (systemd.user.services.agenixd), placeholder, secrets }.
+{ lib, config }:
+let
+  inherit (lib) mkOption types;
+  fakePackage = pname: {
+    type = "derivation";
+    name = "${pname}-1";
+    inherit pname;
+    meta.mainProgram = pname;
+    outPath = "/nix/store/00000000000000000000000000000000-${pname}-1";
+  };
+  writeText = name: text: "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" text)}-${name}";
+  standIns = {
+    options = {
+      home.username = mkOption { type = types.str; };
+      home.homeDirectory = mkOption { type = types.str; };
+      home.packages = mkOption { type = types.listOf types.package; default = [ ]; };
+      assertions = mkOption { type = types.listOf types.attrs; default = [ ]; };
+      systemd.user.services = mkOption { type = types.attrsOf (types.attrsOf (types.attrsOf types.anything)); default = { }; };
+    };
+    config._module.args.pkgs = {
+      agenixd = fakePackage "agenixd";
+      systemd = fakePackage "systemd";
+      stdenv.hostPlatform.isLinux = true;
+      writeText = name: text: builtins.seq (builtins.toFile "probe" text) (writeText name text);
+    };
+  };
+  eval = lib.evalModules { modules = [ standIns ../home-manager.nix config ]; };
+  c = eval.config;
+in
+{
+  assertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+  service = c.systemd.user.services.agenixd or null;
+  manifest = builtins.fromJSON c.age.manifestJSON;
+  placeholder = c.age.placeholder;
+  secrets = lib.mapAttrs (_: s: { inherit (s) path mode symlink; }) c.age.secrets;
+  secretsDir = c.age.secretsDir;
+  identityPaths = c.age.identityPaths;
+}
