@@ -109,9 +109,9 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
 
     notify.status(`loading identities`);
     const identities = await loadIdentities(manifest.identityPaths, (w) =>
-      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : "identity file is not root's alone"));
+      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : "identity file is not root's alone"), manifest.pluginDirs);
     notify.status(`decrypting ${selected.length} secrets`);
-    const decrypted = await decryptAll(selected, identities);
+    const decrypted = await decryptAll(selected, identities, undefined, (plugin, message) => log.info({ plugin, message }, "age plugin says"));
     let templates: RenderedTemplate[] = [];
     try {
       const accounts = host.readAccounts();

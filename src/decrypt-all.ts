@@ -1,7 +1,16 @@
 // Step 2: decrypt every selected secret into memory before anything on disk changes.
 import { type Stats, closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { type AgeIdentity, type AgeLimits, DEFAULT_LIMITS, decryptAge, formatBytes } from "./age/index.js";
+import { decodeArmor, looksArmored } from "./age/armor.js";
+import { parseHeader } from "./age/header.js";
+import { PluginIdentity } from "./age/plugin-identity.js";
+import type { PluginLimits } from "./age/plugin-session.js";
+import { runPlugins } from "./age/plugin-unwrap.js";
+import type { Stanza } from "./age/stanza.js";
 import type { SecretSpec } from "./manifest.js";
+
+/** What a plugin said (escaped), for the log. */
+export type PluginMessageHandler = (plugin: string, message: string) => void;
 
 export type Decrypted =
   | { readonly ok: true; readonly secret: SecretSpec; readonly plaintext: Buffer }
@@ -13,19 +22,55 @@ export type Decrypted =
  * costs more than the decryption itself (measured by bench/profile).
  * Each file is bounded by `limits` (src/age/limits.ts, docs/limits.md): one over them fails alone.
  */
-export async function decryptAll(secrets: readonly SecretSpec[], identities: readonly AgeIdentity[], limits: AgeLimits = DEFAULT_LIMITS): Promise<Decrypted[]> {
+export async function decryptAll(
+  secrets: readonly SecretSpec[],
+  identities: readonly AgeIdentity[],
+  limits: AgeLimits = DEFAULT_LIMITS,
+  onPluginMessage: PluginMessageHandler = () => {},
+  pluginLimits?: PluginLimits,
+): Promise<Decrypted[]> {
   const results: Decrypted[] = [];
-  for (const secret of secrets) results.push(await decryptOne(secret, identities, limits));
+  if (!identities.some((id) => id instanceof PluginIdentity)) {
+    for (const secret of secrets) results.push(await decryptOne(secret, read(secret, limits), identities, limits));
+    return results;
+  }
+  // Age plugins (src/age/plugin-unwrap.ts): every file is read and its header parsed first, so that
+  // each plugin runs once for all of them.
+  const files = secrets.map((secret) => read(secret, limits));
+  await runPlugins(identities, files.map(headerStanzas(limits)), onPluginMessage, pluginLimits);
+  try {
+    for (const [i, secret] of secrets.entries()) {
+      for (const id of identities) if (id instanceof PluginIdentity) id.answers.current = i;
+      results.push(await decryptOne(secret, files[i]!, identities, limits));
+    }
+  } finally {
+    for (const id of identities) if (id instanceof PluginIdentity) id.answers.clear();
+  }
   return results;
 }
 
-async function decryptOne(secret: SecretSpec, identities: readonly AgeIdentity[], limits: AgeLimits): Promise<Decrypted> {
-  let ciphertext: Buffer;
+function read(secret: SecretSpec, limits: AgeLimits): Buffer | string {
   try {
-    ciphertext = readCiphertext(secret.file, limits.maxFileBytes);
+    return readCiphertext(secret.file, limits.maxFileBytes);
   } catch (e) {
-    return { ok: false, secret, cause: e instanceof Refused ? e.message : describeReadError(e) };
+    return e instanceof Refused ? e.message : describeReadError(e);
   }
+}
+
+/** A file's stanzas for the plugins; undefined when it cannot be read or parsed (decryptAge says why). */
+function headerStanzas(limits: AgeLimits): (file: Buffer | string) => readonly Stanza[] | undefined {
+  return (file) => {
+    if (typeof file === "string") return undefined;
+    try {
+      return parseHeader(looksArmored(file) ? decodeArmor(file) : file, limits).stanzas;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+async function decryptOne(secret: SecretSpec, ciphertext: Buffer | string, identities: readonly AgeIdentity[], limits: AgeLimits): Promise<Decrypted> {
+  if (typeof ciphertext === "string") return { ok: false, secret, cause: ciphertext };
   if (identities.length === 0) return { ok: false, secret, cause: "no usable identity was loaded from identityPaths" };
   try {
     return { ok: true, secret, plaintext: await decryptAge(ciphertext, identities, limits) };
