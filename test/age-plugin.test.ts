@@ -114,3 +114,31 @@ test("plugin text is escaped and cut short before it is logged", () => {
   assert.equal(escapePluginText("a\nb\x1b[0m\\"), "a\\x0ab\\x1b[0m\\\\");
   assert.equal(escapePluginText("x".repeat(400)).length, 301);
 });
+
+test("an activation through the snapshot-launched binary runs the plugin; a plugin that later dies keeps the previous value", async () => {
+  const { Sandbox } = await import("./helpers/sandbox.js");
+  const sb = new Sandbox("plugin");
+  try {
+    const bin = join(sb.root, "plugin-bin");
+    installTestPlugin(bin, "boot", "msg");
+    const plug = pluginKey(sb.root, "boot");
+    const secret = sb.encrypt("from the plugin", [plug.recipient]);
+    const manifest = sb.manifest(
+      [{ name: "hw", file: secret, restartUnits: [] }, { name: "host", plaintext: "host value" }],
+      { identityPaths: [sb.hostKey.privatePath, plug.identityPath], pluginDirs: [bin] },
+    );
+    const first = sb.run(manifest);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(sb.read("hw"), "from the plugin");
+    assert.ok(first.logs.some((l) => l.msg === "age plugin says" && l.plugin === "boot" && l.message === "touch your test key"), first.stderr);
+
+    installTestPlugin(bin, "boot", "die");
+    const second = sb.run(manifest);
+    assert.equal(sb.read("hw"), "from the plugin", "the previous value is kept");
+    assert.equal(sb.read("host"), "host value");
+    const failed = second.logs.find((l) => typeof l.cause === "string" && /age plugin boot .*exited before finishing/.test(l.cause));
+    assert.ok(failed !== undefined && JSON.stringify(failed).includes("hw"), second.stderr);
+  } finally {
+    sb.cleanup();
+  }
+});
