@@ -26,7 +26,10 @@ export async function runPlugins(
     else group.push(identity);
   }
   const unwrapped = new Set<number>();
-  const path = [...new Set(plugins.map((g) => dirname(g[0]!.program)))].join(":");
+  // A list, not a Set: agenixd keys no set by a string (docs/limits.md, the hash seed).
+  const dirs: string[] = [];
+  for (const g of plugins) if (!dirs.includes(dirname(g[0]!.program))) dirs.push(dirname(g[0]!.program));
+  const path = dirs.join(":");
   for (const group of plugins) {
     const answers = group[0]!.answers;
     const offered: number[] = [];
