@@ -142,3 +142,15 @@ test("an activation through the snapshot-launched binary runs the plugin; a plug
     sb.cleanup();
   }
 });
+
+test("a plugin that cannot be started fails its secrets with the cause, and the session ends", async () => {
+  const bin = join(dir, "noexec-bin");
+  const path = installTestPlugin(bin, "noexec", "normal");
+  const { chmodSync } = await import("node:fs");
+  chmodSync(path, 0o644);
+  const plug = pluginKey(dir, "noexec");
+  const mine = encrypted("noexec-mine", "x", [plug.recipient]);
+  const { results } = await run([plug.identityPath], [bin], [spec("mine", mine)], FAST);
+  assert.equal(results[0]!.ok, false);
+  assert.match((results[0] as { cause: string }).cause, /age plugin noexec .*could not be started \(EACCES\)/);
+});

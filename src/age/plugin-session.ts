@@ -98,12 +98,23 @@ export function runIdentitySession(options: SessionOptions): Promise<SessionResu
       failure ??= why;
       kill();
     };
-    const timer = setTimeout(() => fail(`did not finish within ${limits.timeoutMs} ms (limit)`), limits.timeoutMs);
+    // After the kill, "close" waits for stdout and stderr to close: a descendant that left the
+    // process group could hold them open. A second timer ends the session regardless.
+    let hardStop: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      fail(`did not finish within ${limits.timeoutMs} ms (limit)`);
+      hardStop = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish();
+      }, 1000);
+    }, limits.timeoutMs);
 
     const finish = () => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(hardStop);
       if (failure === undefined && !phase2Done) failure = "exited before finishing the exchange";
       const tail = stderrTail(stderr);
       const detail = failure !== undefined && tail !== "" ? `${failure}; it said: ${tail}` : failure;
@@ -111,7 +122,10 @@ export function runIdentitySession(options: SessionOptions): Promise<SessionResu
       resolve({ answers, failure: detail ?? identityDetail });
     };
 
-    child.on("error", (e: NodeJS.ErrnoException) => fail(`could not be started (${e.code ?? "error"})`));
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      fail(`could not be started (${e.code ?? "error"})`);
+      if (child.pid === undefined) setImmediate(finish); // never started: no "close" may follow
+    });
     child.on("close", finish);
     child.stdin!.on("error", () => {}); // EPIPE: the plugin exited; "close" reports it
     child.stderr!.on("data", (chunk: Buffer) => {
