@@ -48,14 +48,17 @@ let
       ;
   };
 
-  manifest = import ./manifest.nix (
-    optionValues
-    // {
-      inherit passwordFilePaths;
-      # A template's `content` (placeholders, never a secret) becomes a file in the store.
-      inherit (pkgs) writeText;
-    }
-  );
+  manifest =
+    import ./manifest.nix (
+      optionValues
+      // {
+        inherit passwordFilePaths;
+        # A template's `content` (placeholders, never a secret) becomes a file in the store.
+        inherit (pkgs) writeText;
+      }
+    )
+    # ./plugins.nix: where agenixd looks up age-plugin-<name>.
+    // lib.optionalAttrs (cfg.plugins != [ ]) { pluginDirs = map (p: "${lib.getBin p}/bin") cfg.plugins; };
 
   # The text that stands for a secret in a template, from its attribute name: the formula of
   # docs/manifest.md, which ./manifest.nix writes into each secret's `placeholder`.
@@ -76,6 +79,9 @@ let
     manifest = "${manifestFile}";
     inherit (cfg) identityPaths;
     inherit usersPhase userManagement;
+    inherit (cfg) plugins;
+    # age-plugin-tpm talks to the kernel's TPM resource manager (docs/plugins.md).
+    pluginDevices = lib.optional (lib.any (p: lib.hasPrefix "age-plugin-tpm" (lib.getName p)) cfg.plugins) "/dev/tpmrm0 rw";
     # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself; likewise
     # systemctl, which restarts and reloads the units of changed secrets (restartUnits/reloadUnits).
     mount = lib.getExe' pkgs.util-linux "mount";
@@ -330,6 +336,7 @@ let
 in
 {
   imports = [
+    ./plugins.nix
     (lib.mkRenamedOptionModule [ "age" "sshKeyPaths" ] [ "age" "identityPaths" ])
     ./template-access.nix
     ./recipient-check.nix

@@ -34,6 +34,10 @@
   identityPaths,
   usersPhase ? false,
   userManagement ? "perl",
+  # age.plugins (./plugins.nix): packages put on the units' PATH, and the devices they need
+  # ("/dev/tpmrm0 rw") let through DevicePolicy=closed.
+  plugins ? [ ],
+  pluginDevices ? [ ],
 }:
 let
   renderUnitFile = import ./unit-file.nix;
@@ -105,7 +109,8 @@ let
       # timeout kills the run: the previous generation stays live (docs/hardening.md).
       TimeoutStartSec = "3min";
     }
-    // hardening;
+    // hardening
+    // (if pluginDevices == [ ] then { } else { DeviceAllow = pluginDevices; });
   };
 
   # What the job needs and no more (docs/hardening.md says why each, and why no mount-namespace
@@ -161,7 +166,7 @@ let
     SystemCallErrorNumber = "EPERM";
   };
 
-  agenixdService = common // {
+  agenixdService = common // (if plugins == [ ] then { } else { path = plugins; }) // {
     description = "Install agenix secrets";
     # agenix's unit under sysusers/userborn; units ordered after it keep working.
     aliases = [ "agenix-install-secrets.service" ];
@@ -179,7 +184,7 @@ let
     };
   };
 
-  agenixdUsersService = common // {
+  agenixdUsersService = common // (if plugins == [ ] then { } else { path = plugins; }) // {
     description = "Install agenix secrets needed to create users";
     wantedBy = [
       "sysinit.target"

@@ -172,9 +172,9 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
   let decrypted: Awaited<ReturnType<typeof decryptAll>>;
   try {
     const identities = await loadIdentities(manifest.identityPaths, (w) =>
-      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : `identity file is not ${host.rootUid === 0 ? "root" : "the user"}'s alone`), reads, host.rootUid);
+      log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : `identity file is not ${host.rootUid === 0 ? "root" : "the user"}'s alone`), reads, host.rootUid, manifest.pluginDirs);
     notify.status(`decrypting ${selected.length} secrets`);
-    decrypted = await decryptAll(selected, identities, undefined, reads);
+    decrypted = await decryptAll(selected, identities, undefined, reads, { onMessage: (plugin, message) => log.info({ plugin, message }, "age plugin says") });
   } catch (e) {
     reads.dirs.close();
     throw e;

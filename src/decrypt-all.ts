@@ -1,7 +1,22 @@
 // Step 2: decrypt every selected secret into memory before anything on disk changes.
 import { type AgeIdentity, type AgeLimits, DEFAULT_LIMITS, decryptAge, formatBytes } from "./age/index.js";
+import { decodeArmor, looksArmored } from "./age/armor.js";
+import { parseHeader } from "./age/header.js";
+import { PluginIdentity } from "./age/plugin-identity.js";
+import type { PluginLimits } from "./age/plugin-session.js";
+import { runPlugins } from "./age/plugin-unwrap.js";
+import type { Stanza } from "./age/stanza.js";
 import type { SecretSpec } from "./manifest.js";
 import { Dirs, ReadRefused, TrustError, type Trust } from "./secure-fs.js";
+
+/** What a plugin said (escaped), for the log. */
+export type PluginMessageHandler = (plugin: string, message: string) => void;
+
+/** How age plugins run (src/age/plugin-unwrap.ts): what they say goes to onMessage. */
+export interface PluginOptions {
+  readonly onMessage?: PluginMessageHandler;
+  readonly limits?: PluginLimits;
+}
 
 export type Decrypted =
   | { readonly ok: true; readonly secret: SecretSpec; readonly plaintext: Buffer }
@@ -15,13 +30,32 @@ export type Decrypted =
  * Without `source`, the files are read through a Dirs of its own, trusting root (the process's uid).
  */
 export async function decryptAll(
-  secrets: readonly SecretSpec[], identities: readonly AgeIdentity[], limits: AgeLimits = DEFAULT_LIMITS, source?: CiphertextSource,
+  secrets: readonly SecretSpec[],
+  identities: readonly AgeIdentity[],
+  limits: AgeLimits = DEFAULT_LIMITS,
+  source?: CiphertextSource,
+  plugins: PluginOptions = {},
 ): Promise<Decrypted[]> {
   const own = source === undefined ? new Dirs() : undefined;
   const from = source ?? { dirs: own!, trust: ROOT_READS };
   try {
     const results: Decrypted[] = [];
-    for (const secret of secrets) results.push(await decryptOne(secret, identities, limits, from));
+    if (!identities.some((id) => id instanceof PluginIdentity)) {
+      for (const secret of secrets) results.push(await decryptOne(secret, read(secret, limits, from), identities, limits));
+      return results;
+    }
+    // Age plugins (src/age/plugin-unwrap.ts): every file is read and its header parsed first, so that
+    // each plugin runs once for all of them.
+    const files = secrets.map((secret) => read(secret, limits, from));
+    await runPlugins(identities, files.map(headerStanzas(limits)), plugins.onMessage ?? (() => {}), plugins.limits);
+    try {
+      for (const [i, secret] of secrets.entries()) {
+        for (const id of identities) if (id instanceof PluginIdentity) id.answers.current = i;
+        results.push(await decryptOne(secret, files[i]!, identities, limits));
+      }
+    } finally {
+      for (const id of identities) if (id instanceof PluginIdentity) id.answers.clear();
+    }
     return results;
   } finally {
     own?.close();
@@ -31,13 +65,29 @@ export async function decryptAll(
 /** The process's own uid is root's here (root itself, or the snapshot's build user). */
 const ROOT_READS: Trust = { uids: [process.geteuid!()], gids: [], who: "root" };
 
-async function decryptOne(secret: SecretSpec, identities: readonly AgeIdentity[], limits: AgeLimits, source: CiphertextSource): Promise<Decrypted> {
-  let ciphertext: Buffer;
+/** The file's bytes, or why it cannot be read. */
+function read(secret: SecretSpec, limits: AgeLimits, source: CiphertextSource): Buffer | string {
   try {
-    ciphertext = readCiphertext(secret.file, limits.maxFileBytes, source);
+    return readCiphertext(secret.file, limits.maxFileBytes, source);
   } catch (e) {
-    return { ok: false, secret, cause: describeRefusal(e) };
+    return describeRefusal(e);
   }
+}
+
+/** A file's stanzas for the plugins; undefined when it cannot be read or parsed (decryptAge says why). */
+function headerStanzas(limits: AgeLimits): (file: Buffer | string) => readonly Stanza[] | undefined {
+  return (file) => {
+    if (typeof file === "string") return undefined;
+    try {
+      return parseHeader(looksArmored(file) ? decodeArmor(file) : file, limits).stanzas;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+async function decryptOne(secret: SecretSpec, ciphertext: Buffer | string, identities: readonly AgeIdentity[], limits: AgeLimits): Promise<Decrypted> {
+  if (typeof ciphertext === "string") return { ok: false, secret, cause: ciphertext };
   if (identities.length === 0) return { ok: false, secret, cause: "no usable identity was loaded from identityPaths" };
   try {
     return { ok: true, secret, plaintext: await decryptAge(ciphertext, identities, limits) };

@@ -3,6 +3,7 @@ import { Dirs, ReadRefused, TrustError, type Trust } from "./secure-fs.js";
 import type SshPk from "sshpk";
 import { rsaPrivateKey } from "./rsa-key.js";
 import { isSealedIdentity, SealedIdentityError, unsealIdentity } from "./sealed-identity.js";
+import { PluginAnswers, PluginIdentity } from "./age/plugin-identity.js";
 import { type AgeIdentity, HybridIdentity, SshEd25519Identity, SshRsaIdentity, X25519Identity } from "./age/index.js";
 
 export interface IdentityWarning {
@@ -38,29 +39,37 @@ export async function loadIdentities(
   source?: IdentitySource,
   /** Whose files identities should be: root's on the machine, the user's for `agenixd --user`. */
   ownerUid = 0,
+  /** Where age-plugin-<name> binaries are looked up (age.plugins), and only there. */
+  pluginDirs: readonly string[] = [],
 ): Promise<AgeIdentity[]> {
   const own = source === undefined ? new Dirs() : undefined;
   const from = source ?? { dirs: own!, trust: { uids: [process.geteuid!()], gids: [], who: "root" } };
   try {
-    return await loadFrom(paths, onWarning, from, ownerUid);
+    return await loadFrom(paths, onWarning, from, ownerUid, pluginDirs);
   } finally {
     own?.close();
   }
 }
 
-async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning) => void, source: IdentitySource, ownerUid: number): Promise<AgeIdentity[]> {
+async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning) => void, source: IdentitySource, ownerUid: number, pluginDirs: readonly string[]): Promise<AgeIdentity[]> {
   const identities: AgeIdentity[] = [];
+  const plugins = new Map<string, PluginAnswers>();
+  const answersFor = (program: string): PluginAnswers => {
+    let a = plugins.get(program);
+    if (a === undefined) plugins.set(program, (a = new PluginAnswers()));
+    return a;
+  };
   for (const path of paths) {
     let file: IdentityFile | undefined;
     try {
       // A systemd encrypted credential (src/sealed-identity.ts): its plaintext never touches a disk.
       if (isSealedIdentity(path)) {
         file = readSealedIdentity(path, source);
-        identities.push(...(await parseIdentityFile(file.contents, path)));
+        identities.push(...(await parseIdentityFile(file.contents, path, pluginDirs, answersFor)));
         continue;
       }
       file = readIdentityFile(path, source);
-      identities.push(...(await parseIdentityFile(file.contents, path)));
+      identities.push(...(await parseIdentityFile(file.contents, path, pluginDirs, answersFor)));
       const exposure = describeExposure(file.info, ownerUid);
       if (exposure !== undefined) onWarning({ path, reason: exposure, skipped: false });
     } catch (err) {
@@ -148,10 +157,12 @@ function describeFsError(err: unknown): string {
   }
 }
 
-function parseIdentityFile(contents: Buffer, path: string): Promise<AgeIdentity[]> {
+type AnswersFor = (program: string) => PluginAnswers;
+
+function parseIdentityFile(contents: Buffer, path: string, pluginDirs: readonly string[], answersFor: AnswersFor): Promise<AgeIdentity[]> {
   // PEM armor ("-----BEGIN OPENSSH PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----", …)
   if (contents.includes("-----BEGIN ")) return parseSshKey(contents, path);
-  return parseAgeIdentities(contents, path);
+  return parseAgeIdentities(contents, path, pluginDirs, answersFor);
 }
 
 const LF = 0x0a;
@@ -181,7 +192,7 @@ function startsWith(line: Buffer, prefix: Buffer): boolean {
  * An age identity file: one AGE-SECRET-KEY-… per line, '#' comments and blank lines allowed.
  * Read as bytes, line by line, so that an X25519 key never becomes a JS string.
  */
-async function parseAgeIdentities(contents: Buffer, path: string): Promise<AgeIdentity[]> {
+async function parseAgeIdentities(contents: Buffer, path: string, pluginDirs: readonly string[], answersFor: AnswersFor): Promise<AgeIdentity[]> {
   const identities: AgeIdentity[] = [];
   let lineNumber = 0;
   for (let start = 0; start <= contents.length; ) {
@@ -196,7 +207,7 @@ async function parseAgeIdentities(contents: Buffer, path: string): Promise<AgeId
       // typage's Decrypter, which holds ML-KEM keys, takes its identity only as a string.
       if (startsWith(line, PQ_PREFIX)) identities.push(await HybridIdentity.fromString(line.toString("latin1"), path));
       else if (startsWith(line, X25519_PREFIX)) identities.push(X25519Identity.fromBytes(line, path));
-      else if (startsWith(line, PLUGIN_PREFIX)) throw new SkipFile(`${where}: age plugin identities are not supported`);
+      else if (startsWith(line, PLUGIN_PREFIX)) identities.push(PluginIdentity.fromBytes(line, path, pluginDirs, answersFor));
       else throw new SkipFile(`${where} is not an age identity or SSH private key`);
     } catch (err) {
       if (err instanceof SkipFile) throw err;

@@ -48,6 +48,8 @@ export interface ManifestFile {
   keepGenerations: number;
   secrets: SecretEntry[];
   /** Version 2. */
+  pluginDirs?: string[];
+  /** Version 2. */
   credstore?: string | null;
   templates?: TemplateEntry[];
 }
@@ -96,6 +98,8 @@ export interface Manifest {
   /** Where credential secrets are published for LoadCredential=<name> (docs/manifest.md); undefined: nowhere. */
   readonly credstore: string | undefined;
   readonly templates: readonly TemplateSpec[];
+  /** The bin directories of age.plugins, where age-plugin-<name> is looked up (docs/plugins.md). */
+  readonly pluginDirs: readonly string[];
 }
 
 export class ManifestError extends Error {
@@ -113,7 +117,7 @@ export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: reado
     template: [],
   },
   2: {
-    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets", "credstore", "templates"],
+    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets", "credstore", "templates", "pluginDirs"],
     secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers", "restartUnits", "reloadUnits", "placeholder", "trim", "credential"],
     template: ["name", "file", "path", "mode", "owner", "group", "symlink", "restartUnits", "reloadUnits"],
   },
@@ -155,6 +159,8 @@ export function parseManifest(json: unknown): Manifest {
   }
   if (!Array.isArray(root.identityPaths)) fail("identityPaths", `expected a list of paths, got ${show(root.identityPaths)}`);
   const identityPaths = root.identityPaths.map((p, i) => absolutePath(p, `identityPaths[${i}]`));
+  if (!Array.isArray(root.pluginDirs ?? [])) fail("pluginDirs", `expected a list of paths, got ${show(root.pluginDirs)}`);
+  const pluginDirs = ((root.pluginDirs ?? []) as unknown[]).map((p, i) => absolutePath(p, `pluginDirs[${i}]`));
   const keepGenerations = root.keepGenerations ?? 1;
   if (!Number.isInteger(keepGenerations) || (keepGenerations as number) < 1) {
     fail("keepGenerations", `expected an integer ≥ 1, got ${show(root.keepGenerations)}`);
@@ -180,7 +186,7 @@ export function parseManifest(json: unknown): Manifest {
   const templates = ((root.templates ?? []) as unknown[]).map((t, i) => parseTemplate(t, `templates[${i}]`, fields.template, secretsDir, secretsMountPoint));
   if (version >= 2) checkTemplateFeatures(secrets, templates, secretsDir, credstore);
   refuseOverlaps(secrets, templates, secretsDir, credstore);
-  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets, credstore, templates };
+  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets, credstore, templates, pluginDirs };
 }
 
 function parseCredstore(value: unknown, secretsDir: string, mountPoint: string): string | undefined {

@@ -181,6 +181,23 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.deepEqual(unset.warnings, []);
     });
 
+    await t.test("age.plugins: their bin directories go into the manifest, on the unit's PATH, and a TPM plugin gets /dev/tpmrm0", () => {
+      const config = `{ pkgs, ... }: let pkg = n: { type = "derivation"; name = "\${n}-1.0"; pname = n; version = "1.0"; meta = { }; outPath = "/nix/store/00000000000000000000000000000000-\${n}-1.0"; }; in {
+        age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")};
+        age.plugins = [ (pkg "age-plugin-yubikey") (pkg "age-plugin-tpm") ]; }`;
+      const r = evalModule(lib, config) as unknown as { manifest: { pluginDirs: string[] }; services: Record<string, { path: unknown[]; serviceConfig: Record<string, unknown> }> };
+      assert.deepEqual(r.manifest.pluginDirs, [
+        "/nix/store/00000000000000000000000000000000-age-plugin-yubikey-1.0/bin",
+        "/nix/store/00000000000000000000000000000000-age-plugin-tpm-1.0/bin",
+      ]);
+      assert.equal(r.services.agenixd!.path.length, 2);
+      assert.deepEqual(r.services.agenixd!.serviceConfig.DeviceAllow, ["/dev/tpmrm0 rw"]);
+      assert.equal(r.services.agenixd!.serviceConfig.DevicePolicy, "closed");
+      const none = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`) as unknown as { manifest: Record<string, unknown>; services: Record<string, Record<string, unknown>> };
+      assert.equal("pluginDirs" in none.manifest, false);
+      assert.equal("path" in none.services.agenixd!, false);
+    });
+
     await t.test("a template used as a hashedPasswordFile fails an assertion: users exist before templates are rendered", () => {
       const r = evalModule(
         lib,
@@ -385,10 +402,10 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
     await t.test("systemctl and mount: passed by absolute path to unit.nix, systemctl from systemd.package", () => {
       // The module next to a stand-in unit.nix that takes `systemctl` and hands it back.
       const dir = mkdtempSync(join(scratch, "module-"));
-      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
+      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
-        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null }:
+        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ] }:
          { services.agenixd = { inherit systemctl mount; }; activationScripts = { }; }\n`,
       );
       const config = `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`;
