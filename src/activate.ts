@@ -12,6 +12,7 @@ import { diffSecrets } from "./diff.js";
 import { describeChange, removedSecrets, summarizeChanges, type SecretChange, type Subject } from "./changes.js";
 import { applyUnitActions, planUnitActions, type UnitActionResult, type UnitActions } from "./units.js";
 import { carryChangeTimes, readState, writeState, type RunState, type SecretRecord } from "./state.js";
+import { currentBootId, lastFullRun, runRecordFields } from "./run-record.js";
 import { RENDERED_ENTRY, renderTemplates, substitutionsFor, type RenderedTemplate } from "./templates.js";
 import { CredentialWriter, credentialId, linkCredstore } from "./credstore.js";
 import { runCommand } from "./ramfs.js";
@@ -96,6 +97,10 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     // What the last run recorded, if it describes the live generation: change times, and the units of a removed secret.
     const previousState = previous === undefined ? undefined : readState(manifest.secretsMountPoint);
     const lastRun = previousState?.generation === previous ? previousState : undefined;
+    // A full run compares itself with this boot's last full run, not with the users phase's (src/run-record.ts).
+    const bootId = currentBootId();
+    const reference = phase === "all" ? lastFullRun(lastRun, bootId) : lastRun;
+    const firstBoot = previous === undefined || reference === undefined;
     if (phase === "users" && selected.length === 0) {
       log.info("no secret is needed for users; nothing to do in this phase");
       if (!dryRun) notify.status("no secret is needed for users");
@@ -123,7 +128,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
         const failed = failures.map((f) => failure(f, true));
         if (dryRun) return unchanged(previous, failed);
         notify.status(`all ${selected.length} secrets failed; generation ${previous} kept`);
-        recordState(manifest, options, previous, lastRun, [], failed);
+        recordState(manifest, options, "users", bootId, previous, lastRun, [], failed);
         notify.ready();
         return unchanged(previous, failed);
       }
@@ -138,11 +143,11 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       const diff = diffSecrets(prevDir, plan.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
       const templateDiff = templates.length === 0 ? undefined : diffSecrets(prevDir && `${prevDir}/${RENDERED_ENTRY}`, templates.flatMap((t) => (t.ok ? [{ name: t.template.name, plaintext: t.data, own: t.own }] : [])), "template");
       // Removed secrets and templates are known from the last run's record (the users phase keeps every other secret as it is).
-      const removed = phase === "all" && lastRun ? removedSecrets(lastRun.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
-      const removedTemplates = phase === "all" && lastRun?.templates ? removedSecrets(lastRun.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
+      const removed = phase === "all" && reference ? removedSecrets(reference.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
+      const removedTemplates = phase === "all" && reference?.templates ? removedSecrets(reference.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
       const changes = [...diff.changes, ...removed, ...(templateDiff?.changes ?? []), ...removedTemplates];
-      // Nothing is restarted at first boot (no live generation): every unit starts after us anyway.
-      const units = previous === undefined ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, lastRun));
+      // Nothing is restarted at first boot (no full run yet in this boot): every unit starts after us anyway.
+      const units = firstBoot ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, reference));
       if (dryRun) {
         const failed = [...failures.map((f) => failure(f, prevDir !== undefined)), ...renderFailures.map((t) => templateFailure(t.template, t.cause, prevDir !== undefined))];
         return { generation: previous, swapped: false, installed: [], rendered: [], failed, changes, units, dryRun };
@@ -192,10 +197,10 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
       // The switch report, one line per change: names and aspects, never a value.
       for (const c of changes) log.info({ [c.subject ?? "secret"]: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
       const unitResults = await applyUnitActions(units, runCommand);
-      logUnitResults(log, unitResults, changes, manifest, lastRun);
-      recordState(manifest, options, generation, lastRun, changes, failed);
+      logUnitResults(log, unitResults, changes, manifest, reference);
+      recordState(manifest, options, phase, bootId, generation, lastRun, changes, failed);
       // At first boot every secret is new: the summary would only repeat the count.
-      notify.status(statusLine(generation, installed.length, rendered.length, failed, previous === undefined ? [] : changes, unitResults));
+      notify.status(statusLine(generation, installed.length, rendered.length, failed, firstBoot ? [] : changes, unitResults));
       notify.ready();
       return { generation, swapped: true, installed, rendered, failed, changes, units, dryRun };
     } finally {
@@ -211,7 +216,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
 }
 
 /** A changed secret's or template's units: its declaration's, or for a removed one, those the last run recorded. */
-function triggersOf(manifest: Manifest, lastRun: RunState | undefined) {
+function triggersOf(manifest: Manifest, lastRun: Pick<RunState, "secrets" | "templates"> | undefined) {
   const declared = new Map(manifest.secrets.map((s) => [s.name, s]));
   const recorded = new Map((lastRun?.secrets ?? []).map((s) => [s.name, s]));
   const declaredTemplates = new Map(manifest.templates.map((t) => [t.name, t]));
@@ -228,7 +233,7 @@ function countChanges(changes: readonly SecretChange[]): { added: string[]; modi
 }
 
 /** One line per unit acted on, naming the secrets (and templates) that called for it; a systemctl failure is an error line, not a failed activation. */
-function logUnitResults(log: Logger, results: readonly UnitActionResult[], changes: readonly SecretChange[], manifest: Manifest, lastRun: RunState | undefined): void {
+function logUnitResults(log: Logger, results: readonly UnitActionResult[], changes: readonly SecretChange[], manifest: Manifest, lastRun: Pick<RunState, "secrets" | "templates"> | undefined): void {
   const triggers = triggersOf(manifest, lastRun);
   for (const r of results) {
     for (const unit of r.units) {
@@ -257,7 +262,7 @@ function statusLine(generation: number, installed: number, rendered: number, fai
 
 /** The record `agenixd status` reads: best effort, since the secrets themselves are already in place. */
 function recordState(
-  manifest: Manifest, options: ActivationOptions, generation: number | undefined, lastRun: RunState | undefined,
+  manifest: Manifest, options: ActivationOptions, phase: Phase, bootId: string, generation: number | undefined, lastRun: RunState | undefined,
   changes: readonly SecretChange[], failures: readonly SecretFailure[],
 ): void {
   const now = new Date().toISOString();
@@ -268,14 +273,16 @@ function recordState(
     const templateChangedAt = carryChangeTimes(lastRun?.templates, new Set(changes.filter((c) => c.subject === "template").map((c) => c.name)), now);
     templates = manifest.templates.map((t) => record(t, templateChangedAt));
   }
+  const secrets = manifest.secrets.map((s) => (s.credential ? { ...record(s, changedAt), credential: credentialId(s.name) } : record(s, changedAt)));
   try {
     writeState(manifest.secretsMountPoint, {
       version: 1,
       manifest: options.manifestPath ?? "",
       generation,
       finishedAt: now,
-      secrets: manifest.secrets.map((s) => (s.credential ? { ...record(s, changedAt), credential: credentialId(s.name) } : record(s, changedAt))),
+      secrets,
       ...(templates ? { templates } : {}),
+      ...runRecordFields(phase, bootId, lastRun, secrets, templates),
       ...(manifest.credstore === undefined ? {} : { credstore: manifest.credstore }),
       failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, ...(f.subject ? { subject: f.subject } : {}) })),
     });
