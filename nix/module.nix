@@ -71,8 +71,25 @@ let
 
   agenixd = lib.getExe' cfg.package "agenixd";
 
+  # Paths agenixd writes outside secretsDir, by the option that sets each.
+  outsidePaths =
+    let
+      outside = p: !lib.hasPrefix "${toString cfg.secretsDir}/" (toString p);
+      of = kind: items: lib.mapAttrs' (n: v: lib.nameValuePair "age.${kind}.\"${n}\".path" (toString v.path)) (lib.filterAttrs (_: v: outside v.path) items);
+    in
+    of "secrets" cfg.secrets // of "templates" cfg.templates;
+
+  bootOrder = import ./boot-order.nix {
+    fileSystems = config.fileSystems or { };
+    inherit (cfg) identityPaths;
+    secretPaths = outsidePaths;
+    inherit usersPhase userManagement;
+  };
+
   run = import ./unit.nix {
     inherit agenixd;
+    inherit (bootOrder) early;
+    secretPaths = lib.attrValues outsidePaths;
     manifest = "${manifestFile}";
     inherit (cfg) identityPaths;
     inherit usersPhase userManagement;
@@ -539,7 +556,8 @@ in
 
       warnings = lib.optional (
         options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority
-      ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored.";
+      ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored."
+      ++ bootOrder.warnings;
 
       systemd.services = run.services;
 
