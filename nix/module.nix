@@ -557,7 +557,17 @@ in
       warnings = lib.optional (
         options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority
       ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored."
-      ++ bootOrder.warnings;
+      ++ bootOrder.warnings
+      # agenix users' own snippets ordered after `agenix` read /run/agenix at activation time;
+      # under agenixd the anchor is empty and the secrets arrive with agenixd.service, later.
+      ++ lib.mapAttrsToList (
+        name: _:
+        "system.activationScripts.${name} has deps = [ \"agenix\" ], but agenixd installs secrets in agenixd.service, after activation: the snippet runs before any secret exists. Move its work into a systemd service with after = [ \"agenixd.service\" ] and wants = [ \"agenixd.service\" ] (docs/boot.md)."
+      ) (
+        lib.filterAttrs (
+          name: script: name != "agenix" && lib.isAttrs script && lib.elem "agenix" (script.deps or [ ])
+        ) config.system.activationScripts
+      );
 
       systemd.services = run.services;
 
