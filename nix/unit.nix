@@ -173,6 +173,13 @@ let
       "zfs-import.target"
       "network-pre.target"
     ];
+    # cryptsetup-pre.target and network-pre.target are passive (systemd.special(7)): only a unit
+    # that must run before them pulls them in, or the ordering above orders against nothing.
+    # zfs-import.target is pulled in by the ZFS units themselves.
+    wants = optional early [
+      "cryptsetup-pre.target"
+      "network-pre.target"
+    ];
     # Owners and groups must exist before secrets are chowned to them.
     after =
       (if early then [ "systemd-remount-fs.service" ] else [ "local-fs.target" ])

@@ -61,6 +61,8 @@ describe("boot order", nix, () => {
     const early = unitOf({ ...base, early: true, secretPaths: ["/var/lib/app/pw"] }).services.agenixd!;
     for (const t of ["cryptsetup-pre.target", "zfs-import.target", "network-pre.target", "sysinit.target"]) assert.ok(early.before.includes(t), t);
     assert.deepEqual(early.after, ["systemd-remount-fs.service"]);
+    assert.deepEqual((early as unknown as { wants: string[] }).wants, ["cryptsetup-pre.target", "network-pre.target"], "passive targets: pulled in by the unit that runs before them");
+    assert.match(unitOf({ ...base, early: true }).unitFiles["agenixd.service"]!, /^Wants=cryptsetup-pre\.target network-pre\.target$/m);
     assert.deepEqual(early.unitConfig.RequiresMountsFor, [...base.identityPaths, "/var/lib/app/pw"]);
     const late = unitOf(base).services.agenixd!;
     assert.deepEqual(late.after, ["local-fs.target"]);
