@@ -211,7 +211,8 @@ function writeNixosUnits(scenario: Scenario, dir: string, base: EvaluatedConfigu
     const settings = Object.entries(s.serviceConfig ?? {}).map(([k, v]) => `${k}=${v}\n`).join("");
     const scriptPath = `/usr/local/lib/scenario/${name}-start`;
     const file = `${name}.service`;
-    writeFileSync(join(dir, file), `[Unit]\nDescription=${s.description ?? name}\n\n[Service]\n${settings}ExecStart=${scriptPath}\n`);
+    const unitSettings = Object.entries(s.unitConfig ?? {}).map(([k, v]) => `${k}=${v}\n`).join("");
+    writeFileSync(join(dir, file), `[Unit]\nDescription=${s.description ?? name}\n${unitSettings}\n[Service]\n${settings}ExecStart=${scriptPath}\n`);
     for (const target of s.wantedBy ?? []) link(`../${file}`, join(dir, `${target}.wants`, file));
   }
 }

@@ -72,6 +72,8 @@ export interface SpecialisationDef {
 export interface ServiceDef {
   description?: string;
   wantedBy?: string[];
+  /** [Unit] settings (DefaultDependencies, After, Before, ...), one line each. */
+  unitConfig?: Record<string, string | boolean>;
   serviceConfig?: Record<string, string | boolean>;
   script: string;
 }

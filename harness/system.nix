@@ -144,6 +144,8 @@ let
       run = import ../nix/unit.nix {
         inherit (machine) mount systemctl identityPaths userManagement;
         inherit (cfg) agenixd;
+        # The harness's identities are on its root: the early ordering NixOS gets (../nix/boot-order.nix).
+        inherit ((import ../nix/boot-order.nix { fileSystems = { }; inherit (machine) identityPaths; })) early;
         manifest = manifestPath;
         usersPhase = builtins.any (s: s.neededForUsers) manifest.secrets;
       };

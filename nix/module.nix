@@ -74,8 +74,25 @@ let
 
   agenixd = lib.getExe' cfg.package "agenixd";
 
+  # Paths agenixd writes outside secretsDir, by the option that sets each.
+  outsidePaths =
+    let
+      outside = p: !lib.hasPrefix "${toString cfg.secretsDir}/" (toString p);
+      of = kind: items: lib.mapAttrs' (n: v: lib.nameValuePair "age.${kind}.\"${n}\".path" (toString v.path)) (lib.filterAttrs (_: v: outside v.path) items);
+    in
+    of "secrets" cfg.secrets // of "templates" cfg.templates;
+
+  bootOrder = import ./boot-order.nix {
+    fileSystems = config.fileSystems or { };
+    inherit (cfg) identityPaths;
+    secretPaths = outsidePaths;
+    inherit usersPhase userManagement;
+  };
+
   run = import ./unit.nix {
     inherit agenixd;
+    inherit (bootOrder) early;
+    secretPaths = lib.attrValues outsidePaths;
     manifest = "${manifestFile}";
     inherit (cfg) identityPaths;
     inherit usersPhase userManagement;
@@ -549,7 +566,18 @@ in
 
       warnings = lib.optional (
         options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority
-      ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored.";
+      ) "age.ageBin is set, but agenixd does not run an age executable; the option is ignored."
+      ++ bootOrder.warnings
+      # agenix users' own snippets ordered after `agenix` read /run/agenix at activation time;
+      # under agenixd the anchor is empty and the secrets arrive with agenixd.service, later.
+      ++ lib.mapAttrsToList (
+        name: _:
+        "system.activationScripts.${name} has deps = [ \"agenix\" ], but agenixd installs secrets in agenixd.service, after activation: the snippet runs before any secret exists. Move its work into a systemd service with after = [ \"agenixd.service\" ] and wants = [ \"agenixd.service\" ] (docs/boot.md)."
+      ) (
+        lib.filterAttrs (
+          name: script: name != "agenix" && lib.isAttrs script && lib.elem "agenix" (script.deps or [ ])
+        ) config.system.activationScripts
+      );
 
       systemd.services = run.services;
 

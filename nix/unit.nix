@@ -14,6 +14,12 @@
 #                  before users are created, in an early phase
 #   userManagement "perl" (default: the activation script creates users), "sysusers"
 #                  (systemd.sysusers.enable) or "userborn" (services.userborn.enable)
+#   early          bool (default false): every input is on a file system the initrd mounts
+#                  (./boot-order.nix), so agenixd.service runs right after the root is remounted,
+#                  before cryptsetup-pre.target, zfs-import.target and network-pre.target; false
+#                  keeps it after local-fs.target
+#   secretPaths    list of paths agenixd writes outside secretsDir (default [ ]); the main unit
+#                  waits for the mounts holding them
 #
 # Result:
 #   services                attrset for `systemd.services`: `agenixd`, and `agenixd-users` when
@@ -38,6 +44,8 @@
   # ("/dev/tpmrm0 rw") let through DevicePolicy=closed.
   plugins ? [ ],
   pluginDevices ? [ ],
+  early ? false,
+  secretPaths ? [ ],
 }:
 let
   renderUnitFile = import ./unit-file.nix;
@@ -172,13 +180,36 @@ let
     aliases = [ "agenix-install-secrets.service" ];
     # Before= is what makes ordinary services (ordered after sysinit.target) find their secrets.
     wantedBy = [ "sysinit.target" ];
+    # agenix users point early consumers at /run/agenix (a crypttab keyfile, a ZFS keylocation, a
+    # network unit with DefaultDependencies=no): when its inputs allow (./boot-order.nix), run as
+    # agenix's activation did, before those, needing only a writable root and the mounts named in
+    # RequiresMountsFor=. Otherwise after every local file system, and the module warns.
     before = [
       "sysinit.target"
       "sysinit-reactivation.target"
       "shutdown.target"
+    ]
+    ++ optional early [
+      "cryptsetup-pre.target"
+      "zfs-import.target"
+      "network-pre.target"
+    ];
+    # cryptsetup-pre.target and network-pre.target are passive (systemd.special(7)): only a unit
+    # that must run before them pulls them in, or the ordering above orders against nothing.
+    # zfs-import.target is pulled in by the ZFS units themselves.
+    wants = optional early [
+      "cryptsetup-pre.target"
+      "network-pre.target"
     ];
     # Owners and groups must exist before secrets are chowned to them.
-    after = [ "local-fs.target" ] ++ optional (usersUnit != null) [ usersUnit ] ++ optional earlyUnit [ "agenixd-users.service" ];
+    after =
+      (if early then [ "systemd-remount-fs.service" ] else [ "local-fs.target" ])
+      ++ optional (usersUnit != null) [ usersUnit ]
+      ++ optional earlyUnit [ "agenixd-users.service" ];
+    unitConfig = common.unitConfig // {
+      # Secrets written outside secretsDir land on their file system, not below it.
+      RequiresMountsFor = common.unitConfig.RequiresMountsFor ++ map toString secretPaths;
+    };
     serviceConfig = common.serviceConfig // {
       ExecStart = activate;
     };

@@ -14,6 +14,7 @@ import { diffSecrets } from "./diff.js";
 import { describeChange, removedSecrets, summarizeChanges, type SecretChange, type Subject } from "./changes.js";
 import { applyUnitActions, planUnitActions, type UnitActionResult, type UnitActions } from "./units.js";
 import { carryChangeTimes, readState, writeState, type RunState, type SecretRecord } from "./state.js";
+import { currentBootId, lastFullRun, runRecordFields } from "./run-record.js";
 import { RENDERED_ENTRY, renderTemplates, substitutionsFor, type RenderedTemplate } from "./templates.js";
 import { CredentialWriter, credentialId, linkCredstore } from "./credstore.js";
 import { runCommand } from "./ramfs.js";
@@ -136,6 +137,14 @@ export interface Plan {
   readonly prevDir: string | undefined;
   /** What the last run recorded, if it describes the live generation. */
   readonly lastRun: RunState | undefined;
+  /**
+   * What this run compares with (removed secrets, their units): for a full run, this boot's last
+   * full run, not the users phase's record (src/run-record.ts); undefined at first boot.
+   */
+  readonly reference: Pick<RunState, "secrets" | "templates"> | undefined;
+  /** No full run yet in this boot (or no live generation): nothing is restarted. */
+  readonly firstBoot: boolean;
+  readonly bootId: string;
   readonly decrypted: readonly Decrypted[];
   readonly secrets: readonly (PlannedSecret | FailedSecret)[];
   readonly templates: readonly RenderedTemplate[];
@@ -156,8 +165,11 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
   const previousState = previous === undefined ? undefined : readState(manifest.secretsMountPoint);
   const lastRun = previousState?.generation === previous ? previousState : undefined;
   const prevDir = previous === undefined ? undefined : generationDir(manifest.secretsMountPoint, previous);
+  const bootId = currentBootId();
+  const reference = phase === "all" ? lastFullRun(lastRun, bootId) : lastRun;
+  const firstBoot = previous === undefined || reference === undefined;
   const base = {
-    manifest, phase, dryRun, selected, previous, prevDir, lastRun, decrypted: [], secrets: [], templates: [], accounts: undefined,
+    manifest, phase, dryRun, selected, previous, prevDir, lastRun, reference, firstBoot, bootId, decrypted: [], secrets: [], templates: [], accounts: undefined,
     failed: [], changes: [], unchanged: { secrets: 0, templates: undefined }, units: NO_UNITS, mounted: Promise.resolve(),
   } as const;
   if (phase === "users" && selected.length === 0) return { ...base, verdict: "nothing" };
@@ -198,11 +210,12 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
     const diff = diffSecrets(prevDir, secrets.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
     const templateDiff = templates.length === 0 ? undefined : diffSecrets(prevDir && `${prevDir}/${RENDERED_ENTRY}`, templates.flatMap((t) => (t.ok ? [{ name: t.template.name, plaintext: t.data, own: t.own }] : [])), "template");
     // Removed secrets and templates are known from the last run's record (the users phase keeps every other secret as it is).
-    const removed = phase === "all" && lastRun ? removedSecrets(lastRun.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
-    const removedTemplates = phase === "all" && lastRun?.templates ? removedSecrets(lastRun.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
+    const removed = phase === "all" && reference ? removedSecrets(reference.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
+    const removedTemplates = phase === "all" && reference?.templates ? removedSecrets(reference.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
     const changes = [...diff.changes, ...removed, ...(templateDiff?.changes ?? []), ...removedTemplates];
     // Nothing is restarted at first boot (no live generation): every unit starts after us anyway.
-    const units = previous === undefined ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, lastRun));
+    // Nothing is restarted at first boot (no full run yet in this boot): every unit starts after us anyway.
+    const units = firstBoot ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, reference));
     const unchanged = { secrets: diff.unchanged.length, templates: templateDiff?.unchanged.length };
     const planned = { ...withValues, templates, changes, units, unchanged };
     if (dryRun) {
@@ -292,14 +305,14 @@ export function commit(p: Plan, w: Written, ctx: ActivationContext, host: Host, 
 /** React: the switch report, the restarts and reloads, the record `agenixd status` reads, the notification. */
 export async function react(p: Plan, w: Written, ctx: ActivationContext, host: Host, options: ActivationOptions): Promise<ActivationResult> {
   const { log, notify } = ctx;
-  const { manifest, changes, units, previous, lastRun } = p;
+  const { manifest, changes, units, lastRun, reference, firstBoot } = p;
   // The switch report, one line per change: names and aspects, never a value.
   for (const c of changes) log.info({ [c.subject ?? "secret"]: c.name, change: c.kind, ...(c.kind === "modified" ? { aspects: c.aspects } : {}) }, describeChange(c));
   const unitResults = await applyUnitActions(units, runCommand, undefined, host.systemctlArgs);
-  logUnitResults(log, unitResults, changes, manifest, lastRun);
-  recordState(manifest, options, w.generation, lastRun, changes, w.failed);
+  logUnitResults(log, unitResults, changes, manifest, reference);
+  recordState(manifest, options, p.phase, p.bootId, w.generation, lastRun, changes, w.failed);
   // At first boot every secret is new: the summary would only repeat the count.
-  notify.status(statusLine(w.generation, w.installed.length, w.rendered.length, w.failed, previous === undefined ? [] : changes, unitResults));
+  notify.status(statusLine(w.generation, w.installed.length, w.rendered.length, w.failed, firstBoot ? [] : changes, unitResults));
   notify.ready();
   return { generation: w.generation, swapped: true, installed: [...w.installed], rendered: [...w.rendered], failed: w.failed, changes, units, dryRun: false };
 }
@@ -320,7 +333,7 @@ async function reactWithout(p: Plan, ctx: ActivationContext, options: Activation
       log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
       if (dryRun) return result(p.failed);
       notify.status(`all ${p.selected.length} secrets failed; generation ${previous} kept`);
-      recordState(p.manifest, options, previous, p.lastRun, [], p.failed);
+      recordState(p.manifest, options, "users", p.bootId, previous, p.lastRun, [], p.failed); // carries this boot's last full run forward
       notify.ready();
       return result(p.failed);
     case "unchanged":
@@ -334,7 +347,7 @@ async function reactWithout(p: Plan, ctx: ActivationContext, options: Activation
 }
 
 /** A changed secret's or template's units: its declaration's, or for a removed one, those the last run recorded. */
-function triggersOf(manifest: Manifest, lastRun: RunState | undefined) {
+function triggersOf(manifest: Manifest, lastRun: Pick<RunState, "secrets" | "templates"> | undefined) {
   const declared = new Map(manifest.secrets.map((s) => [s.name, s]));
   const recorded = new Map((lastRun?.secrets ?? []).map((s) => [s.name, s]));
   const declaredTemplates = new Map(manifest.templates.map((t) => [t.name, t]));
@@ -351,7 +364,7 @@ function countChanges(changes: readonly SecretChange[]): { added: string[]; modi
 }
 
 /** One line per unit acted on, naming the secrets (and templates) that called for it; a systemctl failure is an error line, not a failed activation. */
-function logUnitResults(log: Logger, results: readonly UnitActionResult[], changes: readonly SecretChange[], manifest: Manifest, lastRun: RunState | undefined): void {
+function logUnitResults(log: Logger, results: readonly UnitActionResult[], changes: readonly SecretChange[], manifest: Manifest, lastRun: Pick<RunState, "secrets" | "templates"> | undefined): void {
   const triggers = triggersOf(manifest, lastRun);
   for (const r of results) {
     for (const unit of r.units) {
@@ -380,7 +393,7 @@ function statusLine(generation: number, installed: number, rendered: number, fai
 
 /** The record `agenixd status` reads: best effort, since the secrets themselves are already in place. */
 function recordState(
-  manifest: Manifest, options: ActivationOptions, generation: number | undefined, lastRun: RunState | undefined,
+  manifest: Manifest, options: ActivationOptions, phase: Phase, bootId: string, generation: number | undefined, lastRun: RunState | undefined,
   changes: readonly SecretChange[], failures: readonly SecretFailure[],
 ): void {
   const now = new Date().toISOString();
@@ -391,14 +404,16 @@ function recordState(
     const templateChangedAt = carryChangeTimes(lastRun?.templates, new Set(changes.filter((c) => c.subject === "template").map((c) => c.name)), now);
     templates = manifest.templates.map((t) => record(t, templateChangedAt));
   }
+  const secrets = manifest.secrets.map((s) => (s.credential ? { ...record(s, changedAt), credential: credentialId(s.name) } : record(s, changedAt)));
   try {
     writeState(manifest.secretsMountPoint, {
       version: 1,
       manifest: options.manifestPath ?? "",
       generation,
       finishedAt: now,
-      secrets: manifest.secrets.map((s) => (s.credential ? { ...record(s, changedAt), credential: credentialId(s.name) } : record(s, changedAt))),
+      secrets,
       ...(templates ? { templates } : {}),
+      ...runRecordFields(phase, bootId, lastRun, secrets, templates),
       ...(manifest.credstore === undefined ? {} : { credstore: manifest.credstore }),
       failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, ...(f.subject ? { subject: f.subject } : {}) })),
     });

@@ -6,6 +6,7 @@
 import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import type { FullRunRecord } from "./run-record.js";
 
 export interface SecretRecord {
   readonly name: string;
@@ -39,6 +40,10 @@ export interface RunState {
   /** Where credentials were published, so that a run with another (or none) removes the old links. */
   readonly credstore?: string;
   readonly failures: readonly FailureRecord[];
+  /** The boot that wrote it (src/run-record.ts); absent in an older agenixd's file. */
+  readonly bootId?: string;
+  /** This boot's last full run, carried forward by the users phase (src/run-record.ts). */
+  readonly fullRun?: FullRunRecord;
 }
 
 export const STATE_FILE = ".status.json";

@@ -402,10 +402,10 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
     await t.test("systemctl and mount: passed by absolute path to unit.nix, systemctl from systemd.package", () => {
       // The module next to a stand-in unit.nix that takes `systemctl` and hands it back.
       const dir = mkdtempSync(join(scratch, "module-"));
-      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
+      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix", "boot-order.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
-        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ] }:
+        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ] }:
          { services.agenixd = { inherit systemctl mount; }; activationScripts = { }; }\n`,
       );
       const config = `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`;
@@ -415,6 +415,18 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       // systemd.package is the one systemctl is taken from.
       const own = evalModule(lib, `{ pkgs, ... }: { systemd.package = pkgs.agenixd // { outPath = "/nix/store/11111111111111111111111111111111-my-systemd"; }; age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`, "r.services.agenixd", `${dir}/module.nix`) as unknown as { systemctl: string };
       assert.equal(own.systemctl, "/nix/store/11111111111111111111111111111111-my-systemd/bin/systemctl");
+    });
+
+    await t.test("a user's activation snippet with deps = [ \"agenix\" ] gets a warning with the fix; an identity on a late mount one naming it (issue 19)", () => {
+      const r = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; system.activationScripts.readKey = { text = "cat /run/agenix/a"; deps = [ "agenix" ]; }; system.activationScripts.other = { text = ""; deps = [ "users" ]; }; }`);
+      assert.deepEqual(r.warnings.filter((w) => w.includes("agenix\" ]")), [
+        'system.activationScripts.readKey has deps = [ "agenix" ], but agenixd installs secrets in agenixd.service, after activation: the snippet runs before any secret exists. Move its work into a systemd service with after = [ "agenixd.service" ] and wants = [ "agenixd.service" ] (docs/boot.md).',
+      ]);
+      assert.ok(r.services.agenixd!.before.includes("cryptsetup-pre.target"), "the identity is on the root: early");
+      const late = evalModule(lib, `{ age.identityPaths = [ "/persist/k" ]; age.secrets.a.file = ${file("a")}; fileSystems."/persist" = { mountPoint = "/persist"; }; }`);
+      assert.equal(late.warnings.filter((w) => w.startsWith("age.identityPaths has /persist/k, on /persist")).length, 1, late.warnings.join("\n"));
+      assert.ok(!late.services.agenixd!.before.includes("cryptsetup-pre.target"));
+      assert.deepEqual(late.services.agenixd!.after, ["local-fs.target"]);
     });
 
     await t.test("the unit is told where systemctl is (AGENIXD_SYSTEMCTL)", () => {

@@ -4,6 +4,7 @@
 {
   boot = import ./boot.nix { inherit pkgs agenixdModule; };
   ordering = import ./ordering.nix { inherit pkgs agenixdModule; };
+  early-consumer = import ./early-consumer.nix { inherit pkgs agenixdModule; };
   switch = import ./switch.nix { inherit pkgs agenixdModule; };
   unit-change = import ./unit-change.nix { inherit pkgs agenixdModule; };
   failure = import ./failure.nix { inherit pkgs agenixdModule; };

@@ -174,6 +174,7 @@ let
         inherit (s) script;
         description = s.description or "";
         wantedBy = s.wantedBy or [ ];
+        unitConfig = s.unitConfig or { };
         serviceConfig = s.serviceConfig or { };
       }) (scenario.services or { });
     };

@@ -112,6 +112,11 @@ let
           type = types.listOf types.attrs;
           default = [ ];
         };
+        # Only what nix/boot-order.nix reads of NixOS's fileSystems.
+        fileSystems = mkOption {
+          type = types.attrsOf types.attrs;
+          default = { };
+        };
         system.activationScripts = mkOption {
           type = types.attrsOf (
             types.submodule {
