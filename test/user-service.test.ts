@@ -3,12 +3,28 @@
 // user's host (src/user-host.ts): no mount, no chown, the user as the only trusted owner.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, mkdirSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { after } from "node:test";
+import { chmodSync, chownSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { execFileSync, spawnSync } from "node:child_process";
 import { AGENIXD, Sandbox, parseLogs, withUser } from "./helpers/sandbox.js";
 import { launchEnv } from "../scripts/launch.js";
 import { expandRuntimeDir } from "../src/user-host.js";
+
+/**
+ * node and dist/ where the unprivileged user can read them: the checkout (and a node installed in
+ * it, as CI's .ci/node) may be below a directory only root can enter, such as a mktemp -d clone.
+ */
+const readable = mkdtempSync("/tmp/agenixd-user-dist-");
+after(() => rmSync(readable, { recursive: true, force: true }));
+chmodSync(readable, 0o755);
+const DIST = fileURLToPath(new URL("../../dist", import.meta.url));
+cpSync(DIST, join(readable, "dist"), { recursive: true });
+const NODE = join(readable, "node");
+copyFileSync(process.execPath, NODE);
+chmodSync(NODE, 0o755);
+const USER_AGENIXD = AGENIXD.map((a) => (a.startsWith(DIST) ? join(readable, "dist", a.slice(DIST.length)) : a));
 
 function mode(path: string): number {
   return statSync(path).mode & 0o7777;
@@ -62,7 +78,7 @@ function userSandbox(label: string, t: { after(f: () => void): void }) {
   const run = (file: string, extra: string[] = [], cmd = "activate") => {
     const r = spawnSync(
       "setpriv",
-      ["--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups", "--", process.execPath, ...AGENIXD, cmd, "--user", "--manifest", file, ...extra],
+      ["--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups", "--", NODE, ...USER_AGENIXD, cmd, "--user", "--manifest", file, ...extra],
       { encoding: "utf8", env: launchEnv({ PATH: process.env.PATH, XDG_RUNTIME_DIR: runtime, NOTIFY_SOCKET: "", AGENIXD_SYSTEMCTL: systemctl }) },
     );
     return { status: r.status, stdout: r.stdout, stderr: r.stderr, logs: parseLogs(r.stderr) };
