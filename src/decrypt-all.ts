@@ -7,7 +7,7 @@ import type { PluginLimits } from "./age/plugin-session.js";
 import { runPlugins } from "./age/plugin-unwrap.js";
 import type { Stanza } from "./age/stanza.js";
 import type { SecretSpec } from "./manifest.js";
-import { Dirs, ReadRefused, TrustError, type Trust } from "./secure-fs.js";
+import { ReadRefused, TrustError, withReadSource, type ReadSource } from "./secure-fs.js";
 
 /** What a plugin said (escaped), for the log. */
 export type PluginMessageHandler = (plugin: string, message: string) => void;
@@ -36,9 +36,7 @@ export async function decryptAll(
   source?: CiphertextSource,
   plugins: PluginOptions = {},
 ): Promise<Decrypted[]> {
-  const own = source === undefined ? new Dirs() : undefined;
-  const from = source ?? { dirs: own!, trust: ROOT_READS };
-  try {
+  return withReadSource(source, async (from) => {
     const results: Decrypted[] = [];
     if (!identities.some((id) => id instanceof PluginIdentity)) {
       for (const secret of secrets) results.push(await decryptOne(secret, read(secret, limits, from), identities, limits));
@@ -57,13 +55,8 @@ export async function decryptAll(
       for (const id of identities) if (id instanceof PluginIdentity) id.answers.clear();
     }
     return results;
-  } finally {
-    own?.close();
-  }
+  });
 }
-
-/** The process's own uid is root's here (root itself, or the snapshot's build user). */
-const ROOT_READS: Trust = { uids: [process.geteuid!()], gids: [], who: "root" };
 
 /** The file's bytes, or why it cannot be read. */
 function read(secret: SecretSpec, limits: AgeLimits, source: CiphertextSource): Buffer | string {
@@ -102,11 +95,7 @@ async function decryptOne(secret: SecretSpec, ciphertext: Buffer | string, ident
  * their own secret's `.age` file could put another secret's (world-readable) ciphertext there
  * and receive it decrypted as theirs. The walk refuses such a file before it is read.
  */
-export interface CiphertextSource {
-  readonly dirs: Dirs;
-  /** Who may own the files and the directories above them: root (the process's uid in the snapshot's warm-up). */
-  readonly trust: Trust;
-}
+export type CiphertextSource = ReadSource;
 
 /**
  * Reads an encrypted file that must be a regular file of at most `maxBytes`. A FIFO would block

@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { Dirs, ReadRefused, TrustError, type Trust } from "./secure-fs.js";
+import { ReadRefused, TrustError, withReadSource, type ReadSource } from "./secure-fs.js";
 import type SshPk from "sshpk";
 import { rsaPrivateKey } from "./rsa-key.js";
 import { isSealedIdentity, SealedIdentityError, unsealIdentity } from "./sealed-identity.js";
@@ -19,10 +19,7 @@ class SkipFile extends Error {}
 const MAX_IDENTITY_FILE_BYTES = 16 * 1024 * 1024;
 
 /** How identity files are read: through held directories (src/secure-fs.ts), trusting root alone. */
-export interface IdentitySource {
-  readonly dirs: Dirs;
-  readonly trust: Trust;
-}
+export type IdentitySource = ReadSource;
 
 /**
  * Loads every identity file in order. Skips (with a warning via onWarning, `skipped: true`)
@@ -42,13 +39,7 @@ export async function loadIdentities(
   /** Where age-plugin-<name> binaries are looked up (age.plugins), and only there. */
   pluginDirs: readonly string[] = [],
 ): Promise<AgeIdentity[]> {
-  const own = source === undefined ? new Dirs() : undefined;
-  const from = source ?? { dirs: own!, trust: { uids: [process.geteuid!()], gids: [], who: "root" } };
-  try {
-    return await loadFrom(paths, onWarning, from, ownerUid, pluginDirs);
-  } finally {
-    own?.close();
-  }
+  return withReadSource(source, (from) => loadFrom(paths, onWarning, from, ownerUid, pluginDirs));
 }
 
 async function loadFrom(paths: readonly string[], onWarning: (w: IdentityWarning) => void, source: IdentitySource, ownerUid: number, pluginDirs: readonly string[]): Promise<AgeIdentity[]> {

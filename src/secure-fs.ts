@@ -70,6 +70,37 @@ export interface DirsHooks {
   beforeOpen?(path: string): void;
 }
 
+/** Root, as a reader trusts it: uid 0, and the process's own uid (the snapshot's warm-up runs as a Nix build user). */
+export const ROOT_READS: Trust = { uids: [process.geteuid!()], gids: [], who: "root" };
+
+/**
+ * How root reads the files it is given (`.age` files, identities, templates): through held
+ * directories, so that the file and every directory above it are owned by `trust` alone.
+ */
+export interface ReadSource {
+  readonly dirs: Dirs;
+  readonly trust: Trust;
+}
+
+/**
+ * Runs `read` with `source`; without one, with a Dirs of its own trusting ROOT_READS, closed once
+ * `read` has finished (or its promise has settled).
+ */
+export function withReadSource<T>(source: ReadSource | undefined, read: (source: ReadSource) => T): T {
+  if (source !== undefined) return read(source);
+  const dirs = new Dirs();
+  let result: T;
+  try {
+    result = read({ dirs, trust: ROOT_READS });
+  } catch (e) {
+    dirs.close();
+    throw e;
+  }
+  if (result instanceof Promise) return result.finally(() => dirs.close()) as T;
+  dirs.close();
+  return result;
+}
+
 /**
  * Directories opened without following symlinks, held for one activation (close() at the end),
  * so a thousand secrets below one directory cost one walk.
@@ -77,9 +108,6 @@ export interface DirsHooks {
 export class Dirs {
   private readonly held = new Map<string, Dir>();
   private readonly temps = new Map<Dir, Map<string, string[]>>();
-
-  /** Root: uid 0, and the process's own uid (the snapshot's warm-up runs as a Nix build user). */
-  private readonly rootOnly: Trust = { uids: [process.geteuid!()], gids: [], who: "root" };
 
   constructor(private readonly hooks: DirsHooks = {}) {}
 
@@ -241,7 +269,7 @@ export class Dirs {
     try {
       const st = lstatSync(`${parent.op}/${name}`);
       if (!st.isSymbolicLink() || !this.isRoot(st.uid)) return undefined;
-      checkTrust(parent, this.rootOnly);
+      checkTrust(parent, ROOT_READS);
       const target = readlinkSync(`${parent.op}/${name}`);
       const resolved = posix.normalize(target.startsWith("/") ? target : `${parent.path}/${target}`);
       return resolved.length > 1 && resolved.endsWith("/") ? resolved.slice(0, -1) : resolved;
@@ -251,7 +279,7 @@ export class Dirs {
   }
 
   private isRoot(uid: number): boolean {
-    return uid === 0 || uid === this.rootOnly.uids[0];
+    return uid === 0 || uid === ROOT_READS.uids[0];
   }
 
   private hold(path: string, fd: number, parent: Dir | undefined): Dir {

@@ -6,7 +6,7 @@
 import type { Accounts } from "./accounts.js";
 import { describeError } from "./errno.js";
 import type { SecretSpec, TemplateSpec } from "./manifest.js";
-import { Dirs, ReadRefused, TrustError, type Ownership, type Trust } from "./secure-fs.js";
+import { ReadRefused, TrustError, withReadSource, type Ownership, type ReadSource } from "./secure-fs.js";
 
 /** The directory of each generation that holds the rendered templates. */
 export const RENDERED_ENTRY = "rendered";
@@ -126,10 +126,7 @@ export type RenderedTemplate =
   | { readonly ok: false; readonly template: TemplateSpec; readonly cause: string };
 
 /** How template files are read: through held directories (src/secure-fs.ts), trusting root alone. */
-export interface TemplateSource {
-  readonly dirs: Dirs;
-  readonly trust: Trust;
-}
+export type TemplateSource = ReadSource;
 
 /**
  * Renders each template in memory; a template that cannot be rendered says why, naming the secrets
@@ -142,19 +139,15 @@ export interface TemplateSource {
 export function renderTemplates(
   templates: readonly TemplateSpec[], subs: readonly Substitution[], accounts: Accounts, source?: TemplateSource, limits: TemplateLimits = TEMPLATE_LIMITS,
 ): RenderedTemplate[] {
-  const own = source === undefined ? new Dirs() : undefined;
-  const from = source ?? { dirs: own!, trust: { uids: [process.geteuid!()], gids: [], who: "root" } };
-  try {
-    return templates.map((template) => {
+  return withReadSource(source, (from) =>
+    templates.map((template) => {
       try {
         return renderOne(template, subs, accounts, from, limits);
       } catch (e) {
         return { ok: false, template, cause: `cannot render the template: ${describeError(e)}` };
       }
-    });
-  } finally {
-    own?.close();
-  }
+    }),
+  );
 }
 
 function renderOne(template: TemplateSpec, subs: readonly Substitution[], accounts: Accounts, source: TemplateSource, limits: TemplateLimits): RenderedTemplate {
