@@ -107,7 +107,7 @@ function readSealedIdentity(path: string, source: IdentitySource): IdentityFile 
   const sealed = readIdentityFile(path, source);
   let contents: Buffer;
   try {
-    contents = unsealIdentity(path);
+    contents = unsealIdentity(path, sealed.contents);
   } catch (err) {
     if (err instanceof SealedIdentityError) throw new SkipFile(`sealed identity does not open: ${err.message}`);
     throw err;

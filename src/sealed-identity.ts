@@ -7,6 +7,7 @@
 // own line, and the other identities are still tried.
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
+import { basename } from "node:path";
 
 export const SEALED_SUFFIX = ".cred";
 
@@ -42,14 +43,17 @@ export function findSystemdCreds(env: NodeJS.ProcessEnv = process.env, fallbacks
 }
 
 /**
- * The plaintext of a sealed identity, in a Buffer the caller zeroes.
+ * The plaintext of a sealed identity, in a Buffer the caller zeroes. `sealed` is the credential
+ * file's bytes, as root read them through the trust walk: systemd-creds gets them on stdin, never
+ * the path to open again, and checks the name embedded in them against the file's name.
  * Throws SealedIdentityError with systemd-creds' last line when it cannot be opened.
  */
-export function unsealIdentity(path: string, env: NodeJS.ProcessEnv = process.env): Buffer {
+export function unsealIdentity(path: string, sealed: Buffer, env: NodeJS.ProcessEnv = process.env): Buffer {
   const tool = findSystemdCreds(env);
   try {
-    return execFileSync(tool, ["decrypt", "--", path, "-"], {
-      stdio: ["ignore", "pipe", "pipe"],
+    return execFileSync(tool, ["decrypt", `--name=${basename(path)}`, "-", "-"], {
+      input: sealed,
+      stdio: ["pipe", "pipe", "pipe"],
       maxBuffer: MAX_PLAINTEXT_BYTES,
       timeout: DECRYPT_TIMEOUT_MS,
       env: { PATH: "/nonexistent", ...(env.SYSTEMD_LOG_LEVEL ? { SYSTEMD_LOG_LEVEL: env.SYSTEMD_LOG_LEVEL } : {}) },
