@@ -96,7 +96,7 @@ export async function activate(manifest: Manifest, phase: Phase, ctx: Activation
     : await acquireLock(manifest.secretsMountPoint, { trust: trustOf(host), onWait: () => ctx.log.info("waiting for another activation to finish") });
   const dirs = new Dirs();
   try {
-    const p = await plan(manifest, phase, ctx, host, dryRun);
+    const p = await plan(manifest, phase, ctx, host, dryRun, dirs);
     try {
       if (p.verdict !== "write") return await reactWithout(p, ctx, options);
       const generation = await writeGeneration(p, ctx, host, dirs);
@@ -157,8 +157,11 @@ export interface Plan {
   readonly mounted: Promise<unknown>;
 }
 
-/** Plan: validate the phase, load identities, decrypt, resolve owners, render templates, diff against the live generation. */
-export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationContext, host: Host = MACHINE, dryRun = false): Promise<Plan> {
+/**
+ * Plan: validate the phase, load identities, decrypt, resolve owners, render templates, diff against the live generation.
+ * Files are read through `dirs` (the activation's, which the write goes on with), else through a Dirs of its own.
+ */
+export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationContext, host: Host = MACHINE, dryRun = false, dirs?: Dirs): Promise<Plan> {
   const { log, notify } = ctx;
   const selected = phase === "users" ? manifest.secrets.filter((s) => s.neededForUsers) : manifest.secrets;
   const previous = currentGeneration(manifest.secretsDir, manifest.secretsMountPoint);
@@ -180,19 +183,14 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
 
   notify.status(`loading identities`);
   // Identities, `.age` files and templates are read only from places the host's owner alone controls (src/secure-fs.ts).
-  const reads = { dirs: new Dirs(), trust: trustOf(host) };
-  let decrypted: Awaited<ReturnType<typeof decryptAll>>;
+  const reads = { dirs: dirs ?? new Dirs(), trust: trustOf(host) };
+  let decrypted: Decrypted[] = [];
+  let templates: RenderedTemplate[] = [];
   try {
     const identities = await loadIdentities(manifest.identityPaths, (w) =>
       log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : `identity file is not ${host.rootUid === 0 ? "root" : "the user"}'s alone`), reads, host.rootUid, manifest.pluginDirs);
     notify.status(`decrypting ${selected.length} secrets`);
     decrypted = await decryptAll(selected, identities, undefined, reads, { onMessage: (plugin, message) => log.info({ plugin, message }, "age plugin says") });
-  } catch (e) {
-    reads.dirs.close();
-    throw e;
-  }
-  let templates: RenderedTemplate[] = [];
-  try {
     const accounts = host.readAccounts();
     const secrets = resolveOwnership(decrypted, accounts);
     const failures = secrets.filter((p): p is FailedSecret => !p.ok);
@@ -213,7 +211,6 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
     const removed = phase === "all" && reference ? removedSecrets(reference.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
     const removedTemplates = phase === "all" && reference?.templates ? removedSecrets(reference.templates.map((t) => t.name), new Set(manifest.templates.map((t) => t.name)), "template") : [];
     const changes = [...diff.changes, ...removed, ...(templateDiff?.changes ?? []), ...removedTemplates];
-    // Nothing is restarted at first boot (no live generation): every unit starts after us anyway.
     // Nothing is restarted at first boot (no full run yet in this boot): every unit starts after us anyway.
     const units = firstBoot ? NO_UNITS : planUnitActions(changes, triggersOf(manifest, reference));
     const unchanged = { secrets: diff.unchanged.length, templates: templateDiff?.unchanged.length };
@@ -230,7 +227,7 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
     for (const t of templates) if (t.ok) t.data.fill(0);
     throw e;
   } finally {
-    reads.dirs.close();
+    if (dirs === undefined) reads.dirs.close();
   }
 }
 
