@@ -4,34 +4,25 @@
 // features (Node 20 did, on every CPU without AVX2); the launcher says so when it falls back,
 // and this asserts it did not and that agenixd ran from the snapshot.
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { renderLauncher } from "../scripts/launch.js";
-import { makeBlobOfAnotherNodeRelease } from "./helpers/blob.js";
+import { installLauncher, makeBlobOfAnotherNodeRelease } from "./helpers/launcher.js";
 import { Sandbox } from "./helpers/sandbox.js";
 
-const DIST = fileURLToPath(new URL("../../dist", import.meta.url));
 const FALLBACK = /agenixd: node did not start the snapshot/;
 // Without AVX (Nehalem: Proxmox's x86-64-v2 class), with AVX2 (Skylake-Client), AMD's (EPYC),
 // and QEMU's baseline (qemu64: no SSSE3, no SSE4).
 const MODELS = ["Nehalem", "Skylake-Client", "EPYC", "qemu64"];
 
-/** bin/agenixd for a copy of dist/, whose node is this node, emulated as `model` if one is given. */
-function launcher(dir: string, model?: string, change: (dist: string) => void = () => {}): string {
-  const dist = join(dir, "dist");
-  cpSync(DIST, dist, { recursive: true });
-  change(dist);
-  let node = process.execPath;
-  if (model) {
-    node = join(dir, "node");
-    writeFileSync(node, `#!/bin/sh\nexec qemu-x86_64 -cpu ${model} ${process.execPath} "$@"\n`, { mode: 0o755 });
-  }
-  const path = join(dir, "agenixd");
-  writeFileSync(path, renderLauncher({ shell: "/bin/sh", node, dist }), { mode: 0o755 });
-  return path;
+/** bin/agenixd for a copy of dist/ in `dir`, whose node is this node, emulated as `model` if one is given. */
+function launcher(dir: string, model?: string, change?: (dist: string) => void): string {
+  mkdirSync(dir);
+  if (model === undefined) return installLauncher(dir, {}, change);
+  const node = join(dir, "node");
+  writeFileSync(node, `#!/bin/sh\nexec qemu-x86_64 -cpu ${model} ${process.execPath} "$@"\n`, { mode: 0o755 });
+  return installLauncher(dir, { node }, change);
 }
 
 /**

@@ -6,29 +6,22 @@
 //   word, so this counts the page faults of a snapshot start with and without them.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { GLIBC_TUNABLES, launchEnv, renderLauncher, snapshotArgs, SNAPSHOT_NODE_FLAGS, type LauncherValues } from "../scripts/launch.js";
 import { lockPath } from "../src/lock.js";
-import { makeBlobOfAnotherNodeRelease } from "./helpers/blob.js";
+import { installLauncher, makeBlobOfAnotherNodeRelease } from "./helpers/launcher.js";
 import { parseLogs, Sandbox, SNAPSHOT_BLOB } from "./helpers/sandbox.js";
 
-const DIST = fileURLToPath(new URL("../../dist", import.meta.url));
 const FALLBACK = /agenixd: node did not start the snapshot .*agenixd\.blob \(exit status (\d+), node's message if any above\); activating with .*agenixd\.mjs instead/;
 
-/** A copy of dist/ (to damage freely) and bin/agenixd for it; `change` damages the copy. */
-function installed(t: TestContext, options: Partial<LauncherValues> = {}, change: (dist: string) => void = () => {}): string {
+/** installLauncher in a directory of its own, removed after the test. */
+function installed(t: TestContext, options: Partial<LauncherValues> = {}, change?: (dist: string) => void): string {
   const dir = mkdtempSync("/tmp/agenixd-launcher-");
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const dist = join(dir, "dist");
-  cpSync(DIST, dist, { recursive: true });
-  change(dist);
-  const launcher = join(dir, "agenixd");
-  writeFileSync(launcher, renderLauncher({ shell: "/bin/sh", node: process.execPath, dist, ...options }), { mode: 0o755 });
-  return launcher;
+  return installLauncher(dir, options, change);
 }
 
 function activate(launcher: string, manifest: string) {

@@ -5,14 +5,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { AGENIXD, ENTRIES, type Entry, SNAPSHOT_BLOB, Sandbox } from "./helpers/sandbox.js";
-import { renderLauncher, SNAPSHOT_NODE_FLAGS } from "../scripts/launch.js";
-import { makeBlobOfAnotherNodeRelease } from "./helpers/blob.js";
+import { SNAPSHOT_NODE_FLAGS } from "../scripts/launch.js";
+import { installLauncher, makeBlobOfAnotherNodeRelease } from "./helpers/launcher.js";
 
-const DIST = fileURLToPath(new URL("../../dist", import.meta.url));
 
 // Each datagram as "PID MESSAGE", PID from SCM_CREDENTIALS (systemd sets SO_PASSCRED too).
 const RECEIVER = `
@@ -137,11 +135,8 @@ for (const fallback of [false, true]) {
   test(`under the launcher${fallback ? ", falling back to the plain bundle," : ""} every message is the launcher's, the unit's main process`, async (t) => {
     const dir = mkdtempSync("/tmp/agenixd-notify-launcher-");
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const dist = join(dir, "dist");
-    cpSync(DIST, dist, { recursive: true });
-    if (fallback) makeBlobOfAnotherNodeRelease(join(dist, "agenixd.blob")); // node refuses it
-    const launcher = join(dir, "agenixd");
-    writeFileSync(launcher, renderLauncher({ shell: "/bin/sh", node: process.execPath, dist }), { mode: 0o755 });
+    // For the fallback, a blob node refuses.
+    const launcher = installLauncher(dir, {}, fallback ? (dist) => makeBlobOfAnotherNodeRelease(join(dist, "agenixd.blob")) : undefined);
     const sb = new Sandbox("notify-launcher");
     t.after(() => sb.cleanup());
     const { status, messages, senders, pid } = await activateNotified(sb, sb.manifest([{ name: "a" }]), [], [], {}, [launcher]);
