@@ -26,11 +26,6 @@ let
   # the user manager gives it (src/user-host.ts). With age.uid it is /run/user/<uid> itself.
   runtimeDir = if cfg.uid == null then "\${XDG_RUNTIME_DIR}" else "/run/user/${toString cfg.uid}";
 
-  # ./checks.nix wants absolute paths; a leading ${XDG_RUNTIME_DIR} is checked as this directory
-  # and written back as given. No real path starts with it.
-  checkedRuntimeDir = "/run/user/.agenixd-xdg-runtime-dir";
-  forCheck = p: lib.replaceStrings [ "\${XDG_RUNTIME_DIR}" ] [ checkedRuntimeDir ] (toString p);
-
   placeholderOf = attr: "<agenixd:${builtins.hashString "sha256" attr}:placeholder>";
 
   units = types.listOf types.str;
@@ -132,19 +127,18 @@ let
     }
   );
 
-  owned = lib.mapAttrs (_: s: s // { owner = config.home.username; group = config.home.username; });
-
-  manifest = import ./manifest.nix {
-    secrets = lib.mapAttrs (_: s: s // { path = forCheck s.path; }) (owned cfg.secrets);
-    templates = lib.mapAttrs (_: t: t // { path = forCheck t.path; }) (owned cfg.templates);
-    identityPaths = map forCheck cfg.identityPaths;
-    secretsDir = forCheck cfg.secretsDir;
-    secretsMountPoint = forCheck cfg.secretsMountPoint;
-    inherit (cfg) keepGenerations;
+  manifestJSON = import ./home-manifest.nix {
+    inherit (cfg)
+      secrets
+      templates
+      identityPaths
+      secretsDir
+      secretsMountPoint
+      keepGenerations
+      ;
+    user = config.home.username;
     inherit (pkgs) writeText;
   };
-
-  manifestJSON = lib.replaceStrings [ checkedRuntimeDir ] [ "\${XDG_RUNTIME_DIR}" ] (builtins.toJSON manifest);
   manifestFile = pkgs.writeText "agenixd-home-manifest.json" manifestJSON;
 
   triggered = lib.unique (lib.concatMap (x: x.restartUnits ++ x.reloadUnits) (lib.attrValues cfg.secrets ++ lib.attrValues cfg.templates));
@@ -232,25 +226,11 @@ in
       }
     ];
 
-    systemd.user.services.agenixd = {
-      Unit = {
-        Description = "agenixd: install this user's age secrets";
-        # The user units that use the secrets start after them.
-        Before = triggered;
-      };
-      Service = {
-        Type = "notify";
-        RemainAfterExit = true;
-        # The manifest's store path is in ExecStart: a switch that changes it changes the unit,
-        # which Home Manager's sd-switch restarts.
-        ExecStart = "${lib.getExe' cfg.package "agenixd"} activate --user --manifest ${manifestFile}";
-        Environment = [ "AGENIXD_SYSTEMCTL=${pkgs.systemd}/bin/systemctl" ];
-        TimeoutStartSec = "3min";
-        UMask = "0077";
-        LimitCORE = 0;
-        NoNewPrivileges = true;
-      };
-      Install.WantedBy = [ "default.target" ];
+    systemd.user.services.agenixd = import ./home-service.nix {
+      agenixd = lib.getExe' cfg.package "agenixd";
+      manifest = manifestFile;
+      systemctl = "${pkgs.systemd}/bin/systemctl";
+      inherit triggered;
     };
 
     home.packages = [ cfg.package ];
