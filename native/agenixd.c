@@ -8,12 +8,17 @@
 //   notify(socket, pid, state)
 //                       sd_pid_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET, sent
 //                       on behalf of `pid` (the unit's main process, the launcher, when that is not
-//                       this process: root may name another pid in SCM_CREDENTIALS).
+//                       this process: root may name another pid in SCM_CREDENTIALS). A process
+//                       that may not (a user's agenixd) sends as itself and then waits, as
+//                       sd_notify_barrier(3) does, until systemd has read the message: systemd
+//                       finds the sender's unit from its pid, which must still be alive then.
 // Built by scripts/bundle.mjs with node-gyp into dist/agenixd.node, loaded by src/native.ts.
 #define NAPI_VERSION 8
 #define _GNU_SOURCE // struct ucred
 #include <errno.h>
+#include <fcntl.h>
 #include <node_api.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +43,8 @@ static const char *errno_code(int err) {
     case EAGAIN: return "EAGAIN";
     case ENOMEM: return "ENOMEM";
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EMFILE: return "EMFILE";
     default: return "EIO";
   }
 }
@@ -97,6 +104,41 @@ static char *string_arg(napi_env env, napi_value value, size_t *length) {
   return s;
 }
 
+// sd_notify_barrier(3): BARRIER=1 with the write end of a pipe; systemd closes its copy once it
+// has processed every earlier message of this process, which ends the wait with POLLHUP.
+static int notify_barrier(int fd, struct msghdr *to) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) < 0) return errno;
+  static const char barrier[] = "BARRIER=1\n";
+  struct iovec data = {.iov_base = (void *)barrier, .iov_len = sizeof barrier - 1};
+  union {
+    struct cmsghdr header;
+    char space[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr message = {.msg_name = to->msg_name, .msg_namelen = to->msg_namelen, .msg_iov = &data, .msg_iovlen = 1,
+                           .msg_control = &control, .msg_controllen = sizeof control.space};
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(header), &pipe_fds[1], sizeof(int));
+  int rc;
+  do rc = sendmsg(fd, &message, MSG_NOSIGNAL);
+  while (rc < 0 && errno == EINTR);
+  int err = rc < 0 ? errno : 0;
+  close(pipe_fds[1]);
+  if (!err) {
+    // sd_notify_barrier's default timeout. events = 0: only POLLHUP (or POLLERR) ends the wait.
+    struct pollfd wait_for = {.fd = pipe_fds[0], .events = 0};
+    do rc = poll(&wait_for, 1, 5000);
+    while (rc < 0 && errno == EINTR);
+    err = rc < 0 ? errno : rc == 0 ? ETIMEDOUT : 0;
+  }
+  close(pipe_fds[0]);
+  return err;
+}
+
 static int send_state(const char *socket_path, size_t path_length, pid_t pid, const char *state, size_t state_length) {
   struct sockaddr_un address = {.sun_family = AF_UNIX};
   // "/path" or "@abstract" (sd_notify(3)); an abstract name is exactly as long as given.
@@ -131,11 +173,16 @@ static int send_state(const char *socket_path, size_t path_length, pid_t pid, co
   while (rc < 0 && errno == EINTR);
   if (rc < 0 && errno == EPERM && message.msg_control) {
     // Not allowed to speak for another process (no CAP_SYS_ADMIN): as sd_pid_notify(3) does,
-    // send as this process; NotifyAccess=all would still take it.
+    // send as this process (NotifyAccess=all takes it), and wait until systemd has read it.
     message.msg_control = NULL;
     message.msg_controllen = 0;
     do rc = sendmsg(fd, &message, MSG_NOSIGNAL);
     while (rc < 0 && errno == EINTR);
+    if (rc >= 0) {
+      int err = notify_barrier(fd, &message);
+      close(fd);
+      return err;
+    }
   }
   int err = rc < 0 ? errno : 0;
   close(fd);

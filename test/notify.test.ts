@@ -12,21 +12,33 @@ import { SNAPSHOT_NODE_FLAGS } from "../scripts/launch.js";
 import { installLauncher, makeBlobOfAnotherNodeRelease } from "./helpers/launcher.js";
 
 
-// Each datagram as "PID MESSAGE", PID from SCM_CREDENTIALS (systemd sets SO_PASSCRED too).
+// Each datagram as "PID MESSAGE", PID from SCM_CREDENTIALS (systemd sets SO_PASSCRED too). A
+// BARRIER=1 carries a pipe's write end (sd_notify_barrier(3)), which the receiver closes, as
+// systemd does, after argv[3] ms; it writes "closed <time>" then. It stops at READY=1, or with
+// argv[4] = "barrier" at the BARRIER=1 after it.
 const RECEIVER = `
-import socket, struct, sys, os
+import socket, struct, sys, os, time, array
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.bind("\\0" + sys.argv[1][1:] if sys.argv[1].startswith("@") else sys.argv[1])
 print("bound", flush=True)
 s.settimeout(20)
 out = open(sys.argv[2], "w")
+delay = int(sys.argv[3]) / 1000
+until_barrier = sys.argv[4] == "barrier"
+ready = False
 while True:
-    data, ancillary, _, _ = s.recvmsg(8192, socket.CMSG_SPACE(12))
+    data, ancillary, _, _ = s.recvmsg(8192, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(4 * 4))
     pid = [struct.unpack("iII", d)[0] for level, kind, d in ancillary if kind == socket.SCM_CREDENTIALS][0]
+    fds = [fd for level, kind, d in ancillary if kind == socket.SCM_RIGHTS for fd in array.array("i", d)]
     data = data.decode()
     out.write(str(pid) + " " + data.replace("\\n", "|") + "\\n"); out.flush()
-    if "READY=1" in data:
+    if fds:
+        time.sleep(delay)
+        for fd in fds: os.close(fd)
+        out.write("closed %f\\n" % (time.time() * 1000)); out.flush()
+    ready = ready or "READY=1" in data
+    if ready and (not until_barrier or "BARRIER=1" in data):
         break
 `;
 
@@ -37,6 +49,9 @@ interface Notified {
   /** The sender's pid of each, as systemd sees it. */
   senders: number[];
   pid: number;
+  /** When the receiver closed each barrier's pipe, and when agenixd exited (ms since the epoch). */
+  barriersClosedAt: number[];
+  exitedAt: number;
 }
 
 /** Runs one activation with a real NOTIFY_SOCKET; returns its exit status and the datagrams received. */
@@ -47,21 +62,28 @@ async function activateNotified(
   entry: readonly string[] = AGENIXD,
   env: Record<string, string> = {},
   command: readonly string[] = [process.execPath, ...entry],
+  receiver: { barrierDelayMs?: number; untilBarrier?: boolean } = {},
 ): Promise<Notified> {
   const socketPath = join(sb.root, "notify.sock");
   const received = join(sb.root, "received.txt");
-  const receiver = spawn("python3", ["-c", RECEIVER, socketPath, received], { stdio: ["ignore", "pipe", "inherit"] });
-  await once(receiver.stdout, "data");
+  const receiverArgs = [String(receiver.barrierDelayMs ?? 0), receiver.untilBarrier ? "barrier" : "ready"];
+  const receiving = spawn("python3", ["-c", RECEIVER, socketPath, received, ...receiverArgs], { stdio: ["ignore", "pipe", "inherit"] });
+  await once(receiving.stdout, "data");
   const child = spawn(command[0]!, [...command.slice(1), "activate", "--manifest", manifest, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, NOTIFY_SOCKET: socketPath, ...env },
   });
   child.stderr!.resume(); // agenixd's logs are not what this file tests
-  const [[status], [code]] = (await Promise.all([once(child, "exit"), once(receiver, "exit")])) as [[number | null], [number]];
+  let exitedAt = 0;
+  const exited = once(child, "exit").then((r) => ((exitedAt = Date.now()), r));
+  const [[status], [code]] = (await Promise.all([exited, once(receiving, "exit")])) as [[number | null], [number]];
   assert.equal(code, 0, "receiver saw READY=1");
   rmSync(socketPath);
-  const lines = readFileSync(received, "utf8").trim().split("\n");
+  const all = readFileSync(received, "utf8").trim().split("\n");
+  const lines = all.filter((l) => !l.startsWith("closed "));
   return {
+    barriersClosedAt: all.filter((l) => l.startsWith("closed ")).map((l) => Number(l.slice("closed ".length))),
+    exitedAt,
     status,
     messages: lines.map((l) => l.slice(l.indexOf(" ") + 1)),
     senders: lines.map((l) => Number(l.slice(0, l.indexOf(" ")))),
@@ -118,17 +140,25 @@ test("with AGENIXD_MAIN_PID (the launcher's), every message is sent on that proc
   assert.deepEqual(senders, messages.map(() => main.pid));
 });
 
-test("without CAP_SYS_ADMIN to speak for AGENIXD_MAIN_PID, messages go out as agenixd's own", async (t) => {
+test("without CAP_SYS_ADMIN to speak for AGENIXD_MAIN_PID, messages go out as agenixd's own, each followed by a barrier it waits for", async (t) => {
   const sb = new Sandbox("notify-no-sys-admin");
   t.after(() => sb.cleanup());
   const main = spawn("sleep", ["30"]);
   t.after(() => main.kill("SIGKILL"));
   // The users phase with no secret for users mounts nothing: it runs without CAP_SYS_ADMIN.
   const command = ["setpriv", "--bounding-set=-sys_admin", process.execPath, ...AGENIXD];
-  const { status, messages, senders, pid } = await activateNotified(sb, sb.manifest([{ name: "a" }]), ["--phase", "users"], AGENIXD, { AGENIXD_MAIN_PID: String(main.pid) }, command);
+  const { status, messages, senders, pid, barriersClosedAt, exitedAt } = await activateNotified(
+    sb, sb.manifest([{ name: "a" }]), ["--phase", "users"], AGENIXD, { AGENIXD_MAIN_PID: String(main.pid) }, command,
+    { barrierDelayMs: 300, untilBarrier: true },
+  );
   assert.equal(status, 0);
-  assert.equal(messages.at(-1), "READY=1|");
   assert.deepEqual(senders, messages.map(() => pid), "sent as agenixd itself (setpriv exec'd node)");
+  // systemd finds a sender's unit by its pid: agenixd must not exit before systemd read READY=1.
+  const states = messages.filter((m) => m !== "BARRIER=1|");
+  assert.equal(states.at(-1), "READY=1|");
+  assert.deepEqual(messages, states.flatMap((m) => [m, "BARRIER=1|"]), "a barrier after every message");
+  assert.equal(barriersClosedAt.length, states.length);
+  assert.ok(exitedAt >= barriersClosedAt.at(-1)!, `agenixd exited at ${exitedAt}, before systemd closed READY=1's barrier at ${barriersClosedAt.at(-1)}`);
 });
 
 for (const fallback of [false, true]) {
@@ -151,7 +181,7 @@ test("an abstract NOTIFY_SOCKET (@name) is reached too", async (t) => {
   t.after(() => sb.cleanup());
   const received = join(sb.root, "received.txt");
   const address = `@agenixd-test-${process.pid}`;
-  const receiver = spawn("python3", ["-c", RECEIVER, address, received], { stdio: ["ignore", "pipe", "inherit"] });
+  const receiver = spawn("python3", ["-c", RECEIVER, address, received, "0", "ready"], { stdio: ["ignore", "pipe", "inherit"] });
   await once(receiver.stdout, "data");
   const r = spawnSync(process.execPath, [...AGENIXD, "activate", "--manifest", sb.manifest([{ name: "a" }])], { encoding: "utf8", env: { ...process.env, NOTIFY_SOCKET: address } });
   assert.equal(r.status, 0, r.stderr);
