@@ -380,8 +380,9 @@ function logUnitResults(log: Logger, results: readonly UnitActionResult[], chang
 }
 
 function statusLine(generation: number, installed: number, rendered: number, failed: readonly SecretFailure[], changes: readonly SecretChange[], units: readonly UnitActionResult[]): string {
-  let line = `generation ${generation}: ${installed} secrets installed`;
-  if (rendered > 0) line += `, ${rendered} templates rendered`;
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  let line = `generation ${generation}: ${count(installed, "secret")} installed`;
+  if (rendered > 0) line += `, ${count(rendered, "template")} rendered`;
   if (failed.length > 0) line += `, ${failed.length} failed (${failed.map((f) => (f.subject ? `${f.subject} ${f.name}` : f.name)).join(", ")})`;
   if (changes.length > 0) line += `; ${summarizeChanges(changes)}`;
   for (const r of units) line += `; ${r.error ? `could not ${r.action}` : r.action === "restart" ? "restarted" : "reloaded"} ${r.units.join(", ")}`;
