@@ -6,8 +6,11 @@ import { runChecked } from "./process.js";
 const suite = "bookworm";
 const mirror = "http://deb.debian.org/debian";
 
-/** systemd as PID 1 and what the scenarios' commands use (stat, getent, perl's crypt). */
-const basePackages = ["systemd", "systemd-sysv", "dbus", "passwd", "procps"];
+/**
+ * systemd as PID 1 and what the scenarios' commands use (stat, getent, perl's crypt);
+ * libpam-systemd for users' managers (pam_systemd gives them XDG_RUNTIME_DIR, as on NixOS).
+ */
+const basePackages = ["systemd", "systemd-sysv", "dbus", "passwd", "procps", "libpam-systemd"];
 
 /** The QEMU guest also needs a kernel whose modules match the one booted. */
 const qemuPackages = [...basePackages, "linux-image-amd64", "udev", "kmod"];

@@ -8,6 +8,7 @@
 // A systemd generator links the current configuration's units into the search path, as NixOS's
 // /etc/systemd/system: the booted "base" at every boot, the one /run/current-system points to
 // after a switch. Nothing is done by activation scripts: the machines boot as under nixos-init.
+// A scenario's Home Manager user gets its part from ./home-fixture.ts.
 import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -15,6 +16,7 @@ import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
 import { cacheDir, repoRoot } from "./cache.js";
 import { runChecked } from "./process.js";
 import { renderLauncher } from "../scripts/launch.js";
+import { buildHomeFixture } from "./home-fixture.js";
 import { configurations, type Scenario, type SecretDef } from "./scenario.js";
 import { configurationsDir, currentSystem } from "./switch.js";
 
@@ -127,6 +129,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
     writeUnits(cfg, units);
     writeNixosUnits(scenario, units, evaluated.base);
   }
+  await buildHomeFixture(scenario, { at, storeFile, strangerRecipient: stranger.recipient, agenixdExe, systemctl: systemctlPath });
   writeGenerator(dir);
   writeSwitch(dir);
   writeSysusers(scenario, dir);

@@ -70,7 +70,7 @@ async function runScenario(backend: BackendName, scenario: Scenario): Promise<bo
     console.log(`  FAILED: ${(error as Error).stack ?? String(error)}`);
     if (machine) {
       console.log("  --- journal of agenixd (all boots) ---");
-      const journal = await machine.journal(["-u", "agenixd.service", "-u", "agenixd-users.service", "-u", "systemd-sysusers.service"]).catch((e: Error) => e.message);
+      const journal = await machine.journal(["-u", "agenixd.service", "-u", "agenixd-users.service", "-u", "systemd-sysusers.service", "-u", "user@*.service", "--user-unit", "agenixd.service"]).catch((e: Error) => e.message);
       console.log(journal.replace(/^/gm, "  | "));
     }
   } finally {

@@ -78,6 +78,21 @@ export interface ServiceDef {
   script: string;
 }
 
+/** A Home Manager user's `age.*` (nix/home-manager.nix) and user units, and the home configurations it switches between. */
+export interface HomeDef {
+  /** One of the scenario's users (with a home directory), lingering so that its manager starts at boot. */
+  user: string;
+  /** age.uid: absolute /run/user/<uid> paths; absent, paths keep agenix's literal ${XDG_RUNTIME_DIR}. */
+  ageUid?: boolean;
+  /** Owner and group are the user's: the Home Manager module has no such options. */
+  secrets: Record<string, Omit<SecretDef, "owner" | "group" | "credential">>;
+  templates?: Record<string, Omit<TemplateDef, "owner" | "group">>;
+  /** systemd.user.services.<name>: `script` runs as the user, in the user's manager. */
+  services?: Record<string, ServiceDef>;
+  /** Other home configurations (`homeSwitch` activates one); each secret or template given replaces the base one. */
+  configurations?: Record<string, { secrets?: HomeDef["secrets"]; templates?: HomeDef["templates"] }>;
+}
+
 export type Step =
   | { op: "start" }
   | { op: "waitForUnit"; unit: string }
@@ -104,6 +119,8 @@ export type Step =
       /** What its output (stdout and stderr) must contain. */
       contains?: string | string[];
     }
+  /** `home-manager switch` to one of home.configurations ("base" is the first). */
+  | { op: "homeSwitch"; to: string; mayFail?: boolean }
   | { op: "reboot" }
   | { op: "crash" }
   | { op: "shutdown" }
@@ -125,6 +142,7 @@ export interface Scenario {
   /** Other configurations (NixOS specialisations): each secret given replaces the base one. */
   specialisations?: Record<string, SpecialisationDef>;
   services?: Record<string, ServiceDef>;
+  home?: HomeDef;
   steps: Step[];
 }
 
@@ -168,6 +186,16 @@ export function configurations(s: Scenario): Record<string, Configuration> {
       dryActivate: base.dryActivate,
       rebuiltPackage: spec.rebuiltPackage ?? false,
     };
+  }
+  return result;
+}
+
+/** The home configurations of a scenario's Home Manager user: "base" and the others, each complete. */
+export function homeConfigurations(home: HomeDef): Record<string, { secrets: HomeDef["secrets"]; templates: NonNullable<HomeDef["templates"]> }> {
+  const base = { secrets: home.secrets, templates: home.templates ?? {} };
+  const result: Record<string, typeof base> = { base };
+  for (const [name, c] of Object.entries(home.configurations ?? {})) {
+    result[name] = { secrets: { ...base.secrets, ...c.secrets }, templates: { ...base.templates, ...c.templates } };
   }
   return result;
 }

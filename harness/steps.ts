@@ -54,6 +54,12 @@ async function runStep(machine: Machine, step: Step): Promise<void> {
       expectOutput(`switch-to-configuration ${action} of ${step.to}`, r.stdout + r.stderr, { ...(step.contains === undefined ? {} : { contains: step.contains }) });
       return;
     }
+    case "homeSwitch": {
+      const r = await machine.execute(`home-manager-switch ${shellQuote(step.to)}`);
+      for (const line of (r.stdout + r.stderr).split("\n").filter(Boolean)) machine.note(line);
+      if (r.status !== 0 && !step.mayFail) throw new MachineError(`home-manager switch to ${step.to} failed (exit code ${r.status})\n${r.stdout}${r.stderr}`);
+      return;
+    }
     case "reboot":
       return machine.reboot();
     case "crash":

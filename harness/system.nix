@@ -31,14 +31,10 @@ let
 
   inherit (builtins)
     attrNames
-    concatStringsSep
     elemAt
     genList
-    head
-    isList
     length
     listToAttrs
-    split
     ;
 
   # What secrets and templates share, with the module's defaults.
@@ -66,20 +62,7 @@ let
       credential = s.credential or (cfg.credstore or false);
     };
 
-  # `{{attr}}` in a template's content becomes that secret's placeholder, as
-  # `${config.age.placeholder.<attr>}` does in the NixOS tests (../vm-tests/lib.nix).
-  withPlaceholders =
-    placeholders: templateAttr: text:
-    concatStringsSep "" (
-      map (
-        part:
-        if isList part then
-          placeholders.${head part}
-            or (throw "agenixd harness: template ${templateAttr} names {{${head part}}}, which is no secret of this configuration")
-        else
-          part
-      ) (split "\\{\\{([^{}]+)}}" text)
-    );
+  withPlaceholders = import ./placeholders.nix;
 
   templateWithDefaults =
     placeholders: attr: t:
