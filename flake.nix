@@ -2,9 +2,19 @@
   description = "agenixd: agenix's NixOS module, with secrets installed by a systemd service";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  # Only for the Home Manager VM test (checks.<system>.home-manager), as agenix's flake has it;
+  # a configuration using agenixd can make it follow its own (inputs.agenixd.inputs.home-manager.follows).
+  inputs.home-manager = {
+    url = "github:nix-community/home-manager";
+    inputs.nixpkgs.follows = "nixpkgs";
+  };
 
   outputs =
-    { self, nixpkgs }:
+    {
+      self,
+      nixpkgs,
+      home-manager,
+    }:
     let
       systems = [
         "x86_64-linux"
@@ -37,6 +47,10 @@
         import ./vm-tests {
           inherit pkgs;
           agenixdModule = self.nixosModules.default;
+          homeManager = {
+            nixosModule = home-manager.nixosModules.home-manager;
+            module = self.homeManagerModules.default;
+          };
         }
         # The package itself, so `nix flake check` builds it (and its install check) too.
         // { package = self.packages.${pkgs.stdenv.hostPlatform.system}.agenixd; }

@@ -74,20 +74,27 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 const file = (n: string) => `"/nix/store/00000000000000000000000000000000-${n}.age"`;
 
 describe("flake.nix", nix, () => {
-  // The outputs function with a stand-in nixpkgs: the module outputs need nothing of it.
-  const modules = () =>
+  // The outputs function with stand-ins for its inputs: the module outputs need nothing of them
+  // (home-manager is for the Home Manager VM test only).
+  const modules = (output: "nixosModules" | "homeManagerModules") =>
     nixEval(`
       let
         nixpkgs = {
           lib.genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
-          legacyPackages = throw "not needed for nixosModules";
+          legacyPackages = throw "not needed for the modules";
         };
-        flake = (import ${root}flake.nix).outputs { self = flake; inherit nixpkgs; };
-      in builtins.mapAttrs (_: builtins.toString) flake.nixosModules`) as Record<string, string>;
+        home-manager = throw "not needed for the modules";
+        flake = (import ${root}flake.nix).outputs { self = flake; inherit nixpkgs home-manager; };
+      in builtins.mapAttrs (_: builtins.toString) flake.${output}`) as Record<string, string>;
 
   test("nixosModules.age (agenix's name), .default and .agenixd are nix/module.nix", () => {
     const module = join(root, "nix", "module.nix");
-    assert.deepEqual(modules(), { age: module, agenixd: module, default: module });
+    assert.deepEqual(modules("nixosModules"), { age: module, agenixd: module, default: module });
+  });
+
+  test("homeManagerModules.age (agenix's name), .default and .agenixd are nix/home-manager.nix", () => {
+    const module = join(root, "nix", "home-manager.nix");
+    assert.deepEqual(modules("homeManagerModules"), { age: module, agenixd: module, default: module });
   });
 });
 

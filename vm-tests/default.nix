@@ -1,6 +1,11 @@
 # The NixOS VM tests, one per scenario in ./scenarios (also run by ../harness without Nix).
-# The flake: checks.<system> = import ./vm-tests { inherit pkgs; agenixdModule = self.nixosModules.default; }
-{ pkgs, agenixdModule }:
+# The flake: checks.<system> = import ./vm-tests { inherit pkgs; agenixdModule = self.nixosModules.default;
+#   homeManager = { nixosModule = home-manager.nixosModules.home-manager; module = self.homeManagerModules.default; }; }
+{
+  pkgs,
+  agenixdModule,
+  homeManager,
+}:
 {
   boot = import ./boot.nix { inherit pkgs agenixdModule; };
   ordering = import ./ordering.nix { inherit pkgs agenixdModule; };
@@ -13,4 +18,5 @@
   hardening = import ./hardening.nix { inherit pkgs agenixdModule; };
   restart = import ./restart.nix { inherit pkgs agenixdModule; };
   templates = import ./templates.nix { inherit pkgs agenixdModule; };
+  home-manager = import ./home-manager.nix { inherit pkgs agenixdModule homeManager; };
 }

@@ -4,7 +4,12 @@
 #
 # No activation script here: the host key is a file of environment.etc (in place before any unit
 # under scripted activation, systemd initrd, nixos-init and the etc overlay alike).
-{ pkgs, agenixdModule }:
+{
+  pkgs,
+  agenixdModule,
+  # For scenarios with a Home Manager user: { nixosModule (home-manager's), module (ours) }.
+  homeManager ? null,
+}:
 let
   inherit (pkgs) lib;
 
@@ -18,13 +23,16 @@ let
   hostKey = mkHostKey "host";
   # Secrets marked `undecryptable` are encrypted to this key, which no machine has.
   strangerKey = mkHostKey "stranger";
+  # A Home Manager user's ~/.ssh/id_ed25519, the identity agenix's Home Manager module defaults to.
+  userKey = mkHostKey "user";
 
-  encrypt =
-    attr: def:
+  encryptTo =
+    key: attr: def:
     pkgs.runCommand "${def.sourceName or attr}.age" { nativeBuildInputs = [ pkgs.age ]; } ''
-      age -R ${if def.undecryptable or false then strangerKey else hostKey}/key.pub \
+      age -R ${if def.undecryptable or false then strangerKey else key}/key.pub \
         -o $out ${pkgs.writeText "plaintext" def.content}
     '';
+  encrypt = encryptTo hostKey;
 
   # The scenario fields that are options of age.secrets.<n> and age.templates.<n> alike.
   installedOptions = [
@@ -69,6 +77,89 @@ let
     }
     // lib.filterAttrs (n: _: lib.elem n installedOptions) def;
 
+  # scenario.home: the user's Home Manager configuration (nix/home-manager.nix), its secrets
+  # encrypted to the user's key, and its user units.
+  homeSecretOptions =
+    attr: def:
+    { file = encryptTo userKey attr def; }
+    // lib.filterAttrs (n: _: lib.elem n (installedOptions ++ [ "trim" ])) def;
+
+  homeModule =
+    home: configuration:
+    { config, ... }:
+    {
+      imports = [ homeManager.module ];
+      home.stateVersion = "24.11";
+      age.secrets = lib.mapAttrs homeSecretOptions configuration.secrets;
+      age.templates = lib.mapAttrs (templateOptions config.age.placeholder) configuration.templates;
+      systemd.user.services = lib.mapAttrs (name: s: {
+        Unit = {
+          Description = s.description or name;
+        }
+        // (s.unitConfig or { });
+        Service = (s.serviceConfig or { }) // {
+          ExecStart = "${pkgs.writeShellScript "${name}-start" "set -e\n${s.script}"}";
+        };
+        Install.WantedBy = s.wantedBy or [ ];
+      }) (home.services or { });
+    };
+
+  # The home configurations, complete: "base" and the others, each given secret or template
+  # replacing the base one (as harness/scenario.ts's homeConfigurations).
+  homeConfigurations =
+    home:
+    let
+      base = {
+        secrets = home.secrets;
+        templates = home.templates or { };
+      };
+    in
+    { inherit base; }
+    // lib.mapAttrs (_: c: {
+      secrets = base.secrets // (c.secrets or { });
+      templates = base.templates // (c.templates or { });
+    }) (home.configurations or { });
+
+  homeSettings =
+    scenario:
+    let
+      home = scenario.home;
+      user = scenario.users.${home.user};
+      configurations = homeConfigurations home;
+    in
+    if homeManager == null then
+      throw "agenixd VM test ${scenario.description}: a scenario with a Home Manager user needs the homeManager argument"
+    else
+      {
+        imports = [ homeManager.nixosModule ];
+        users.users.${home.user}.linger = true;
+        home-manager.users.${home.user} = homeModule home configurations.base;
+        # The user's key where Home Manager's default age.identityPaths looks, before the
+        # user's manager starts agenixd.service.
+        systemd.services."agenixd-test-user-key" = {
+          wantedBy = [ "multi-user.target" ];
+          before = [
+            "user@${toString user.uid}.service"
+            "home-manager-${home.user}.service"
+          ];
+          serviceConfig.Type = "oneshot";
+          script = ''
+            install -d -m 0700 -o ${home.user} -g ${user.group} ${user.home}/.ssh
+            install -m 0600 -o ${home.user} -g ${user.group} ${userKey}/key ${user.home}/.ssh/id_ed25519
+          '';
+        };
+        # `homeSwitch` to <name>: the specialisation home-<name> (vm-tests/steps.py).
+        specialisation = lib.mapAttrs' (
+          name: c:
+          lib.nameValuePair "home-${name}" {
+            inheritParentConfig = true;
+            configuration = {
+              home-manager.users.${home.user} = lib.mkForce (homeModule home c);
+            };
+          }
+        ) configurations;
+      };
+
   loadScenario = name: builtins.fromJSON (builtins.readFile (./scenarios + "/${name}.json"));
 
   /**
@@ -105,7 +196,8 @@ let
       parent = config;
     in
     {
-      imports = [ agenixdModule ];
+      # A Home Manager user's settings are a module of their own, merged by the module system.
+      imports = [ agenixdModule ] ++ lib.optional (scenario ? home) (homeSettings scenario);
 
       environment.etc."ssh/ssh_host_ed25519_key" = {
         source = "${hostKey}/key";

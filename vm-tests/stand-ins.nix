@@ -78,6 +78,7 @@ let
     bashInteractive = drv "bash-interactive";
     runCommand = name: _env: _script: drv name;
     writeText = name: _text: drv name;
+    writeShellScript = name: _text: drv name;
     symlinkJoin = args: drv args.name;
     testers.runNixOSTest = test: test;
   };
@@ -85,6 +86,10 @@ let
   tests = import ./default.nix {
     inherit pkgs;
     agenixdModule = ../nix/module.nix;
+    homeManager = {
+      nixosModule = "home-manager's NixOS module";
+      module = ../nix/home-manager.nix;
+    };
   };
 
   # config.age.secrets.<attr>.path for every secret of every scenario, with the module's default.
@@ -184,6 +189,25 @@ let
         nixosInit = orDefault false (cfg.system.nixos-init.enable or false);
         activationScripts = ours.activationScripts // dryActivateScripts // fixtureScripts;
       };
+      # The node's own specialisations and those of the modules it imports as attrsets (a Home
+      # Manager user's settings, vm-tests/lib.nix).
+      imported = filter builtins.isAttrs (cfg.imports or [ ]);
+      specialisations = attrNames (cfg.specialisation or { }) ++ builtins.concatMap (m: attrNames (m.specialisation or { })) imported;
+      # Each Home Manager user's configuration module, evaluated with its own placeholders: a
+      # template naming a secret it does not declare fails here.
+      homeModuleTemplates =
+        module:
+        let
+          own = module {
+            config.age.placeholder = builtins.mapAttrs (attr: _: "<agenixd:${builtins.hashString "sha256" attr}:placeholder>") own.age.secrets;
+          };
+        in
+        templateNames own.age.templates;
+      homeTemplates = builtins.concatMap (
+        m:
+        map (user: homeModuleTemplates m.home-manager.users.${user}) (attrNames (m.home-manager.users or { }))
+        ++ map (spec: map (user: homeModuleTemplates (resolve spec.configuration.home-manager.users.${user})) (attrNames spec.configuration.home-manager.users)) (attrValues (m.specialisation or { }))
+      ) imported;
     in
     {
       failedAssertions =
@@ -191,7 +215,7 @@ let
         # The fixtures themselves define no activation script (nixpkgs #475305).
         ++ map (name: "the test defines system.activationScripts.${name}") (attrNames fixtureScripts);
       inherit (checked) warnings;
-      specialisations = attrNames (cfg.specialisation or { });
+      inherit specialisations homeTemplates;
       secrets = attrNames secrets;
       templates = {
         base = templateNames (cfg.age.templates or { });

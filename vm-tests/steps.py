@@ -75,6 +75,14 @@ def run_step(machine, step):
         if status != 0 and not step.get("mayFail", False):
             raise AssertionError(f"switching to {to} ({action}) failed (exit code {status})\n{out}")
         _expect(f"switch-to-configuration {action} of {to}", out, {k: v for k, v in step.items() if k == "contains"})
+    elif op == "homeSwitch":
+        # The home configuration <to> is the specialisation home-<to> (vm-tests/lib.nix): its
+        # home-manager-<user>.service runs Home Manager's activation, sd-switch included.
+        toplevel = f"/run/booted-system/specialisation/home-{step['to']}"
+        status, out = machine.execute(f"{toplevel}/bin/switch-to-configuration test 2>&1")
+        machine.log(out)
+        if status != 0 and not step.get("mayFail", False):
+            raise AssertionError(f"home-manager switch to {step['to']} failed (exit code {status})\n{out}")
     elif op == "reboot":
         machine.reboot()
     elif op == "crash":
