@@ -90,15 +90,19 @@ for (const [mode, cause] of [
   ["huge", /age plugin huge .*(wrote more than 1048576 bytes|file key of the wrong length)/],
   ["pin", /age plugin pin .*identity 0: PIN required/],
 ] as const) {
-  test(`a plugin that misbehaves (${mode}) fails only the secrets that needed it, in bounded time`, async () => {
-    const bin = join(dir, `${mode}-bin`);
+  // The plugin's identity before the native key too, as a YubiKey listed before the host key: a
+  // failed plugin must not take the host key's secrets with it (the harness's plugin scenario).
+  for (const pluginFirst of [false, true]) test(`a plugin that misbehaves (${mode}) fails only the secrets that needed it, in bounded time${pluginFirst ? ", also listed first" : ""}`, async () => {
+    const bin = join(dir, `${mode}-${pluginFirst}-bin`);
     installTestPlugin(bin, mode, mode);
-    const plug = pluginKey(dir, mode);
-    const native = generateAgeKey(dir, `${mode}-native.key`);
-    const mine = encrypted(`${mode}-mine`, "needs the plugin", [plug.recipient]);
-    const other = encrypted(`${mode}-other`, "native", [native.recipient]);
+    const keys = mkdtempSync(join(dir, `${mode}-keys-`));
+    const plug = pluginKey(keys, mode);
+    const native = generateAgeKey(keys, "native.key");
+    const mine = encrypted(`${mode}-${pluginFirst}-mine`, "needs the plugin", [plug.recipient]);
+    const other = encrypted(`${mode}-${pluginFirst}-other`, "native", [native.recipient]);
     const started = performance.now();
-    const { results, messages } = await run([native.privatePath, plug.identityPath], [bin], [spec("mine", mine), spec("other", other)], FAST);
+    const identityPaths = pluginFirst ? [plug.identityPath, native.privatePath] : [native.privatePath, plug.identityPath];
+    const { results, messages } = await run(identityPaths, [bin], [spec("mine", mine), spec("other", other)], FAST);
     assert.ok(performance.now() - started < 8000, "bounded in time");
     assert.equal(results[0]!.ok, false);
     assert.match((results[0] as { cause: string }).cause, cause);

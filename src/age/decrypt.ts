@@ -1,5 +1,5 @@
 import { decodeArmor, looksArmored } from "./armor.js";
-import { AgeDecryptError } from "./errors.js";
+import { AgeDecryptError, IdentityUnavailableError } from "./errors.js";
 import { type ParsedHeader, parseHeader, verifyHeaderMac } from "./header.js";
 import { type AgeLimits, type Budget, DEFAULT_LIMITS, TimeBudget, formatBytes } from "./limits.js";
 import { decryptPayload } from "./payload.js";
@@ -33,12 +33,19 @@ export async function decryptAge(file: Uint8Array, identities: readonly AgeIdent
 }
 
 async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdentity[], budget: Budget): Promise<Uint8Array> {
+  // A plugin that failed (a YubiKey that wants a PIN) fails only the files no later identity
+  // unwraps: those get its reason.
+  let unavailable: IdentityUnavailableError | undefined;
   for (const identity of identities) {
     budget.check();
     let fileKey: Uint8Array | null;
     try {
       fileKey = await identity.unwrapFileKey(header.stanzas, budget);
     } catch (err) {
+      if (err instanceof IdentityUnavailableError) {
+        unavailable ??= err;
+        continue;
+      }
       if (err instanceof AgeDecryptError) throw err;
       throw new AgeDecryptError(`identity ${identity.source} failed: ${err instanceof Error ? err.message : "unknown error"}`);
     }
@@ -49,6 +56,7 @@ async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdent
     }
     return fileKey;
   }
+  if (unavailable) throw unavailable;
   const fileIsFor = recipientTypes(header.stanzas) || "no recipients";
   const detail = identities.length === 0 ? "; no identities are loaded" : "";
   throw new AgeDecryptError(`no identity matches any recipient (file is for: ${fileIsFor}${detail})`);

@@ -8,3 +8,10 @@ export class AgeDecryptError extends Error {
     this.name = "AgeDecryptError";
   }
 }
+
+/**
+ * An identity that could not be used for a file (an age plugin that failed, refused or asked for
+ * what nobody can give at boot): decryptAge tries the next identities, and throws this only when
+ * none of them unwraps the file.
+ */
+export class IdentityUnavailableError extends AgeDecryptError {}

@@ -5,7 +5,7 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { decodeBech32 } from "./bech32.js";
-import { AgeDecryptError } from "./errors.js";
+import { AgeDecryptError, IdentityUnavailableError } from "./errors.js";
 import type { FileAnswer } from "./plugin-session.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
@@ -73,10 +73,10 @@ export class PluginIdentity implements AgeIdentity {
     if (!a.ran) throw new AgeDecryptError(`age plugin ${this.name} was not run for this file`);
     const answer = a.get(a.current);
     if (answer === undefined) {
-      if (a.failure !== undefined) throw new AgeDecryptError(`age plugin ${this.name} (identity ${this.source}) failed: ${a.failure}`);
+      if (a.failure !== undefined) throw new IdentityUnavailableError(`age plugin ${this.name} (identity ${this.source}) failed: ${a.failure}`);
       return null;
     }
-    if ("error" in answer) throw new AgeDecryptError(`age plugin ${this.name} (identity ${this.source}) failed: ${answer.error}`);
+    if ("error" in answer) throw new IdentityUnavailableError(`age plugin ${this.name} (identity ${this.source}) failed: ${answer.error}`);
     return Buffer.from(answer.fileKey);
   }
 }
