@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
+import { pluginKey } from "../test/helpers/age-plugins.js";
 import { cacheDir, repoRoot } from "./cache.js";
 import { runChecked } from "./process.js";
 import { renderLauncher } from "../scripts/launch.js";
@@ -73,8 +74,10 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
     writeFileSync(at(path), bytes, { mode: 0o444 });
     return path;
   };
+  const plugin = scenario.plugin ? writePlugin(scenario.plugin.name, at, storeFile, dir) : undefined;
   const encrypt = (attr: string, def: SecretDef): string => {
-    const recipient = def.undecryptable ? stranger.recipient : host.recipient;
+    if (def.toPlugin && !plugin) throw new Error(`${scenario.name}: secret ${attr} is toPlugin, but the scenario has no plugin`);
+    const recipient = def.undecryptable ? stranger.recipient : def.toPlugin ? plugin!.recipient : host.recipient;
     return storeFile(`${def.sourceName ?? attr}.age`, ageEncrypt(def.content, [recipient]));
   };
 
@@ -89,7 +92,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
     systemctl: systemctlPath,
     path: nixosServicePath,
     userManagement: "sysusers",
-    identityPaths: [hostKeyPath],
+    identityPaths: [...(plugin ? [plugin.identityPath] : []), hostKeyPath],
     users,
     configurations: Object.fromEntries(
       Object.entries(configurations(scenario)).map(([name, cfg]) => [
@@ -98,10 +101,11 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
           agenixd: cfg.rebuiltPackage ? rebuiltAgenixdExe : agenixdExe,
           credstore: cfg.credstore,
           dryActivate: cfg.dryActivate,
+          plugins: cfg.pluginMode === null ? [] : [plugin!.packageFor(cfg.pluginMode)],
           templates: cfg.templates,
           secrets: Object.fromEntries(
             Object.entries(cfg.secrets).map(([attr, def]) => {
-              const { content: _c, sourceName: _s, undecryptable: _u, ...options } = def;
+              const { content: _c, sourceName: _s, undecryptable: _u, toPlugin: _p, ...options } = def;
               return [attr, { ...options, file: encrypt(attr, def) }];
             }),
           ),
@@ -151,6 +155,36 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   mkdirSync(at("/usr/local/bin"), { recursive: true });
   symlinkSync(agenixdExe, at("/usr/local/bin/agenixd"));
   writeFileSync(at("/etc/hostname"), `${scenario.name}\n`);
+}
+
+/**
+ * scenario.plugin: its identity file (root's, 0600, in /etc/age) and, per mode, a package in the
+ * store whose bin/age-plugin-<name> runs test/helpers/age-plugin-test.ts with the machine's node.
+ */
+function writePlugin(name: string, at: (p: string) => string, storeFile: (name: string, bytes: Buffer | string) => string, dir: string) {
+  const scratch = mkdtempSync(join(dir, "..", "plugin-"));
+  const key = pluginKey(scratch, name);
+  const identityPath = `/etc/age/${name}.identity`;
+  mkdirSync(at("/etc/age"), { recursive: true, mode: 0o700 });
+  copyFileSync(key.identityPath, at(identityPath));
+  chmodSync(at(identityPath), 0o600);
+  rmSync(scratch, { recursive: true, force: true });
+  const program = storeFile("age-plugin-test.mjs", readFileSync(join(repoRoot, "build", "test", "helpers", "age-plugin-test.js")));
+  const packages = new Map<string, string>();
+  return {
+    recipient: key.recipient,
+    identityPath,
+    packageFor(mode: string): string {
+      const known = packages.get(mode);
+      if (known) return known;
+      const hash = createHash("sha256").update(`${name} ${mode}`).digest("hex").slice(0, 32);
+      const pkg = `/nix/store/${hash}-age-plugin-${name}-${mode}`;
+      mkdirSync(at(`${pkg}/bin`), { recursive: true });
+      writeFileSync(at(`${pkg}/bin/age-plugin-${name}`), `#!/bin/sh\nexec /usr/local/bin/node ${program} ${mode} /run/age-plugin-starts "$@"\n`, { mode: 0o555 });
+      packages.set(mode, pkg);
+      return pkg;
+    },
+  };
 }
 
 async function evalSystem(machine: unknown): Promise<Record<string, EvaluatedConfiguration>> {

@@ -24,6 +24,8 @@ export interface SecretDef {
   trim?: boolean;
   /** Published in /run/credstore (default: the configuration's `credstore`). */
   credential?: boolean;
+  /** Encrypted to the scenario's plugin identity (scenario.plugin) instead of the host key. */
+  toPlugin?: boolean;
 }
 
 /**
@@ -67,6 +69,8 @@ export interface SpecialisationDef {
    * ExecStart changes, the manifest does not.
    */
   rebuiltPackage?: boolean;
+  /** The test plugin's behaviour in this configuration (default: the base's). */
+  pluginMode?: string;
 }
 
 export interface ServiceDef {
@@ -143,6 +147,13 @@ export interface Scenario {
   specialisations?: Record<string, SpecialisationDef>;
   services?: Record<string, ServiceDef>;
   home?: HomeDef;
+  /**
+   * An age plugin in age.plugins: test/helpers/age-plugin-test.ts as `age-plugin-<name>` (it
+   * unwraps X25519 stanzas with the scalar its identity wraps), with `mode` its behaviour
+   * ("normal", or "pin": it asks for a PIN, which agenixd refuses). Its identity file is the first
+   * of age.identityPaths. Every start appends a line to /run/age-plugin-starts.
+   */
+  plugin?: { name: string; mode?: string };
   steps: Step[];
 }
 
@@ -166,6 +177,8 @@ export interface Configuration {
   credstore: boolean;
   dryActivate: boolean;
   rebuiltPackage: boolean;
+  /** The plugin's mode, or null without scenario.plugin. */
+  pluginMode: string | null;
 }
 
 /** The base configuration is named "base"; the others are the specialisations. */
@@ -176,6 +189,7 @@ export function configurations(s: Scenario): Record<string, Configuration> {
     credstore: s.credstore ?? false,
     dryActivate: s.dryActivate ?? false,
     rebuiltPackage: false,
+    pluginMode: s.plugin ? (s.plugin.mode ?? "normal") : null,
   };
   const result: Record<string, Configuration> = { base };
   for (const [name, spec] of Object.entries(s.specialisations ?? {})) {
@@ -185,6 +199,7 @@ export function configurations(s: Scenario): Record<string, Configuration> {
       credstore: spec.credstore ?? base.credstore,
       dryActivate: base.dryActivate,
       rebuiltPackage: spec.rebuiltPackage ?? false,
+      pluginMode: base.pluginMode === null ? null : (spec.pluginMode ?? base.pluginMode),
     };
   }
   return result;

@@ -111,7 +111,11 @@ let
       templates = builtins.mapAttrs (templateWithDefaults placeholders) (cfg.templates or { });
       # Template texts go to the store with builtins.toFile (manifest.nix's default writeText),
       # which only computes the path under the dummy store: the fixture writes the files.
-      manifest = import ../nix/manifest.nix (manifestArgs // { inherit templates; });
+      plugins = cfg.plugins or [ ];
+      # As nix/module.nix adds age.plugins' bin directories (nix/plugins.nix).
+      manifest =
+        import ../nix/manifest.nix (manifestArgs // { inherit templates; })
+        // (if plugins == [ ] then { } else { pluginDirs = map (p: "${p}/bin") plugins; });
       templateAttrs = attrNames templates;
       storeFiles = listToAttrs (
         genList (i: {
@@ -127,6 +131,7 @@ let
       run = import ../nix/unit.nix {
         inherit (machine) mount systemctl identityPaths userManagement;
         inherit (cfg) agenixd;
+        inherit plugins;
         # The harness's identities are on its root: the early ordering NixOS gets (../nix/boot-order.nix).
         inherit ((import ../nix/boot-order.nix { fileSystems = { }; inherit (machine) identityPaths; })) early;
         manifest = manifestPath;
@@ -140,7 +145,16 @@ let
         else
           run;
       # NixOS gives every service its default PATH (coreutils, findutils, grep, sed, systemd).
-      withNixosPath = s: s // { environment = { PATH = machine.path; } // (s.environment or { }); };
+      # A unit's `path` (age.plugins) comes first, as NixOS's makeBinPath puts it.
+      withNixosPath =
+        s:
+        s
+        // {
+          environment = {
+            PATH = builtins.concatStringsSep ":" (map (p: "${p}/bin") (s.path or [ ]) ++ [ machine.path ]);
+          }
+          // (s.environment or { });
+        };
     in
     {
       inherit manifest manifestPath storeFiles;

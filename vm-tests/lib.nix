@@ -34,6 +34,46 @@ let
     '';
   encrypt = encryptTo hostKey;
 
+  # scenario.plugin: test/helpers/age-plugin-test.ts run by Node 24, which strips its types, as
+  # age-plugin-<name> (one package per mode), and an identity AGE-PLUGIN-<NAME>-1… wrapping an
+  # X25519 key made at build time (in the store: a test's key, never a real one).
+  pluginProgram = ../test/helpers/age-plugin-test.ts;
+  pluginKey =
+    name:
+    pkgs.runCommand "agenixd-test-plugin-key-${name}"
+      {
+        nativeBuildInputs = [
+          pkgs.age
+          pkgs.nodejs_24
+        ];
+      }
+      ''
+        mkdir $out
+        age-keygen -o key 2> /dev/null
+        age-keygen -y key > $out/recipient
+        node --input-type=module -e "
+          import { pluginIdentityFor } from '${pluginProgram}';
+          import { readFileSync, writeFileSync } from 'node:fs';
+          const key = readFileSync('key', 'utf8').split('\\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'));
+          writeFileSync(process.env.out + '/identity', pluginIdentityFor(key, '${name}') + '\\n');"
+      '';
+  pluginPackage =
+    name: mode:
+    pkgs.writeTextFile {
+      name = "age-plugin-${name}-${mode}";
+      destination = "/bin/age-plugin-${name}";
+      executable = true;
+      text = ''
+        #!${pkgs.runtimeShell}
+        exec ${pkgs.nodejs_24}/bin/node ${pluginProgram} ${mode} /run/age-plugin-starts "$@"
+      '';
+    };
+  encryptToPlugin =
+    name: attr: def:
+    pkgs.runCommand "${def.sourceName or attr}.age" { nativeBuildInputs = [ pkgs.age ]; } ''
+      age -r "$(cat ${pluginKey name}/recipient)" -o $out ${pkgs.writeText "plaintext" def.content}
+    '';
+
   # The scenario fields that are options of age.secrets.<n> and age.templates.<n> alike.
   installedOptions = [
     "name"
@@ -48,7 +88,9 @@ let
 
   secretOptions =
     attr: def:
-    { file = encrypt attr def; }
+    {
+      file = if def.toPlugin or false then encryptToPlugin def.pluginName attr def else encrypt attr def;
+    }
     // lib.filterAttrs (
       n: _:
       lib.elem n (
@@ -189,6 +231,8 @@ let
     { config, lib, ... }:
     let
       kind = machineKinds.${kindName};
+      # A secret `toPlugin` is encrypted to the scenario's plugin key.
+      withPluginName = lib.mapAttrs (_: def: def // lib.optionalAttrs (def.toPlugin or false) { pluginName = scenario.plugin.name; });
       users = scenario.users or { };
       passwordUsers = lib.filterAttrs (_: u: u ? hashedPasswordSecret) users;
       hostKeyPath = "/etc/ssh/ssh_host_ed25519_key";
@@ -204,15 +248,22 @@ let
         mode = "0600";
       };
       environment.etc."ssh/ssh_host_ed25519_key.pub".source = "${hostKey}/key.pub";
+      environment.etc."age/${scenario.plugin.name or "no-plugin"}.identity" = lib.mkIf (scenario ? plugin) {
+        source = "${pluginKey scenario.plugin.name}/identity";
+        mode = "0600";
+      };
 
       # Perl activation installs password secrets from an activation script that runs before
       # `users`, which runs before `etc` at first boot: the key above is not there yet, so that
       # phase is given a key it can read where it lies (docs/boot.md).
-      age.identityPaths = [
-        hostKeyPath
-      ]
+      age.identityPaths =
+        lib.optional (scenario ? plugin) "/etc/age/${scenario.plugin.name}.identity"
+        ++ [
+          hostKeyPath
+        ]
       ++ lib.optional (kind.userManagement == "perl" && passwordUsers != { }) "${hostKey}/key";
-      age.secrets = lib.mapAttrs secretOptions scenario.secrets;
+      age.secrets = lib.mapAttrs secretOptions (withPluginName scenario.secrets);
+      age.plugins = lib.optional (scenario ? plugin) (pluginPackage scenario.plugin.name (scenario.plugin.mode or "normal"));
       age.templates = lib.mapAttrs (templateOptions config.age.placeholder) (scenario.templates or { });
       age.credstore.enable = scenario.credstore or false;
       # nixos-rebuild dry-activate runs agenixd's dry run (an activation snippet; nixpkgs warns).
@@ -226,7 +277,8 @@ let
         configuration =
           { config, ... }:
           {
-            age.secrets = lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) (spec.secrets or { });
+            age.secrets = lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) (withPluginName (spec.secrets or { }));
+            age.plugins = lib.mkIf (spec ? pluginMode) (lib.mkForce [ (pluginPackage scenario.plugin.name spec.pluginMode) ]);
             age.templates = lib.mapAttrs (
               attr: def: lib.mkForce (templateOptions config.age.placeholder attr def)
             ) (spec.templates or { });

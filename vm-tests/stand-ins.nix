@@ -44,6 +44,7 @@ let
     concatStringsSep = builtins.concatStringsSep;
     concatStrings = builtins.concatStringsSep "";
     optional = cond: x: if cond then [ x ] else [ ];
+    optionalAttrs = cond: set: if cond then set else { };
     mkIf = condition: content: {
       _type = "if";
       inherit condition content;
@@ -79,6 +80,9 @@ let
     runCommand = name: _env: _script: drv name;
     writeText = name: _text: drv name;
     writeShellScript = name: _text: drv name;
+    writeTextFile = args: drv args.name;
+    nodejs_24 = drv "nodejs-24";
+    runtimeShell = "/nix/store/00000000000000000000000000000000-bash/bin/bash";
     symlinkJoin = args: drv args.name;
     testers.runNixOSTest = test: test;
   };
