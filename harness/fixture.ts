@@ -10,7 +10,7 @@
 // after a switch. Nothing is done by activation scripts: the machines boot as under nixos-init.
 // A scenario's Home Manager user gets its part from ./home-fixture.ts.
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
 import { pluginKey } from "../test/helpers/age-plugins.js";
@@ -55,7 +55,7 @@ interface EvaluatedConfiguration {
  * root it will lie on (read for its package lists). Keys are made fresh for each run: nothing
  * secret is cached.
  */
-export async function buildFixture(scenario: Scenario, dir: string, debianRoot: string): Promise<void> {
+export async function buildFixture(scenario: Scenario, dir: string, debianRoot: string): Promise<{ disks: string[] }> {
   mkdirSync(dir, { recursive: true });
   const at = (p: string) => join(dir, p.replace(/^\//, ""));
 
@@ -155,6 +155,31 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   mkdirSync(at("/usr/local/bin"), { recursive: true });
   symlinkSync(agenixdExe, at("/usr/local/bin/agenixd"));
   writeFileSync(at("/etc/hostname"), `${scenario.name}\n`);
+  return { disks: scenario.luks ? [await writeLuksVolume(scenario, at, join(dir, ".."))] : [] };
+}
+
+/**
+ * scenario.luks: a LUKS2 image (made here: formatting needs no device mapper) whose only key is
+ * the key secret's content, and the crypttab line that opens it with the installed secret.
+ * PBKDF2 with few iterations: Argon2's memory-hard default would take minutes under TCG.
+ */
+async function writeLuksVolume(scenario: Scenario, at: (p: string) => string, scratchDir: string): Promise<string> {
+  const { volume, uuid, keySecret } = scenario.luks!;
+  const secret = scenario.secrets[keySecret];
+  if (!secret) throw new Error(`${scenario.name}: luks.keySecret ${keySecret} is no secret`);
+  const image = join(scratchDir, `luks-${volume}.img`);
+  const keyFile = join(scratchDir, `luks-${volume}.key`);
+  writeFileSync(image, "");
+  truncateSync(image, 32 * 1024 * 1024);
+  writeFileSync(keyFile, secret.content, { mode: 0o600 });
+  try {
+    await runChecked(["cryptsetup", "luksFormat", "--batch-mode", "--disable-locks", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--uuid", uuid, image, keyFile]);
+  } finally {
+    rmSync(keyFile, { force: true });
+  }
+  const keyPath = secret.path ?? `/run/agenix/${secret.name ?? keySecret}`;
+  writeFileSync(at("/etc/crypttab"), `${volume} UUID=${uuid} ${keyPath} luks,readonly\n`);
+  return image;
 }
 
 /**

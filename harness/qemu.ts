@@ -21,6 +21,8 @@ export interface QemuOptions {
   /** The scenario's layer (./fixture.ts). */
   fixture: string;
   stateDir: string;
+  /** More disks (raw images, writable), after the root and the payload: /dev/vdc, /dev/vdd, ... */
+  disks?: readonly string[];
 }
 
 interface BootFiles {
@@ -101,6 +103,7 @@ export class QemuBackend implements Backend {
       "-device", "virtio-blk-device,drive=root",
       "-drive", `id=payload,file=${this.payloadImage},format=raw,if=none,readonly=on`,
       "-device", "virtio-blk-device,drive=payload",
+      ...(this.opts.disks ?? []).flatMap((file, i) => ["-drive", `id=disk${i},file=${file},format=raw,if=none`, "-device", `virtio-blk-device,drive=disk${i}`]),
       "-device", "virtio-serial-device",
       "-chardev", `socket,id=backdoor,path=${socketPath},server=on,wait=off`,
       "-device", "virtconsole,chardev=backdoor",

@@ -18,7 +18,7 @@ type BackendName = "nspawn" | "qemu";
 async function machineFor(backend: BackendName, scenario: Scenario, runDir: string): Promise<Machine> {
   const fixture = join(runDir, "fixture");
   const root = await debianRoot(backend);
-  await buildFixture(scenario, fixture, root);
+  const { disks } = await buildFixture(scenario, fixture, root);
   const log = (line: string) => console.log(`  ${line}`);
   if (backend === "nspawn") {
     return new Machine(scenario.name, new NspawnBackend({
@@ -33,7 +33,7 @@ async function machineFor(backend: BackendName, scenario: Scenario, runDir: stri
     }), log);
   }
   const { QemuBackend } = await import("./qemu.js");
-  return new Machine(scenario.name, await QemuBackend.create({ name: scenario.name, fixture, stateDir: join(runDir, "machine") }), log);
+  return new Machine(scenario.name, await QemuBackend.create({ name: scenario.name, fixture, stateDir: join(runDir, "machine"), disks }), log);
 }
 
 /** Machines to stop if the run is interrupted, so that no QEMU or container outlives it. */
@@ -92,7 +92,7 @@ async function main(): Promise<number> {
   if (values.list) {
     for (const name of all) {
       const s = loadScenario(name);
-      console.log(`${name}${s.qemu ? " (nspawn, qemu)" : " (nspawn)"}: ${s.description}`);
+      console.log(`${name}${s.qemuOnly ? " (qemu)" : s.qemu ? " (nspawn, qemu)" : " (nspawn)"}: ${s.description}`);
     }
     return 0;
   }
@@ -117,7 +117,10 @@ async function main(): Promise<number> {
   for (const backend of backends) {
     // Asked for by name, a scenario runs on the backend given; otherwise QEMU runs only the
     // scenarios marked for it (each takes minutes under TCG).
-    const scenarios = names.map(loadScenario).filter((s) => backend !== "qemu" || s.qemu || positionals.length > 0);
+    // A qemuOnly scenario needs the QEMU machine's own kernel, whatever was asked for.
+    const scenarios = names
+      .map(loadScenario)
+      .filter((s) => (backend === "qemu" ? s.qemu || positionals.length > 0 : !s.qemuOnly));
     if (scenarios.length === 0) continue;
     try {
       await prepare(backend);

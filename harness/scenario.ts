@@ -154,6 +154,15 @@ export interface Scenario {
    * of age.identityPaths. Every start appends a line to /run/age-plugin-starts.
    */
   plugin?: { name: string; mode?: string };
+  /**
+   * A LUKS data volume (a disk of its own, QEMU only) in /etc/crypttab as `<volume> UUID=<uuid>
+   * <keySecret's path> luks,readonly`: systemd-cryptsetup@<volume>.service opens it at boot with
+   * the key agenixd installed. The volume's key is the secret's base content. Read-only, so that
+   * the NixOS test can attach the image from the store as it is.
+   */
+  luks?: { volume: string; uuid: string; keySecret: string };
+  /** Needs what only the QEMU backend has (its own kernel: dm-crypt); nspawn does not run it. */
+  qemuOnly?: boolean;
   steps: Step[];
 }
 

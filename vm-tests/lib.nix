@@ -68,6 +68,17 @@ let
         exec ${pkgs.nodejs_24}/bin/node ${pluginProgram} ${mode} /run/age-plugin-starts "$@"
       '';
     };
+  # scenario.luks: a LUKS2 image whose only key is the key secret's content (as harness/fixture.ts
+  # makes it: formatting a file needs no device mapper), attached read-only from the store.
+  luksImage =
+    scenario:
+    pkgs.runCommand "agenixd-test-luks-${scenario.luks.volume}.img" { nativeBuildInputs = [ pkgs.cryptsetup ]; } ''
+      truncate -s 32M $out
+      printf %s ${lib.escapeShellArg scenario.secrets.${scenario.luks.keySecret}.content} > key
+      cryptsetup luksFormat --batch-mode --disable-locks --type luks2 --pbkdf pbkdf2 \
+        --pbkdf-force-iterations 1000 --uuid ${scenario.luks.uuid} $out key
+    '';
+
   encryptToPlugin =
     name: attr: def:
     pkgs.runCommand "${def.sourceName or attr}.age" { nativeBuildInputs = [ pkgs.age ]; } ''
@@ -248,6 +259,20 @@ let
         mode = "0600";
       };
       environment.etc."ssh/ssh_host_ed25519_key.pub".source = "${hostKey}/key.pub";
+      # The data volume opened by systemd-cryptsetup@<volume>.service with the installed key.
+      environment.etc.crypttab = lib.mkIf (scenario ? luks) {
+        text = "${scenario.luks.volume} UUID=${scenario.luks.uuid} ${config.age.secrets.${scenario.luks.keySecret}.path} luks,readonly\n";
+      };
+      virtualisation.qemu.drives = lib.mkIf (scenario ? luks) [
+        {
+          name = "luks";
+          file = "${luksImage scenario}";
+          driveExtraOpts = {
+            format = "raw";
+            readonly = "on";
+          };
+        }
+      ];
       environment.etc."age/${scenario.plugin.name or "no-plugin"}.identity" = lib.mkIf (scenario ? plugin) {
         source = "${pluginKey scenario.plugin.name}/identity";
         mode = "0600";

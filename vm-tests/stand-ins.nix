@@ -45,6 +45,7 @@ let
     concatStrings = builtins.concatStringsSep "";
     optional = cond: x: if cond then [ x ] else [ ];
     optionalAttrs = cond: set: if cond then set else { };
+    escapeShellArg = arg: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString arg) + "'";
     mkIf = condition: content: {
       _type = "if";
       inherit condition content;
@@ -82,6 +83,7 @@ let
     writeShellScript = name: _text: drv name;
     writeTextFile = args: drv args.name;
     nodejs_24 = drv "nodejs-24";
+    cryptsetup = drv "cryptsetup";
     runtimeShell = "/nix/store/00000000000000000000000000000000-bash/bin/bash";
     symlinkJoin = args: drv args.name;
     testers.runNixOSTest = test: test;
