@@ -14,7 +14,8 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
 import { pluginKey } from "../test/helpers/age-plugins.js";
-import { cacheDir, repoRoot } from "./cache.js";
+import { repoRoot } from "./cache.js";
+import { evalHarnessNix } from "./nix-eval.js";
 import { runChecked } from "./process.js";
 import { renderLauncher } from "../scripts/launch.js";
 import { buildHomeFixture } from "./home-fixture.js";
@@ -113,7 +114,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
       ]),
     ),
   };
-  const evaluated = await evalSystem(machine);
+  const evaluated = await evalHarnessNix<Record<string, EvaluatedConfiguration>>("system.nix", machine);
   if (!evaluated.base) throw new Error("no base configuration evaluated");
 
   for (const [name, cfg] of Object.entries(evaluated)) {
@@ -210,19 +211,6 @@ function writePlugin(name: string, at: (p: string) => string, storeFile: (name: 
       return pkg;
     },
   };
-}
-
-async function evalSystem(machine: unknown): Promise<Record<string, EvaluatedConfiguration>> {
-  const stateDir = mkdtempSync(join(cacheDir(), "nix-state-"));
-  try {
-    const out = await runChecked(
-      ["nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", "--argstr", "json", JSON.stringify(machine), join(repoRoot, "harness", "system.nix")],
-      { env: { ...process.env, NIX_STATE_DIR: stateDir, XDG_CACHE_HOME: stateDir } },
-    );
-    return JSON.parse(out) as Record<string, EvaluatedConfiguration>;
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-  }
 }
 
 /** Unit files plus the links NixOS makes for wantedBy / requiredBy / aliases. */

@@ -4,11 +4,11 @@
 // from nix/home-service.nix through ./home.nix), the base one linked into ~/.config/systemd/user as
 // Home Manager links its files. The user lingers, so that logind starts the user's manager at
 // boot. `home-manager-switch <name>` (./home-switch.ts) is the stand-in for `home-manager switch`.
-import { chownSync, copyFileSync, lchownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chownSync, copyFileSync, lchownSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ageEncrypt, generateSshKey } from "../test/helpers/age-cli.js";
-import { cacheDir, repoRoot } from "./cache.js";
-import { runChecked } from "./process.js";
+import { repoRoot } from "./cache.js";
+import { evalHarnessNix } from "./nix-eval.js";
 import { type HomeDef, homeConfigurations, type Scenario, type ServiceDef } from "./scenario.js";
 
 /** The home configurations' unit directories inside the machine. */
@@ -49,7 +49,7 @@ export async function buildHomeFixture(scenario: Scenario, ctx: HomeFixtureConte
   chownSync(key.privatePath, user.uid, user.gid);
   chownSync(`${key.privatePath}.pub`, user.uid, user.gid);
 
-  const evaluated = await evalHome({
+  const evaluated = await evalHarnessNix<Record<string, EvaluatedHome>>("home.nix", {
     user: home.user,
     uid: home.ageUid ? user.uid : null,
     agenixd: ctx.agenixdExe,
@@ -93,19 +93,6 @@ export async function buildHomeFixture(scenario: Scenario, ctx: HomeFixtureConte
   );
 }
 
-async function evalHome(input: unknown): Promise<Record<string, EvaluatedHome>> {
-  const stateDir = mkdtempSync(join(cacheDir(), "nix-state-"));
-  try {
-    const out = await runChecked(
-      ["nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", "--argstr", "json", JSON.stringify(input), join(repoRoot, "harness", "home.nix")],
-      { env: { ...process.env, NIX_STATE_DIR: stateDir, XDG_CACHE_HOME: stateDir } },
-    );
-    return JSON.parse(out) as Record<string, EvaluatedHome>;
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-}
-
 /** A user unit as Home Manager writes systemd.user.services.<name> (sections and keys sorted). */
 function userServiceText(name: string, s: ServiceDef): string {
   const lines = (entries: Record<string, string | boolean>) =>
@@ -143,10 +130,8 @@ function linkUserUnits(home: HomeDef, user: { uid: number; gid: number; home?: s
     chownSync(at(path), user.uid, user.gid);
   }
   const base = join(homeConfigurationsDir, "base");
-  symlinkSync(join(base, "agenixd.service"), at(join(path, "agenixd.service")));
-  for (const name of Object.keys(home.services ?? {})) symlinkSync(join(base, `${name}.service`), at(join(path, `${name}.service`)));
-  symlinkSync(join(base, "default.target.wants"), at(join(path, "default.target.wants")));
-  for (const entry of ["agenixd.service", "default.target.wants", ...Object.keys(home.services ?? {}).map((n) => `${n}.service`)]) {
+  for (const entry of ["agenixd.service", ...Object.keys(home.services ?? {}).map((n) => `${n}.service`), "default.target.wants"]) {
+    symlinkSync(join(base, entry), at(join(path, entry)));
     lchownSync(at(join(path, entry)), user.uid, user.gid);
   }
 }
