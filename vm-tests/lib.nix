@@ -32,7 +32,6 @@ let
       age -R ${if def.undecryptable or false then strangerKey else key}/key.pub \
         -o $out ${pkgs.writeText "plaintext" def.content}
     '';
-  encrypt = encryptTo hostKey;
 
   # scenario.plugin: test/helpers/age-plugin-test.ts run by Node 24, which strips its types, as
   # age-plugin-<name> (one package per mode), and an identity AGE-PLUGIN-<NAME>-1… wrapping an
@@ -50,7 +49,7 @@ let
       ''
         mkdir $out
         age-keygen -o key 2> /dev/null
-        age-keygen -y key > $out/recipient
+        age-keygen -y key > $out/key.pub
         node --input-type=module -e "
           import { pluginIdentityFor } from '${pluginProgram}';
           import { readFileSync, writeFileSync } from 'node:fs';
@@ -79,12 +78,6 @@ let
         --pbkdf-force-iterations 1000 --uuid ${scenario.luks.uuid} $out key
     '';
 
-  encryptToPlugin =
-    name: attr: def:
-    pkgs.runCommand "${def.sourceName or attr}.age" { nativeBuildInputs = [ pkgs.age ]; } ''
-      age -r "$(cat ${pluginKey name}/recipient)" -o $out ${pkgs.writeText "plaintext" def.content}
-    '';
-
   # The scenario fields that are options of age.secrets.<n> and age.templates.<n> alike.
   installedOptions = [
     "name"
@@ -100,7 +93,7 @@ let
   secretOptions =
     attr: def:
     {
-      file = if def.toPlugin or false then encryptToPlugin def.pluginName attr def else encrypt attr def;
+      file = encryptTo (if def.toPlugin or false then pluginKey def.pluginName else hostKey) attr def;
     }
     // lib.filterAttrs (
       n: _:
