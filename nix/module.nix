@@ -562,7 +562,15 @@ in
         ++ lib.mapAttrsToList (attr: template: {
           assertion = !(lib.elem (toString template.path) (map toString passwordFilePaths));
           message = "age.templates.\"${attr}\".path (${template.path}) is a user's hashedPasswordFile, but templates are rendered after users are created; use a secret's path for hashedPasswordFile.";
-        }) cfg.templates;
+        }) cfg.templates
+        # A unit that loads the credstore as a directory would silently get none of its symlinks.
+        ++ map (message: {
+          assertion = false;
+          inherit message;
+        }) (import ./credstore.nix {
+          credstore = if lib.any (s: s.credential) (lib.attrValues cfg.secrets) then "/run/credstore" else null;
+          loadCredentials = lib.mapAttrs (_: s: s.serviceConfig.LoadCredential or [ ]) config.systemd.services;
+        });
 
       warnings = lib.optional (
         options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority

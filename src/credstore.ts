@@ -7,10 +7,11 @@
 //
 // Layout: each generation holds `credstore/<id>` (root, 0400, in a root 0700 directory), so the
 // plaintext lives on the ramfs and changes with the generation. `${credstore}` (/run/credstore)
-// is a real directory, root's (made 0700 when missing, as systemd's own tmpfiles.d/credstore.conf
-// has it), holding one symlink per credential, `<id>` -> `${secretsDir}/credstore/<id>`: swapping
-// secretsDir switches every credential at once, and other tools' entries in the directory are
-// never touched. An entry agenixd did not make is never replaced; a symlink is never followed.
+// is a real directory, root's, made 0000 when missing: the mode systemd's own
+// tmpfiles.d/credstore.conf gives it (`z /run/credstore 0000 root root`), so that only a process
+// with CAP_DAC_OVERRIDE (PID 1, agenixd's unit) can list or open it, not every uid 0. It holds
+// one symlink per credential, `<id>` -> `${secretsDir}/credstore/<id>`: swapping secretsDir
+// switches every credential at once, and other tools' entries in the directory are never touched. An entry agenixd did not make is never replaced; a symlink is never followed.
 import { readdirSync, unlinkSync } from "node:fs";
 import { TrustError, lstatIn, makeDirs, readSymlinkIn, replaceWithSymlinkIn, writeNewFile, type Dir, type Dirs, type Ownership, type Trust } from "./secure-fs.js";
 import { errnoCode } from "./errno.js";
@@ -70,14 +71,14 @@ export interface CredstoreResult {
 /**
  * Makes `${credstore}/<id>` a symlink to `${secretsDir}/credstore/<id>` for each of `secrets`
  * (names), and removes agenixd's links for credentials no longer declared. `credstore` and every
- * directory above it must be root's (`trust`); it is made 0700 when missing unless `create` is
+ * directory above it must be root's (`trust`); it is made 0000 when missing unless `create` is
  * false (then a missing one is nothing to do). A link whose target is in secretsDir is agenixd's
  * and may be replaced; anything else at a credential's name is left as it is, and that credential fails.
  */
 export function linkCredstore(credstore: string, secretsDir: string, secrets: readonly string[], dirs: Dirs, trust: Trust, create = true): CredstoreResult {
   let dir: Dir;
   try {
-    dir = dirs.dir(credstore, trust, create ? { uid: -1, gid: -1, mode: 0o700 } : undefined);
+    dir = dirs.dir(credstore, trust, create ? { uid: -1, gid: -1, mode: 0o000 } : undefined);
   } catch (e) {
     if (!create && errnoCode(e) === "ENOENT") return { failed: [], removed: [] };
     const cause = `${e instanceof TrustError ? "refusing to publish it in" : "cannot publish it in"} ${credstore}: ${(e as Error).message}`;

@@ -46,14 +46,14 @@ function layout() {
   return { root, credstore: join(root, "run", "credstore"), secretsDir: join(root, "run", "agenix") };
 }
 
-test("linkCredstore: makes the directory 0700, one link per credential, and is idempotent", (t) => {
+test("linkCredstore: makes the directory 0000 (systemd's tmpfiles.d/credstore.conf), one link per credential, and is idempotent", (t) => {
   const l = layout();
   t.after(() => rmSync(l.root, { recursive: true, force: true }));
   const dirs = new Dirs();
   t.after(() => dirs.close());
   const r = linkCredstore(l.credstore, l.secretsDir, ["a", "db/password"], dirs, ROOT_ONLY);
   assert.deepEqual(r, { failed: [], removed: [] });
-  assert.equal(mode(l.credstore), "0700");
+  assert.equal(mode(l.credstore), "0000");
   assert.equal(readlinkSync(join(l.credstore, "a")), `${l.secretsDir}/credstore/a`);
   assert.equal(readlinkSync(join(l.credstore, "db_password")), `${l.secretsDir}/credstore/db_password`);
   const ino = lstatSync(join(l.credstore, "a")).ino;
@@ -87,6 +87,7 @@ test("linkCredstore: never replaces or removes what agenixd did not make; remove
   assert.equal(readlinkSync(join(l.credstore, "own-old")), `${l.secretsDir}/credstore/own-old`, "a link of agenixd's into secretsDir is replaced");
   assert.equal(readlinkSync(join(l.credstore, "mismatch")), `${l.secretsDir}/credstore/other-name`, "not exactly agenixd's: kept");
   assert.deepEqual(readdirSync(l.credstore).sort(), ["dir", "elsewhere", "file", "mismatch", "new", "own-old", "unrelated"]);
+  assert.equal(mode(l.credstore), "0700", "a credstore that exists keeps its mode");
 });
 
 test("linkCredstore: a credstore a user could change, or a symlink planted in its place, is refused for every credential", (t) => {
@@ -148,7 +149,7 @@ test("credential secrets are published for LoadCredential=<name>: plaintext on t
   assert.equal(loadCredential(credstore, "db_password"), "PW-77c");
   assert.deepEqual(readdirSync(credstore).sort(), ["db_password", "tabby-token"]);
   assert.equal(readlinkSync(join(credstore, "db_password")), `${sb.secretsDir}/credstore/db_password`);
-  assert.equal(mode(credstore), "0700");
+  assert.equal(mode(credstore), "0000");
   assert.equal(mode(join(gen, "credstore")), "0700");
   for (const id of ["tabby-token", "db_password"]) {
     const st = statSync(join(gen, "credstore", id));

@@ -657,6 +657,20 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.deepEqual(nested.assertions, []);
     });
 
+    await t.test("a unit that loads the credstore as a directory fails an assertion: systemd skips agenixd's symlinks there (issue 19)", () => {
+      const config = (credstore: boolean, loads: string) =>
+        `{ age.identityPaths = [ "/k" ]; age.credstore.enable = ${credstore}; age.secrets.api-token.file = ${file("api")};
+           systemd.services.app.serviceConfig.LoadCredential = ${loads}; }`;
+      const dir = evalModule(lib, config(true, `[ "api-token" "all:/run/credstore/" ]`), "{ inherit (r) assertions; }");
+      assert.deepEqual(dir.assertions, [
+        'systemd.services.app.serviceConfig.LoadCredential has "all:/run/credstore/": a directory as the source makes a credential of each regular file and socket in it, but agenixd publishes its credentials in /run/credstore as symlinks, which systemd skips, so app.service would get none of them. Load each credential by name (LoadCredential = [ "api-token" ]) or by its own path (LoadCredential = [ "api-token:/run/credstore/api-token" ]).',
+      ]);
+      const single = evalModule(lib, config(true, `"all:/run/credstore"`), "{ inherit (r) assertions; }");
+      assert.equal(single.assertions.length, 1, "a single string is a setting too");
+      assert.deepEqual(evalModule(lib, config(true, `[ "api-token" "other:/run/credstore/api-token" ]`), "{ inherit (r) assertions; }").assertions, [], "by name and by path are fine");
+      assert.deepEqual(evalModule(lib, config(false, `[ "all:/run/credstore" ]`), "{ inherit (r) assertions; }").assertions, [], "no credentials published: the directory is the user's business");
+    });
+
     await t.test("a template file outside the store is refused unless fileOutsideStore; path values and derivations are the store's (issue 23)", () => {
       const outside = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.templates.t.file = "/home/alice/t.tmpl"; }`, "{ inherit (r) assertions; }");
       assert.equal(outside.assertions.length, 1, outside.assertions.join("\n"));

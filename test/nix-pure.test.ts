@@ -267,6 +267,31 @@ describe("nix/manifest.nix", nix, () => {
   });
 });
 
+describe("nix/credstore.nix", nix, () => {
+  const problems = (credstore: string | null, loadCredentials: Record<string, string | string[]>) =>
+    nixEval(`import ${nixDir}/credstore.nix arg`, { credstore, loadCredentials }) as string[];
+
+  test("refuses LoadCredential= with the credstore directory as the source, however it is spelled, naming unit and setting", () => {
+    const found = problems("/run/credstore", {
+      a: "x:/run/credstore",
+      b: ["by-name", "by-path:/run/credstore/api", "w:/run//credstore/./"],
+      c: "q:/run/credstore/",
+      d: "api-token",
+      e: "elsewhere:/etc/credstore",
+    });
+    assert.deepEqual(found.map((m) => /^systemd\.services\.(\w+)\.serviceConfig\.LoadCredential has "([^"]*)"/.exec(m)!.slice(1)), [
+      ["a", "x:/run/credstore"],
+      ["b", "w:/run//credstore/./"],
+      ["c", "q:/run/credstore/"],
+    ]);
+    assert.match(found[0]!, /as symlinks, which systemd skips, so a\.service would get none of them\. Load each credential by name .* or by its own path \(LoadCredential = \[ "api-token:\/run\/credstore\/api-token" \]\)/);
+  });
+
+  test("nothing to say when no secret is a credential", () => {
+    assert.deepEqual(problems(null, { a: "x:/run/credstore" }), []);
+  });
+});
+
 describe("nix/unit.nix", nix, () => {
   const base = {
     agenixd: "/nix/store/00000000000000000000000000000000-agenixd/bin/agenixd",
