@@ -8,13 +8,15 @@
 // script run with NIXOS_ACTION=dry-activate; nothing else.
 //
 // Left out: fstab and swap handling, nspawn containers, socket units, user units, systemd
-// re-execution, the interrupted-run lists in /run/nixos (and the dry-activation ones).
+// re-execution, the interrupted-run lists in /run/nixos and the activation-restart-list of a real
+// switch (the harness runs no activation script). The dry-activation lists are read, as
+// `dry-activate` reads them (agenixd's dry run writes them).
 //
 // This file runs inside the machine (copied there by ./fixture.ts and started by the machine's
 // node), so it imports nothing but node's own modules. The planning is pure and exported for
 // test/harness-switch.test.ts.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, realpathSync, renameSync, symlinkSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -243,6 +245,28 @@ function handleModifiedUnit(unit: string, base: string, next: UnitInfo, activeId
   }
 }
 
+/**
+ * What the dry-activate script asked for in /run/nixos/dry-activation-{restart,reload}-list, added
+ * to the plan as s-t-c-ng's dry-activate does: a unit to restart that is not active is one it
+ * would start; an active one is handled as a changed unit (stop and start, restart, reload or
+ * skip, by its new unit file); a unit to reload is reloaded if active and not restarted or stopped.
+ */
+export function addActivationRequests(plan: Plan, restart: readonly string[], reload: readonly string[], active: readonly ActiveUnit[], cfg: Configurations): void {
+  const activeIds = new Set(active.map((u) => u.id));
+  for (const unit of new Set(restart)) {
+    if (!activeIds.has(unit)) {
+      plan.start.add(unit);
+      continue;
+    }
+    const base = baseUnitName(unit, cfg);
+    const next = cfg.next(base);
+    if (next) handleModifiedUnit(unit, base, next, activeIds, cfg, plan);
+  }
+  for (const unit of new Set(reload)) {
+    if (activeIds.has(unit) && !plan.restart.has(unit) && !plan.stop.has(unit)) plan.reload.add(unit);
+  }
+}
+
 // ---- Inside the machine ---------------------------------------------------------------------
 
 /** Every configuration of the scenario: a NixOS-like toplevel with etc/systemd/system. */
@@ -292,10 +316,11 @@ const sorted = (units: Iterable<string>) => [...units].sort((a, b) => a.toLowerC
 /**
  * s-t-c's dry-activate: what would be stopped, then the configuration's `dry-activate` script
  * (the activation snippets that support a dry run: agenixd's with age.dryActivate) with
- * NIXOS_ACTION=dry-activate, its status ignored as s-t-c ignores it; then what would be
- * reloaded, restarted, started. Exits 0.
+ * NIXOS_ACTION=dry-activate, its status ignored as s-t-c ignores it; the units it listed in
+ * /run/nixos (addActivationRequests; the lists are removed); then what would be reloaded,
+ * restarted, started. Exits 0.
  */
-function dryActivate(toplevel: string, plan: Plan): number {
+function dryActivate(toplevel: string, plan: Plan, active: readonly ActiveUnit[], cfg: Configurations): number {
   const show = (message: string, units: Set<string>) => {
     const shown = [...units].filter((u) => !plan.quiet.has(u) || process.env.STC_DISPLAY_ALL_UNITS === "1");
     if (shown.length) console.error(`${message}: ${sorted(shown).join(", ")}`);
@@ -305,6 +330,10 @@ function dryActivate(toplevel: string, plan: Plan): number {
   console.error("would activate the configuration...");
   const script = join(toplevel, "dry-activate");
   if (existsSync(script)) spawnSync(script, [toplevel], { stdio: "inherit", env: { ...process.env, NIXOS_ACTION: "dry-activate" } });
+  const lists = ["/run/nixos/dry-activation-restart-list", "/run/nixos/dry-activation-reload-list"] as const;
+  const [restart, reload] = lists.map((file) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : []));
+  for (const file of lists) rmSync(file, { force: true });
+  addActivationRequests(plan, restart!, reload!, active, cfg);
   show("would reload the following units", plan.reload);
   show("would restart the following units", plan.restart);
   show("would start the following units", plan.start);
@@ -324,8 +353,9 @@ function main(argv: readonly string[]): number {
   }
   const current = existsSync(currentSystem) ? realpathSync(currentSystem) : join(configurationsDir, "base");
   const active = activeUnits();
-  const plan = planSwitch(active, { current: (u) => readUnit(current, u), next: (u) => readUnit(toplevel, u) });
-  if (action === "dry-activate") return dryActivate(toplevel, plan);
+  const cfg: Configurations = { current: (u) => readUnit(current, u), next: (u) => readUnit(toplevel, u) };
+  const plan = planSwitch(active, cfg);
+  if (action === "dry-activate") return dryActivate(toplevel, plan, active, cfg);
   let exitCode = 0;
   const shown = (units: Set<string>) => [...units].filter((u) => !plan.quiet.has(u) || process.env.STC_DISPLAY_ALL_UNITS === "1");
   const jobs = (verb: string, units: Set<string>, message: string) => {

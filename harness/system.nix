@@ -78,10 +78,10 @@ let
 
   # NixOS's toplevel `dry-activate` script holds the activation snippets that support a dry run;
   # with age.dryActivate, agenixd's is this one (nix/module.nix, dryActivationSnippet).
-  dryActivateScript = agenixd: manifestPath: ''
+  dryActivateScript = agenixd: systemctl: manifestPath: ''
     #!/bin/sh
     if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
-      ${agenixd} activate --dry-run --manifest ${manifestPath}
+      AGENIXD_SYSTEMCTL=${systemctl} ${agenixd} activate --dry-run --manifest ${manifestPath}
     fi
   '';
 
@@ -158,7 +158,7 @@ let
     in
     {
       inherit manifest manifestPath storeFiles;
-      dryActivate = if cfg.dryActivate or false then dryActivateScript cfg.agenixd manifestPath else null;
+      dryActivate = if cfg.dryActivate or false then dryActivateScript cfg.agenixd machine.systemctl manifestPath else null;
       unitFiles = builtins.listToAttrs (
         map (name: {
           name = "${name}.service";

@@ -113,7 +113,9 @@ let
     deps = [ ];
     text = ''
       if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
-        ${agenixd} activate --dry-run --manifest ${manifestFile}
+        # It asks systemctl which of the units it would restart or reload are running, and lists
+        # those in /run/nixos for switch-to-configuration's summary (src/dry-activation.ts).
+        AGENIXD_SYSTEMCTL=${config.systemd.package}/bin/systemctl ${agenixd} activate --dry-run --manifest ${manifestFile}
       fi
     '';
   };
@@ -527,7 +529,9 @@ in
         remove and which units it would restart or reload (`agenixd activate --dry-run`, which
         writes nothing). A dry activation starts no unit and runs only activation script snippets
         that support it, so this adds one: `system.activationScripts.agenixdDryActivate`, which
-        does nothing unless `NIXOS_ACTION` is `dry-activate`. Off by default because NixOS is
+        does nothing unless `NIXOS_ACTION` is `dry-activate`. The running units it would restart
+        or reload also go into switch-to-configuration's dry-activation lists, so that its own
+        "would restart/reload/start the following units" names them. Off by default because NixOS is
         deprecating activation scripts (nixpkgs #475305) and warns about every one with a body.
       '';
     };

@@ -11,6 +11,8 @@ import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
 import { CHECK_HELP, CHECK_USAGE, type CheckCommand, parseCheckCommand, runCheck } from "./check-command.js";
 import { expandRuntimeDir, userDefaults, userHost } from "./user-host.js";
+import { recordDryActivation, systemctlActive } from "./dry-activation.js";
+import { systemctlPath } from "./units.js";
 
 const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run] [--user]
        agenixd status [--manifest FILE] [--json] [--user]
@@ -24,7 +26,10 @@ ${CHECK_USAGE}
                             generation is kept as it is
              --dry-run:     print which secrets and templates would be added, modified
                             and removed and which units would be restarted; write
-                            nothing (also when NIXOS_ACTION=dry-activate)
+                            nothing (also when NIXOS_ACTION=dry-activate; then the
+                            running units it would restart or reload are also added to
+                            switch-to-configuration's lists in /run/nixos, so that
+                            its "would restart" summary names them)
   status     the live generation, each secret (path, owner, group, mode, size, last
              change, units) and the last activation's failures; secretsDir and
              secretsMountPoint from the manifest, else /run/agenix and /run/agenix.d
@@ -47,7 +52,15 @@ const DEFAULT_MOUNT_POINT = "/run/agenix.d";
 declare const AGENIXD_VERSION: string | undefined;
 
 export type Command =
-  | { readonly kind: "activate"; readonly manifest: string; readonly phase: Phase; readonly dryRun: boolean; readonly user?: true }
+  | {
+      readonly kind: "activate";
+      readonly manifest: string;
+      readonly phase: Phase;
+      readonly dryRun: boolean;
+      /** Run by switch-to-configuration dry-activate (NIXOS_ACTION): the units go into its lists too. */
+      readonly dryActivation: boolean;
+      readonly user?: true;
+    }
   | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean; readonly user?: true }
   | CheckCommand
   | { readonly kind: "help" }
@@ -91,9 +104,10 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv = {
   const phase = values.phase ?? "all";
   if (phase !== "all" && phase !== "users") return { kind: "usage", error: `invalid --phase ${phase} (expected all or users)` };
   // switch-to-configuration's dry activation sets NIXOS_ACTION: whatever runs agenixd then, nothing is written.
+  const dryActivation = env.NIXOS_ACTION === "dry-activate" && !values.user;
   const dryRun = (values["dry-run"] ?? false) || env.NIXOS_ACTION === "dry-activate";
   if (values.user && phase === "users") return { kind: "usage", error: "--phase users is the machine's (users are made at boot); a user's service has no such phase" };
-  return { kind: "activate", manifest: values.manifest, phase, dryRun, ...(values.user ? { user: true as const } : {}) };
+  return { kind: "activate", manifest: values.manifest, phase, dryRun, dryActivation, ...(values.user ? { user: true as const } : {}) };
 }
 
 /** node:util's parseArgs messages, shortened to what went wrong. */
@@ -156,6 +170,14 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     const manifest = user ? readManifest(command.manifest, (j) => expandRuntimeDir(j)) : readManifest(command.manifest);
     const result = await activate(manifest, command.phase, { log, notify, ...(user ? { host: userHost() } : {}) }, { dryRun: command.dryRun, manifestPath: command.manifest });
     if (result.dryRun) process.stdout.write(dryRunReport(manifest.secretsDir, result));
+    if (command.dryActivation) {
+      try {
+        await recordDryActivation(result.units, systemctlActive(systemctlPath()));
+      } catch (e) {
+        process.stderr.write(`agenixd: cannot add the units to switch-to-configuration's dry-activation lists: ${(e as Error).message}\n`);
+        return 1;
+      }
+    }
     return result.failed.length === 0 ? 0 : 1;
   } catch (e) {
     const message = e instanceof ManifestError ? e.message : `activation failed: ${(e as Error).message}`;

@@ -51,12 +51,13 @@ const USAGE_ERRORS: Array<[string[], string]> = [
 
 test("parseCommand says what is wrong with a command line", () => {
   for (const [argv, error] of USAGE_ERRORS) assert.deepEqual(parseCommand(argv), { kind: "usage", error }, argv.join(" "));
-  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"]), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: false });
-  assert.deepEqual(parseCommand(["activate", "--phase=users", "--manifest=/m.json"]), { kind: "activate", manifest: "/m.json", phase: "users", dryRun: false });
-  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json", "--dry-run"]), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: true });
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"]), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: false, dryActivation: false });
+  assert.deepEqual(parseCommand(["activate", "--phase=users", "--manifest=/m.json"]), { kind: "activate", manifest: "/m.json", phase: "users", dryRun: false, dryActivation: false });
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json", "--dry-run"]), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: true, dryActivation: false });
   // switch-to-configuration's dry activation: nothing is written, whoever runs agenixd then.
-  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"], { NIXOS_ACTION: "dry-activate" }), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: true });
-  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"], { NIXOS_ACTION: "switch" }), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: false });
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"], { NIXOS_ACTION: "dry-activate" }), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: true, dryActivation: true });
+  assert.deepEqual(parseCommand(["activate", "--user", "--manifest", "/m.json"], { NIXOS_ACTION: "dry-activate" }), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: true, dryActivation: false, user: true }, "a user's run has no switch-to-configuration lists");
+  assert.deepEqual(parseCommand(["activate", "--manifest", "/m.json"], { NIXOS_ACTION: "switch" }), { kind: "activate", manifest: "/m.json", phase: "all", dryRun: false, dryActivation: false });
   assert.deepEqual(parseCommand(["status"]), { kind: "status", json: false });
   assert.deepEqual(parseCommand(["status", "--json", "--manifest", "/m.json"]), { kind: "status", manifest: "/m.json", json: true });
   assert.deepEqual(parseCommand(["--version"]), { kind: "version" });

@@ -3,7 +3,7 @@
 // units meet, on unit texts as nix/unit-file.nix renders them.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { compareUnits, parseUnitText, planSwitch, unitBool, type ActiveUnit, type Configurations, type UnitInfo } from "../harness/switch.js";
+import { addActivationRequests, compareUnits, parseUnitText, planSwitch, unitBool, type ActiveUnit, type Configurations, type UnitInfo } from "../harness/switch.js";
 
 const agenixd = (manifest: string, extra = "") => `[Unit]
 After=local-fs.target
@@ -151,5 +151,30 @@ describe("planSwitch", () => {
     const cfg = configurations({ "getty@.service": "[Service]\nExecStart=/a %I\n" }, { "getty@.service": "[Service]\nExecStart=/b %I\n" });
     const plan = planSwitch(active("getty@tty1.service"), cfg);
     assert.deepEqual(sorted(plan.stop), ["getty@tty1.service"]);
+  });
+});
+
+describe("addActivationRequests (the dry-activation lists)", () => {
+  const service = (extra = "") => `[Unit]\nDescription=x\n[Service]\n${extra}ExecStart=/bin/x\n`;
+  const cfg = configurations(
+    {},
+    { "app.service": service(), "hot.service": service("X-StopIfChanged=false\n"), "web.service": service("X-ReloadIfChanged=true\n"), "pinned.service": service("X-RestartIfChanged=false\n") },
+  );
+  const empty = () => ({ stop: new Set<string>(), skip: new Set<string>(), reload: new Set<string>(), restart: new Set<string>(), start: new Set<string>(), quiet: new Set<string>() });
+
+  test("as s-t-c-ng: an inactive unit would start; an active one is a changed unit (stop and start, restart, reload, skip)", () => {
+    const plan = empty();
+    addActivationRequests(plan, ["app.service", "hot.service", "web.service", "pinned.service", "idle.service", "app.service"], [], active("app.service", "hot.service", "web.service", "pinned.service"), cfg);
+    assert.deepEqual(sorted(plan.stop), ["app.service"]);
+    assert.deepEqual(sorted(plan.start), ["app.service", "idle.service"]);
+    assert.deepEqual(sorted(plan.restart), ["hot.service"]);
+    assert.deepEqual(sorted(plan.reload), ["web.service"]);
+    assert.deepEqual(sorted(plan.skip), ["pinned.service"]);
+  });
+
+  test("a unit to reload: only when active, and not when it is restarted or stopped anyway", () => {
+    const plan = empty();
+    addActivationRequests(plan, ["app.service", "hot.service"], ["app.service", "hot.service", "web.service", "idle.service"], active("app.service", "hot.service", "web.service"), cfg);
+    assert.deepEqual(sorted(plan.reload), ["web.service"]);
   });
 });

@@ -363,7 +363,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       const calls = join(scratch, "dry-calls");
       rmSync(pkg, { recursive: true, force: true });
       spawnSync("mkdir", ["-p", join(pkg, "bin")]);
-      writeFileSync(join(pkg, "bin", "agenixd"), `#!/bin/sh\necho "$*" >> ${calls}\n`);
+      writeFileSync(join(pkg, "bin", "agenixd"), `#!/bin/sh\necho "$AGENIXD_SYSTEMCTL $*" >> ${calls}\n`);
       chmodSync(join(pkg, "bin", "agenixd"), 0o755);
       const r = evalModule(
         lib,
@@ -385,7 +385,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
         const run = spawnSync("bash", ["-euc", snippet.text], { env, encoding: "utf8" });
         assert.equal(run.status, 0, run.stderr);
         const called = existsSync(calls) ? readFileSync(calls, "utf8") : "";
-        assert.equal(called, action === "dry-activate" ? `activate --dry-run --manifest ${manifest}\n` : "", `NIXOS_ACTION=${action}`);
+        assert.equal(called, action === "dry-activate" ? `${r.services.agenixd!.environment?.AGENIXD_SYSTEMCTL} activate --dry-run --manifest ${manifest}\n` : "", `NIXOS_ACTION=${action}`);
       }
       // The unit's own run is untouched by the option.
       assert.doesNotMatch(JSON.stringify(evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.dryActivate = true; age.secrets.a.file = ${file("a")}; }`, "r.services")), /dry-run/);
