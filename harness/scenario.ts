@@ -60,6 +60,8 @@ export interface UserDef {
 
 export interface SpecialisationDef {
   secrets?: Record<string, SecretDef>;
+  /** Base secrets this configuration does not declare (attribute names). */
+  removeSecrets?: string[];
   /** Each template given replaces the base one. */
   templates?: Record<string, TemplateDef>;
   /** age.credstore.enable for this configuration (default: the scenario's). */
@@ -202,8 +204,13 @@ export function configurations(s: Scenario): Record<string, Configuration> {
   };
   const result: Record<string, Configuration> = { base };
   for (const [name, spec] of Object.entries(s.specialisations ?? {})) {
+    const secrets = { ...base.secrets, ...spec.secrets };
+    for (const attr of spec.removeSecrets ?? []) {
+      if (!(attr in secrets)) throw new Error(`${s.name}: specialisation ${name} removes ${attr}, which is no secret of the scenario`);
+      delete secrets[attr];
+    }
     result[name] = {
-      secrets: { ...base.secrets, ...spec.secrets },
+      secrets,
       templates: { ...base.templates, ...spec.templates },
       credstore: spec.credstore ?? base.credstore,
       dryActivate: base.dryActivate,

@@ -15,6 +15,7 @@
   failure = import ./failure.nix { inherit pkgs agenixdModule; };
   reboot = import ./reboot.nix { inherit pkgs agenixdModule; };
   password = import ./password.nix { inherit pkgs agenixdModule; };
+  password-switch = import ./password-switch.nix { inherit pkgs agenixdModule; };
   hardening = import ./hardening.nix { inherit pkgs agenixdModule; };
   restart = import ./restart.nix { inherit pkgs agenixdModule; };
   templates = import ./templates.nix { inherit pkgs agenixdModule; };

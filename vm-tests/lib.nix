@@ -295,7 +295,14 @@ let
         configuration =
           { config, ... }:
           {
-            age.secrets = lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) (withPluginName (spec.secrets or { }));
+            # A secret removed (removeSecrets) takes the whole set: attrsOf cannot drop one by merging.
+            age.secrets =
+              if spec ? removeSecrets then
+                lib.mkForce (
+                  lib.mapAttrs secretOptions (withPluginName (removeAttrs (scenario.secrets // spec.secrets or { }) spec.removeSecrets))
+                )
+              else
+                lib.mapAttrs (attr: def: lib.mkForce (secretOptions attr def)) (withPluginName (spec.secrets or { }));
             age.plugins = lib.mkIf (spec ? pluginMode) (lib.mkForce [ (pluginPackage scenario.plugin.name spec.pluginMode) ]);
             age.templates = lib.mapAttrs (
               attr: def: lib.mkForce (templateOptions config.age.placeholder attr def)
