@@ -8,8 +8,10 @@
 # only when everything it reads or writes outside /run is on a file system the initrd mounts (the
 # root, /nix, /var, ... or one marked neededForBoot): such a mount is already there when systemd
 # starts, so RequiresMountsFor= it costs nothing. A later mount (a separate /persist without
-# neededForBoot) comes after local-fs-pre.target, itself after cryptsetup.target: ordering agenixd
-# before cryptsetup-pre.target would close a cycle, so it is not, and the module warns.
+# neededForBoot) may itself need what those targets come before: on a crypttab volume, a ZFS
+# dataset or a network file system, ordering agenixd before cryptsetup-pre.target (...) would
+# close a cycle, which systemd breaks at boot by dropping a job. So it is not, and the module
+# warns (test/boot-order.test.ts shows both with systemd-analyze verify).
 #
 # Arguments:
 #   fileSystems    config.fileSystems: attrset of { mountPoint, neededForBoot ? false, ... }

@@ -4,6 +4,8 @@
 // the userborn ordering cycle called out. Evaluated with Debian's nix-instantiate.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { nixEval, nixSuite } from "./helpers/nix.js";
@@ -18,7 +20,10 @@ interface BootOrder {
 }
 const orderOf = (args: unknown) => nixEval(`import ${nixDir}/boot-order.nix arg`, args) as BootOrder;
 const unitOf = (args: unknown) =>
-  nixEval(`import ${nixDir}/unit.nix arg`, args) as { services: Record<string, { after: string[]; before: string[]; unitConfig: { RequiresMountsFor: string[] } }>; unitFiles: Record<string, string> };
+  nixEval(`import ${nixDir}/unit.nix arg`, args) as {
+    services: Record<string, { after: string[]; before: string[]; wantedBy: string[]; requiredBy?: string[]; unitConfig: { RequiresMountsFor: string[] } }>;
+    unitFiles: Record<string, string>;
+  };
 
 const fileSystems = {
   "/": { mountPoint: "/" },
@@ -69,5 +74,121 @@ describe("boot order", nix, () => {
     assert.ok(!late.before.includes("cryptsetup-pre.target"));
     const users = unitOf({ ...base, early: true, usersPhase: true, userManagement: "userborn" }).services.agenixd!;
     assert.deepEqual(users.after, ["systemd-remount-fs.service", "userborn.service", "agenixd-users.service"]);
+  });
+});
+
+// The ordering the rendered units meet at boot, checked by systemd itself: `systemd-analyze verify
+// sysinit.target` builds the boot's start transaction (Debian's systemd 252, the harness root's,
+// with the units NixOS has that Debian's differ from or lacks given here) and reports every
+// ordering cycle, and the job it deletes to break it, as a real boot would.
+const NIXOS_UNITS: Record<string, string> = {
+  // nixos/modules/services/system/userborn.nix, as NixOS renders it.
+  "userborn.service": `[Unit]
+Description=Manage Users and Groups
+DefaultDependencies=false
+After=systemd-remount-fs.service systemd-tmpfiles-setup-dev-early.service
+Before=systemd-tmpfiles-setup-dev.service sysinit.target shutdown.target sysinit-reactivation.target
+Conflicts=shutdown.target
+[Service]
+Type=oneshot
+RemainAfterExit=true
+ExecStart=/usr/bin/true
+`,
+  // Upstream's current unit (NixOS ships upstream's): no longer after systemd-sysusers.service, as Debian 12's is.
+  "systemd-tmpfiles-setup-dev.service": `[Unit]
+Description=Create Static Device Nodes in /dev
+DefaultDependencies=no
+Before=sysinit.target local-fs-pre.target systemd-udevd.service
+Conflicts=shutdown.target initrd-switch-root.target
+Before=shutdown.target initrd-switch-root.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/true
+`,
+  "sysinit-reactivation.target": "[Unit]\nDescription=Reactivate sysinit units\n",
+  // A separate /persist in fstab, not neededForBoot, on the crypttab volume below:
+  // systemd-fstab-generator's unit, wanted by local-fs.target (systemd orders a mount of
+  // /dev/mapper/data after blockdev@dev-mapper-data.target, which the volume's unit is before).
+  "persist.mount": "[Unit]\nBefore=local-fs.target\n[Mount]\nWhat=/dev/mapper/data\nWhere=/persist\nType=ext4\n",
+  // A crypttab data volume opened with a keyfile from /run/agenix, as systemd-cryptsetup-generator writes it.
+  "systemd-cryptsetup@data.service": `[Unit]
+DefaultDependencies=no
+After=cryptsetup-pre.target systemd-udevd-kernel.socket
+Before=blockdev@dev-mapper-data.target cryptsetup.target umount.target
+Wants=blockdev@dev-mapper-data.target
+Conflicts=umount.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/true
+`,
+};
+
+function verifyBoot(args: Record<string, unknown>): string {
+  const dir = mkdtempSync("/tmp/agenixd-verify-");
+  try {
+    const r = unitOf({ ...base, agenixd: "/usr/bin/true", mount: "/usr/bin/mount", systemctl: "/usr/bin/systemctl", ...args });
+    for (const [name, text] of Object.entries({ ...NIXOS_UNITS, ...r.unitFiles })) writeFileSync(join(dir, name), text);
+    const link = (target: string, unit: string, kind = "wants", from = join(dir, unit)) => {
+      mkdirSync(join(dir, `${target}.${kind}`), { recursive: true });
+      symlinkSync(from, join(dir, `${target}.${kind}`, unit));
+    };
+    // NixOS makes these links from wantedBy/requiredBy; the generators make the fstab and crypttab ones.
+    for (const [name, s] of Object.entries(r.services)) {
+      for (const t of s.wantedBy) link(t, `${name}.service`);
+      for (const t of s.requiredBy ?? []) link(t, `${name}.service`, "requires");
+    }
+    link("sysinit.target", "userborn.service");
+    link("local-fs.target", "persist.mount", "requires");
+    link("local-fs.target", "systemd-remount-fs.service", "wants", "/lib/systemd/system/systemd-remount-fs.service");
+    link("cryptsetup.target", "systemd-cryptsetup@data.service", "requires");
+    const v = spawnSync("systemd-analyze", ["verify", "--man=no", "sysinit.target"], { encoding: "utf8", env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_LEVEL: "warning" } });
+    if (v.error) throw v.error;
+    return v.stderr;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("boot order, as systemd-analyze verify sees the boot transaction", nix, () => {
+  const cycles = (out: string) => out.split("\n").filter((l) => /ordering cycle|deleted to break/.test(l));
+
+  test("userborn with a password secret and the host key on a late /persist: systemd finds the cycle boot-order.nix warns about, and drops a job", () => {
+    const identityPaths = ["/persist/etc/ssh/ssh_host_ed25519_key"];
+    const order = orderOf({ fileSystems, identityPaths, usersPhase: true, userManagement: "userborn" });
+    assert.equal(order.warnings.filter((w) => w.startsWith("agenixd-users.service")).length, 1);
+    const out = verifyBoot({ identityPaths, early: order.early, usersPhase: true, userManagement: "userborn" });
+    const found = cycles(out);
+    assert.ok(found.some((l) => /Found ordering cycle/.test(l)), out);
+    for (const unit of ["agenixd-users.service", "persist.mount", "userborn.service", "local-fs-pre.target"]) assert.match(out, new RegExp(`Found (ordering cycle|dependency) on ${unit.replace(".", "\\.")}/start`), out);
+    assert.ok(found.some((l) => /Job \S+ deleted to break ordering cycle/.test(l)), out);
+  });
+
+  test("the same with the host key on the root: no cycle", () => {
+    const identityPaths = ["/etc/ssh/ssh_host_ed25519_key"];
+    const order = orderOf({ fileSystems, identityPaths, usersPhase: true, userManagement: "userborn" });
+    assert.deepEqual(order, { early: true, late: [], warnings: [] });
+    assert.deepEqual(cycles(verifyBoot({ identityPaths, early: true, usersPhase: true, userManagement: "userborn" })), []);
+  });
+
+  test("sysusers with the host key on /persist: no cycle with upstream's units (systemd-sysusers is not before local-fs-pre.target), so no cycle warning", () => {
+    const identityPaths = ["/persist/etc/ssh/ssh_host_ed25519_key"];
+    const order = orderOf({ fileSystems, identityPaths, usersPhase: true, userManagement: "sysusers" });
+    assert.equal(order.warnings.filter((w) => w.startsWith("agenixd-users.service")).length, 0);
+    assert.deepEqual(cycles(verifyBoot({ identityPaths, early: order.early, usersPhase: true, userManagement: "sysusers" })), []);
+  });
+
+  test("early agenixd.service (no users phase) next to the crypttab volume and a /persist on it that agenixd does not read: no cycle", () => {
+    assert.deepEqual(cycles(verifyBoot({ early: true })), []);
+  });
+
+  test("why an identity on /persist is not early: with /persist on a crypttab volume, ordering before cryptsetup-pre.target would close a cycle through the mount", () => {
+    const identityPaths = ["/persist/etc/ssh/ssh_host_ed25519_key"];
+    assert.equal(orderOf({ fileSystems, identityPaths }).early, false);
+    assert.deepEqual(cycles(verifyBoot({ identityPaths, early: false })), []);
+    const forced = verifyBoot({ identityPaths, early: true });
+    assert.match(forced, /Found ordering cycle/, forced);
+    assert.match(forced, /Found (ordering cycle|dependency) on agenixd\.service\/start/, forced);
   });
 });
