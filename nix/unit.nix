@@ -76,6 +76,12 @@ let
 
   sealed = builtins.any (p: builtins.match ".*\\.cred" (toString p) != null) identityPaths;
 
+  # A sealed identity (systemd-creds) or age-plugin-tpm talks to the TPM. tpm2.target is where
+  # systemd (256 and later) waits for the TPM the firmware announces, and only then
+  # (systemd-tpm2-generator), so a machine without one is not delayed: after it, the device is
+  # there when agenixd opens it. Older systemd has no such unit; a Wants= of it is then nothing.
+  tpmUnits = optional (sealed || builtins.any (d: builtins.match "/dev/tpmrm0( .*)?" d != null) pluginDevices) [ "tpm2.target" ];
+
   # Shared by both units: an early oneshot that systemd waits for (sd-notify READY=1), run once
   # at boot and exactly once at every switch.
   #
@@ -200,12 +206,14 @@ let
     wants = optional early [
       "cryptsetup-pre.target"
       "network-pre.target"
-    ];
+    ]
+    ++ tpmUnits;
     # Owners and groups must exist before secrets are chowned to them.
     after =
       (if early then [ "systemd-remount-fs.service" ] else [ "local-fs.target" ])
       ++ optional (usersUnit != null) [ usersUnit ]
-      ++ optional earlyUnit [ "agenixd-users.service" ];
+      ++ optional earlyUnit [ "agenixd-users.service" ]
+      ++ tpmUnits;
     unitConfig = common.unitConfig // {
       # Secrets written outside secretsDir land on their file system, not below it.
       RequiresMountsFor = common.unitConfig.RequiresMountsFor ++ map toString secretPaths;
@@ -230,7 +238,8 @@ let
       "sysinit-reactivation.target"
       "shutdown.target"
     ];
-    after = [ "systemd-remount-fs.service" ];
+    after = [ "systemd-remount-fs.service" ] ++ tpmUnits;
+    wants = tpmUnits;
     serviceConfig = common.serviceConfig // {
       ExecStart = "${activate} --phase users";
     };

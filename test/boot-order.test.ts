@@ -107,6 +107,9 @@ RemainAfterExit=yes
 ExecStart=/usr/bin/true
 `,
   "sysinit-reactivation.target": "[Unit]\nDescription=Reactivate sysinit units\n",
+  // Upstream's (systemd 256 and later), with the drop-in systemd-tpm2-generator adds when the firmware announces a TPM.
+  "tpm2.target": "[Unit]\nDescription=Trusted Platform Module\nDocumentation=man:systemd.special(7)\n",
+  "tpm2.target.d/tpm2-generator.conf": "[Unit]\nWants=dev-tpmrm0.device\nAfter=dev-tpmrm0.device\n",
   // A separate /persist in fstab, not neededForBoot, on the crypttab volume below:
   // systemd-fstab-generator's unit, wanted by local-fs.target (systemd orders a mount of
   // /dev/mapper/data after blockdev@dev-mapper-data.target, which the volume's unit is before).
@@ -129,7 +132,10 @@ function verifyBoot(args: Record<string, unknown>): string {
   const dir = mkdtempSync("/tmp/agenixd-verify-");
   try {
     const r = unitOf({ ...base, agenixd: "/usr/bin/true", mount: "/usr/bin/mount", systemctl: "/usr/bin/systemctl", ...args });
-    for (const [name, text] of Object.entries({ ...NIXOS_UNITS, ...r.unitFiles })) writeFileSync(join(dir, name), text);
+    for (const [name, text] of Object.entries({ ...NIXOS_UNITS, ...r.unitFiles })) {
+      mkdirSync(join(dir, name, ".."), { recursive: true });
+      writeFileSync(join(dir, name), text);
+    }
     const link = (target: string, unit: string, kind = "wants", from = join(dir, unit)) => {
       mkdirSync(join(dir, `${target}.${kind}`), { recursive: true });
       symlinkSync(from, join(dir, `${target}.${kind}`, unit));
@@ -190,5 +196,29 @@ describe("boot order, as systemd-analyze verify sees the boot transaction", nix,
     const forced = verifyBoot({ identityPaths, early: true });
     assert.match(forced, /Found ordering cycle/, forced);
     assert.match(forced, /Found (ordering cycle|dependency) on agenixd\.service\/start/, forced);
+  });
+});
+
+describe("the TPM: a sealed identity or age-plugin-tpm waits for tpm2.target", nix, () => {
+  const tpm = (args: Record<string, unknown>) => {
+    const r = unitOf({ ...base, usersPhase: true, userManagement: "userborn", ...args });
+    return Object.fromEntries(Object.entries(r.services).map(([n, s]) => [n, { after: s.after.includes("tpm2.target"), wants: ((s as unknown as { wants?: string[] }).wants ?? []).includes("tpm2.target") }]));
+  };
+  const both = { after: true, wants: true };
+  const neither = { after: false, wants: false };
+
+  test("both units, for a .cred identity or /dev/tpmrm0 among the plugins' devices; neither otherwise", () => {
+    assert.deepEqual(tpm({ identityPaths: ["/etc/age/host.cred"] }), { agenixd: both, "agenixd-users": both });
+    assert.deepEqual(tpm({ pluginDevices: ["/dev/tpmrm0 rw"] }), { agenixd: both, "agenixd-users": both });
+    assert.deepEqual(tpm({}), { agenixd: neither, "agenixd-users": neither });
+    assert.deepEqual(tpm({ pluginDevices: ["/dev/hidraw0 rw"] }), { agenixd: neither, "agenixd-users": neither });
+  });
+
+  test("early, with a sealed identity, after tpm2.target (which waits for dev-tpmrm0.device): no cycle in the boot transaction", () => {
+    const identityPaths = ["/etc/age/host.cred", "/etc/ssh/ssh_host_ed25519_key"];
+    assert.equal(orderOf({ fileSystems, identityPaths }).early, true);
+    assert.match(unitOf({ ...base, identityPaths, early: true }).unitFiles["agenixd.service"]!, /^After=systemd-remount-fs\.service tpm2\.target$/m);
+    const out = verifyBoot({ identityPaths, early: true });
+    assert.deepEqual(out.split("\n").filter((l) => /ordering cycle|deleted to break/.test(l)), [], out);
   });
 });
