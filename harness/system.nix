@@ -78,12 +78,14 @@ let
 
   # NixOS's toplevel `dry-activate` script holds the activation snippets that support a dry run;
   # with age.dryActivate, agenixd's is this one (nix/module.nix, dryActivationSnippet).
-  dryActivateScript = agenixd: systemctl: manifestPath: ''
-    #!/bin/sh
-    if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
-      AGENIXD_SYSTEMCTL=${systemctl} ${agenixd} activate --dry-run --manifest ${manifestPath}
-    fi
-  '';
+  dryActivateScript =
+    agenixd: systemctl: manifestPath:
+    "#!/bin/sh\n"
+    + import ../nix/dry-activate.nix {
+      inherit agenixd systemctl;
+      systemdRun = "${dirOf systemctl}/systemd-run";
+      manifest = manifestPath;
+    };
 
   configuration =
     cfg:

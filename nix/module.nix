@@ -105,19 +105,16 @@ let
     systemctl = "${config.systemd.package}/bin/systemctl";
   };
 
-  # switch-to-configuration starts no unit on `dry-activate`: it runs only the activation snippets
-  # that support dry activation, with NIXOS_ACTION=dry-activate. The same snippets also run on
-  # every real activation (boot, switch, test), where this one does nothing.
+  # A snippet that supports dry activation, doing nothing on a real one (./dry-activate.nix).
   dryActivationSnippet = {
     supportsDryActivation = true;
     deps = [ ];
-    text = ''
-      if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
-        # It asks systemctl which of the units it would restart or reload are running, and lists
-        # those in /run/nixos for switch-to-configuration's summary (src/dry-activation.ts).
-        AGENIXD_SYSTEMCTL=${config.systemd.package}/bin/systemctl ${agenixd} activate --dry-run --manifest ${manifestFile}
-      fi
-    '';
+    text = import ./dry-activate.nix {
+      inherit agenixd;
+      systemctl = "${config.systemd.package}/bin/systemctl";
+      systemdRun = "${config.systemd.package}/bin/systemd-run";
+      manifest = "${manifestFile}";
+    };
   };
 
   # agenix's home-manager module has an `age.package` too, meaning the age binary; given that here,

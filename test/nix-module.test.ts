@@ -363,8 +363,12 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       const calls = join(scratch, "dry-calls");
       rmSync(pkg, { recursive: true, force: true });
       spawnSync("mkdir", ["-p", join(pkg, "bin")]);
-      writeFileSync(join(pkg, "bin", "agenixd"), `#!/bin/sh\necho "$AGENIXD_SYSTEMCTL $*" >> ${calls}\n`);
+      writeFileSync(join(pkg, "bin", "agenixd"), `#!/bin/sh\necho "$NIXOS_ACTION $AGENIXD_SYSTEMCTL $*" >> ${calls}\n`);
       chmodSync(join(pkg, "bin", "agenixd"), 0o755);
+      // A stand-in systemd-run: records its options, sets what --setenv= gives, runs the command.
+      const systemdRun = join(pkg, "systemd-run");
+      writeFileSync(systemdRun, `#!/bin/sh\necho "systemd-run $*" >> ${calls}\nwhile [ $# -gt 0 ]; do case "$1" in --setenv=*) export "\${1#--setenv=}" ;; --*) ;; *) break ;; esac; shift; done\nexec "$@"\n`);
+      chmodSync(systemdRun, 0o755);
       const r = evalModule(
         lib,
         `{ age.identityPaths = [ "/k" ]; age.dryActivate = true; age.secrets.a.file = ${file("a")};
@@ -377,15 +381,27 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.deepEqual(snippet.deps, []);
       // Where writeText put the manifest, as the unit's ExecStart names it.
       const manifest = / --manifest (\/nix\/store\/[0-9a-f]{32}-agenixd-manifest\.json)$/.exec(r.services.agenixd!.serviceConfig.ExecStart)![1]!;
+      // The dry run decrypts: it runs in a transient unit that may not swap, by systemd.package's systemd-run.
+      const systemctl = r.services.agenixd!.environment!.AGENIXD_SYSTEMCTL!;
+      const realRun = `${systemctl.slice(0, -"systemctl".length)}systemd-run`;
+      assert.ok(snippet.text.includes(realRun), snippet.text);
+      const text = snippet.text.replace(realRun, systemdRun);
       // As switch-to-configuration runs it: NIXOS_ACTION set by the action, unset at boot.
       for (const action of [undefined, "switch", "boot", "test", "dry-activate"]) {
         rmSync(calls, { force: true });
         const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
         if (action) env.NIXOS_ACTION = action;
-        const run = spawnSync("bash", ["-euc", snippet.text], { env, encoding: "utf8" });
+        const run = spawnSync("bash", ["-euc", text], { env, encoding: "utf8" });
         assert.equal(run.status, 0, run.stderr);
         const called = existsSync(calls) ? readFileSync(calls, "utf8") : "";
-        assert.equal(called, action === "dry-activate" ? `${r.services.agenixd!.environment?.AGENIXD_SYSTEMCTL} activate --dry-run --manifest ${manifest}\n` : "", `NIXOS_ACTION=${action}`);
+        assert.equal(
+          called,
+          action === "dry-activate"
+            ? `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --setenv=NIXOS_ACTION=dry-activate --setenv=AGENIXD_SYSTEMCTL=${systemctl} ${pkg}/bin/agenixd activate --dry-run --manifest ${manifest}\n` +
+                `dry-activate ${systemctl} activate --dry-run --manifest ${manifest}\n`
+            : "",
+          `NIXOS_ACTION=${action}`,
+        );
       }
       // The unit's own run is untouched by the option.
       assert.doesNotMatch(JSON.stringify(evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.dryActivate = true; age.secrets.a.file = ${file("a")}; }`, "r.services")), /dry-run/);
@@ -402,14 +418,19 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
            age.package = { type = "derivation"; name = "agenixd"; outPath = "${pkg}"; }; }`,
         "{ inherit (r) activationScripts; }",
       );
-      const run = spawnSync("bash", ["-c", r.activationScripts.agenixdDryActivate!.text], { env: { PATH: process.env.PATH, NIXOS_ACTION: "dry-activate" }, encoding: "utf8" });
+      // systemd-run --wait passes the service's exit status on; here a stand-in that runs the command.
+      const systemdRun = join(pkg, "systemd-run");
+      writeFileSync(systemdRun, `#!/bin/sh\nwhile [ $# -gt 0 ]; do case "$1" in --*) ;; *) break ;; esac; shift; done\nexec "$@"\n`);
+      chmodSync(systemdRun, 0o755);
+      const text = r.activationScripts.agenixdDryActivate!.text.replace(/\S*\/bin\/systemd-run/, systemdRun);
+      const run = spawnSync("bash", ["-c", text], { env: { PATH: process.env.PATH, NIXOS_ACTION: "dry-activate" }, encoding: "utf8" });
       assert.equal(run.status, 3, run.stderr);
     });
 
     await t.test("systemctl and mount: passed by absolute path to unit.nix, systemctl from systemd.package", () => {
       // The module next to a stand-in unit.nix that takes `systemctl` and hands it back.
       const dir = mkdtempSync(join(scratch, "module-"));
-      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix", "boot-order.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
+      for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix", "boot-order.nix", "credstore.nix", "dry-activate.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
         `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ] }:
