@@ -5,12 +5,10 @@
 # switch-to-configuration starts no unit on `dry-activate`: it runs only the activation snippets
 # that support dry activation, with NIXOS_ACTION=dry-activate; the same snippets also run on every
 # real activation (boot, switch, test), where this one does nothing. The dry run decrypts every
-# secret, so it runs in a transient unit of its own (systemd-run, which is there at dry-activate
-# time: the running system's systemd) with agenixd.service's MemorySwapMax=0 and LimitCORE=0:
-# like the unit's own runs, its plaintext never reaches swap or a core file. --pipe gives
-# switch-to-configuration its output, --wait its exit status. It asks systemctl which of the
-# units it would restart or reload are running, and lists those in /run/nixos for
-# switch-to-configuration's summary (src/dry-activation.ts).
+# secret, so it runs in a transient unit kept from swap and core files (./transient-run.nix;
+# systemd is running at dry-activate time). It asks systemctl which of the units it would restart
+# or reload are running, and lists those in /run/nixos for switch-to-configuration's summary
+# (src/dry-activation.ts).
 #
 # Arguments: agenixd, systemctl and systemdRun (absolute paths), manifest (its store path).
 {
@@ -21,9 +19,13 @@
 }:
 ''
   if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
-    ${systemdRun} --quiet --pipe --wait --collect --service-type=exec \
-      --property=MemorySwapMax=0 --property=LimitCORE=0 \
-      --setenv=NIXOS_ACTION=dry-activate --setenv=AGENIXD_SYSTEMCTL=${systemctl} \
-      ${agenixd} activate --dry-run --manifest ${manifest}
+    ${import ./transient-run.nix {
+      inherit systemdRun;
+      environment = {
+        NIXOS_ACTION = "dry-activate";
+        AGENIXD_SYSTEMCTL = systemctl;
+      };
+      command = "${agenixd} activate --dry-run --manifest ${manifest}";
+    }}
   fi
 ''

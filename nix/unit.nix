@@ -245,6 +245,34 @@ let
     };
   };
 
+  # The users phase as perl activation's snippet, with the units' environment. At boot it runs
+  # before systemd, and before any swap device is on (systemd turns them on later): directly. At a
+  # switch swap may be on, and systemd runs: then in a transient unit that may not swap, as
+  # agenixd-users.service may not (./transient-run.nix; mlockall is no way out, V8 aborts under it:
+  # docs/hardening.md). Without systemctl's path (tests) there is no systemd-run to name.
+  usersPhaseSnippet =
+    let
+      direct = "${
+        builtins.concatStringsSep " " (map (n: "${n}=${environment.${n}}") (builtins.attrNames environment))
+      } ${activate} --phase users";
+    in
+    if systemctl == null then
+      direct
+    else
+      ''
+        agenixd_swaps=0
+        while read -r _; do agenixd_swaps=$((agenixd_swaps + 1)); done < /proc/swaps
+        if [ -d /run/systemd/system ] && [ "$agenixd_swaps" -gt 1 ]; then
+          ${import ./transient-run.nix {
+            systemdRun = "${dirOf systemctl}/systemd-run";
+            inherit environment;
+            command = "${activate} --phase users";
+          }}
+        else
+          ${direct}
+        fi
+      '';
+
   services = {
     agenixd = agenixdService;
   }
@@ -271,10 +299,7 @@ let
         # system users) and this phase becomes agenixd-users.service. The identities must exist
         # before activation: at first boot `etc` runs after `users`, so not from environment.etc.
         agenixdUsers = {
-          # The same environment as the units', in front of the command.
-          text = "${
-            builtins.concatStringsSep " " (map (n: "${n}=${environment.${n}}") (builtins.attrNames environment))
-          } ${activate} --phase users";
+          text = usersPhaseSnippet;
           deps = [ "specialfs" ];
         };
         users.deps = [ "agenixdUsers" ];

@@ -114,10 +114,8 @@ describe("harness/system.nix", nixSuite(), () => {
     assert.equal(
       r.dryActivate,
       `#!/bin/sh\nif [ "\${NIXOS_ACTION-}" = dry-activate ]; then\n` +
-        "  /usr/bin/systemd-run --quiet --pipe --wait --collect --service-type=exec \\\n" +
-        "    --property=MemorySwapMax=0 --property=LimitCORE=0 \\\n" +
-        "    --setenv=NIXOS_ACTION=dry-activate --setenv=AGENIXD_SYSTEMCTL=/usr/bin/systemctl \\\n" +
-        `    /opt/agenixd/bin/agenixd activate --dry-run --manifest ${r.manifestPath}\nfi\n`,
+        "  /usr/bin/systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 " +
+        `--setenv=AGENIXD_SYSTEMCTL=/usr/bin/systemctl --setenv=NIXOS_ACTION=dry-activate /opt/agenixd/bin/agenixd activate --dry-run --manifest ${r.manifestPath}\nfi\n`,
     );
     assert.equal(evaluate({ secrets: { a: { file: "/nix/store/x-a.age" } } }).dryActivate, null);
   });

@@ -236,7 +236,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
         ],
       );
       assert.deepEqual(Object.keys(r.services), ["agenixd"]);
-      assert.match(r.activationScripts.agenixdUsers!.text, /\/bin\/agenixd activate --manifest \/nix\/store\/\S+-agenixd-manifest\.json --phase users$/);
+      assert.match(r.activationScripts.agenixdUsers!.text, /\/bin\/agenixd activate --manifest \/nix\/store\/\S+-agenixd-manifest\.json --phase users$/m);
       assert.deepEqual(r.activationScripts.users!.deps, ["agenixdUsers"]);
       assert.ok(r.activationScripts.agenix!.deps.includes("agenixdUsers"));
     });
@@ -397,7 +397,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
         assert.equal(
           called,
           action === "dry-activate"
-            ? `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --setenv=NIXOS_ACTION=dry-activate --setenv=AGENIXD_SYSTEMCTL=${systemctl} ${pkg}/bin/agenixd activate --dry-run --manifest ${manifest}\n` +
+            ? `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --setenv=AGENIXD_SYSTEMCTL=${systemctl} --setenv=NIXOS_ACTION=dry-activate ${pkg}/bin/agenixd activate --dry-run --manifest ${manifest}\n` +
                 `dry-activate ${systemctl} activate --dry-run --manifest ${manifest}\n`
             : "",
           `NIXOS_ACTION=${action}`,

@@ -380,6 +380,39 @@ describe("nix/unit.nix", nix, () => {
     assert.equal(plan.needsActivationScripts, true, "the one configuration that needs an activation script");
   });
 
+  test("perl activation's users phase: in a transient unit that may not swap when systemd runs and swap is on (a switch), directly otherwise (boot)", () => {
+    const dir = mkdtempSync(join(scratch, "users-phase-"));
+    const calls = join(dir, "calls");
+    const script = (name: string, text: string) => writeFileSync(join(dir, name), `#!/bin/sh\n${text}`, { mode: 0o755 });
+    script("agenixd", `echo "agenixd AGENIXD_MOUNT=$AGENIXD_MOUNT $*" >> ${calls}\n`);
+    script("systemctl", "exit 0\n");
+    // Records its options, sets what --setenv= gives, runs the command, as systemd-run --pipe --wait does.
+    script("systemd-run", `echo "systemd-run $*" >> ${calls}\nwhile [ $# -gt 0 ]; do case "$1" in --setenv=*) export "\${1#--setenv=}" ;; --*) ;; *) break ;; esac; shift; done\nexec "$@"\n`);
+    const swapsOff = join(dir, "swaps-off");
+    const swapsOn = join(dir, "swaps-on");
+    writeFileSync(swapsOff, "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+    writeFileSync(swapsOn, "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/vda2                               partition\t4194300\t\t0\t\t-2\n");
+    const plan = unitOf({ ...base, agenixd: join(dir, "agenixd"), systemctl: join(dir, "systemctl"), usersPhase: true });
+    const text = plan.activationScripts.agenixdUsers!.text!;
+    const command = `activate --manifest ${base.manifest} --phase users`;
+    // In a mount namespace of its own: /proc/swaps and /run as given, the machine's untouched.
+    const run = (swaps: string, systemd: boolean) => {
+      rmSync(calls, { force: true });
+      const setup = `mount --bind ${swaps} /proc/swaps && mount -t tmpfs tmpfs /run && ${systemd ? "mkdir -p /run/systemd/system" : "true"}`;
+      const r = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", `${setup} && exec bash -euc "$0"`, text], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return readFileSync(calls, "utf8");
+    };
+    assert.equal(
+      run(swapsOn, true),
+      `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --setenv=AGENIXD_MOUNT=${base.mount} --setenv=AGENIXD_SYSTEMCTL=${join(dir, "systemctl")} ${join(dir, "agenixd")} ${command}\n` +
+        `agenixd AGENIXD_MOUNT=${base.mount} ${command}\n`,
+    );
+    for (const [swaps, systemd] of [[swapsOff, true], [swapsOn, false], [swapsOff, false]] as const) {
+      assert.equal(run(swaps, systemd), `agenixd AGENIXD_MOUNT=${base.mount} ${command}\n`, `swap ${swaps === swapsOn ? "on" : "off"}, systemd ${systemd ? "running" : "not yet"}`);
+    }
+  });
+
   for (const [mode, usersUnit] of [
     ["sysusers", "systemd-sysusers.service"],
     ["userborn", "userborn.service"],
