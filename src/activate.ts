@@ -1,6 +1,6 @@
 // The activation pipeline, four stages: plan (validate, mount in the background, load identities, decrypt all,
 // render templates in memory, diff against the live generation) → write the generation (secrets, credentials,
-// templates, each target as its item is written) → commit (credstore links, swap, prune) → react (report changes,
+// templates; nothing outside it changes) → commit (paths outside secretsDir, credstore links, swap, prune) → react (report changes,
 // restart units, record state, notify). Each step lives in its own module; this file is the order. A plan that
 // writes nothing (dry run, nothing to do, every secret failed) goes straight to reacting. What differs between
 // the machine's system unit and a user's service is the Host passed in, never a second pipeline.
@@ -242,8 +242,9 @@ export interface Written {
   readonly generation: number;
   readonly genDir: string;
   readonly input: GenerationInput;
-  readonly installed: readonly string[];
-  readonly rendered: readonly string[];
+  /** Written into the generation; commit takes out those whose path outside secretsDir it could not install. */
+  readonly installed: string[];
+  readonly rendered: string[];
   readonly failed: SecretFailure[];
   /** The secretsDir's parent, held open for the swap. */
   readonly secretsDirParent: ReturnType<typeof openSecretsDirParent>;
@@ -251,8 +252,9 @@ export interface Written {
 
 /**
  * Write: the mount point made ready (the mount awaited; owner and mode set), a new generation
- * directory, every secret and template in it with its final owner and mode (and each target
- * outside the generation installed as its item is written), the credentials in its credstore.
+ * directory, every secret and template in it with its final owner and mode, the credentials in
+ * its credstore. Nothing outside the new generation changes: paths outside secretsDir are
+ * installed by commit.
  */
 export async function writeGeneration(p: Plan, ctx: ActivationContext, host: Host, dirs: Dirs): Promise<Written> {
   const { manifest, previous, prevDir } = p;
@@ -271,7 +273,7 @@ export async function writeGeneration(p: Plan, ctx: ActivationContext, host: Hos
   const rootGid = host.rootUid === 0 ? 0 : process.getgid!();
   const credentials = manifest.credstore === undefined ? undefined : new CredentialWriter(genDir, { uid: host.rootUid, gid: rootGid, mode: 0o400 }, { uid: host.rootUid, gid: rootGid, mode: 0o700 });
 
-  const input: GenerationInput = { manifest, genDir, prevDir, dirOwn, generation, log: ctx.log, dirs, rootUid: host.rootUid, knownDirs: new Set() };
+  const input: GenerationInput = { manifest, genDir, prevDir, dirOwn, generation, log: ctx.log, dirs, rootUid: host.rootUid, knownDirs: new Set(), outside: [] };
   const { installed, failed } = writeSecrets(input, p.secrets, credentials);
   const rendered: string[] = [];
   if (manifest.templates.length > 0) {
@@ -282,9 +284,13 @@ export async function writeGeneration(p: Plan, ctx: ActivationContext, host: Hos
   return { generation, genDir, input, installed, rendered, failed, secretsDirParent };
 }
 
-/** Commit: the credstore links, the atomic swap of secretsDir to the new generation, the old generations pruned. */
+/**
+ * Commit: the paths outside secretsDir installed, the credstore links, the atomic swap of
+ * secretsDir to the new generation, the old generations pruned.
+ */
 export function commit(p: Plan, w: Written, ctx: ActivationContext, host: Host, dirs: Dirs): void {
   const { manifest } = p;
+  installOutsideTargets(w);
   w.failed.push(...publishCredentials(w.input, trustOf(host), p.lastRun));
   ctx.notify.status(`switching ${manifest.secretsDir} to generation ${w.generation}`);
   swapSecretsDir(manifest.secretsDir, w.secretsDirParent, w.genDir, dirs);
@@ -434,6 +440,16 @@ interface GenerationInput {
   readonly rootUid: number;
   /** Directories of the generation made so far. */
   readonly knownDirs: Set<string>;
+  /** Paths outside secretsDir of the items written, for commit to install. */
+  readonly outside: OutsideTarget[];
+}
+
+/** An item's path outside secretsDir, with the value the generation got; `extra`: why its credential could not be written. */
+interface OutsideTarget {
+  readonly p: Placed;
+  readonly data: Buffer;
+  readonly own: Ownership;
+  readonly extra: string | undefined;
 }
 
 /** A secret or a template, as the generation holds it: `entry` is its file there, relative. */
@@ -544,8 +560,12 @@ function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data:
     if (cause === undefined) {
       const extra = also?.(value.data);
       try {
-        installTarget(input, p, value.data, value.own);
-        log.debug({ [subject]: item.name, path: item.path, generation }, "installed");
+        if (isWithin(manifest.secretsDir, item.path)) {
+          installTarget(input, p, value.data, value.own);
+          log.debug({ [subject]: item.name, path: item.path, generation }, "installed");
+        } else {
+          input.outside.push({ p, data: value.data, own: value.own, extra });
+        }
       } catch (e) {
         // The file itself is in the new generation; only its extra path could not be made.
         const f = fail(installFailure(item, e) + (extra ? `; ${extra}` : ""), false);
@@ -565,6 +585,31 @@ function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data:
   const f = fail(cause, carried.kept);
   log.error({ [subject]: f.name, file: f.file, cause, keptPrevious: carried.kept }, `${subject} not installed`);
   return { installed: false, failure: f };
+}
+
+/**
+ * The paths outside secretsDir of the items just written (a copy, `symlink = false`, or a link to
+ * its file in secretsDir), once the generation is complete. One that cannot be installed is that
+ * item's failure: it stays in the generation, and leaves the installed (or rendered) list.
+ */
+function installOutsideTargets(w: Written): void {
+  const { input } = w;
+  for (const { p, data, own, extra } of input.outside) {
+    const { item, subject } = p;
+    try {
+      installTarget(input, p, data, own);
+      input.log.debug({ [subject]: item.name, path: item.path, generation: input.generation }, "installed");
+    } catch (e) {
+      const f: SecretFailure = { ...(subject === "template" ? templateFailure(item, "", false) : { name: item.name, file: item.file, keptPrevious: false }), cause: installFailure(item, e) + (extra ? `; ${extra}` : "") };
+      input.log.error({ [subject]: f.name, file: f.file, path: item.path, cause: f.cause }, `${subject} not installed at its path`);
+      const list = subject === "template" ? w.rendered : w.installed;
+      const at = list.indexOf(item.name);
+      if (at >= 0) list.splice(at, 1);
+      const earlier = w.failed.findIndex((x) => x.name === item.name && x.subject === f.subject);
+      if (earlier >= 0) w.failed.splice(earlier, 1, f);
+      else w.failed.push(f);
+    }
+  }
 }
 
 function templateFailure(template: SecretSpec | TemplateSpec, cause: string, keptPrevious: boolean): SecretFailure {

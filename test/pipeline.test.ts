@@ -2,7 +2,8 @@
 // each stage has done, and not yet done, when the next one starts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, openSync, readlinkSync, readdirSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Sandbox } from "./helpers/sandbox.js";
 import { commit, plan, react, writeGeneration, zeroPlan, type ActivationContext, type Host } from "../src/activate.js";
 import { readManifest } from "../src/manifest.js";
@@ -91,3 +92,47 @@ function isRamfsSafe(path: string): boolean {
     return false;
   }
 }
+
+test("write changes nothing outside the new generation; commit installs the paths outside secretsDir, and one it cannot install is that item's failure", async (t) => {
+  const sb = new Sandbox("stages-outside");
+  t.after(() => sb.cleanup());
+  const srv = join(sb.root, "srv");
+  mkdirSync(join(srv, "app"), { recursive: true });
+  const copy = join(srv, "app", "token");
+  const link = join(srv, "app", "db-link");
+  writeFileSync(copy, "token v0");
+  // A directory another user owns: root refuses to install through it (src/secure-fs.ts).
+  const theirs = join(srv, "theirs");
+  mkdirSync(theirs);
+  chownSync(theirs, 65534, 65534);
+  const manifest = readManifest(
+    sb.manifest([
+      { name: "token", plaintext: "token v1", path: copy, symlink: false },
+      { name: "db", plaintext: "db v1", path: link },
+      { name: "refused", plaintext: "r", path: join(theirs, "r"), symlink: false },
+    ]),
+  );
+  const ctx = context();
+  const p = await plan(manifest, "all", ctx, host);
+  const dirs = new Dirs();
+  try {
+    const w = await writeGeneration(p, ctx, host, dirs);
+    assert.deepEqual(w.installed, ["token", "db", "refused"], "all three are in the generation");
+    assert.equal(readFileSync(`${sb.mountPoint}/1/token`, "utf8"), "token v1");
+    assert.equal(readFileSync(copy, "utf8"), "token v0", "the copy outside is not touched by write");
+    assert.ok(!existsSync(link), "nor is the link made");
+    assert.deepEqual(readdirSync(theirs), []);
+
+    commit(p, w, ctx, host, dirs);
+    assert.equal(readFileSync(copy, "utf8"), "token v1");
+    assert.equal(readlinkSync(link), `${sb.secretsDir}/db`);
+    assert.equal(readFileSync(link, "utf8"), "db v1");
+    assert.deepEqual(w.installed, ["token", "db"]);
+    assert.deepEqual(w.failed.map((f) => [f.name, f.keptPrevious]), [["refused", false]]);
+    assert.match(w.failed[0]!.cause, /^refusing to install refused at .*\/theirs\/r: .*owned by uid 65534/);
+    assert.deepEqual(readdirSync(theirs), [], "nothing written through the user's directory");
+  } finally {
+    dirs.close();
+    zeroPlan(p);
+  }
+});
