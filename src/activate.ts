@@ -1,9 +1,10 @@
 // The activation pipeline, four stages: plan (validate, mount in the background, load identities, decrypt all,
 // render templates in memory, diff against the live generation) → write the generation (secrets, credentials,
-// templates; nothing outside it changes) → commit (paths outside secretsDir, credstore links, swap, prune) → react (report changes,
-// restart units, record state, notify). Each step lives in its own module; this file is the order. A plan that
-// writes nothing (dry run, nothing to do, every secret failed) goes straight to reacting. What differs between
-// the machine's system unit and a user's service is the Host passed in, never a second pipeline.
+// templates; nothing outside it changes) → commit (the paths outside secretsDir, credstore links, swap, prune)
+// → react (report changes, restart units, record state, notify). Each step lives in its own module; this file is
+// the order. A plan that writes nothing (dry run, nothing to do, every secret failed) goes straight to reacting.
+// What differs between the machine's system unit and a user's service is the Host passed in, never a second
+// pipeline.
 import { basename, dirname, relative } from "node:path";
 import { fchmodSync, fchownSync } from "node:fs";
 import { loadIdentities } from "./identities.js";
