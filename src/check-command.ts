@@ -1,11 +1,14 @@
 // `agenixd check`: whether .age files are encrypted to a host's public keys, for a secrets
 // repository's CI and for the NixOS build (nix/recipient-check.nix). Needs no private key and no root.
+// `agenixd check --host`: whether this host's own identities open a manifest's secrets
+// (src/host-check.ts), as root.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { type FileCheck, type HostRecipient, RecipientError, checkFile, parseRecipient, renderCheck, summarize } from "./recipient-check.js";
 
 export const CHECK_USAGE = `       agenixd check (--recipient KEY | --recipients-file FILE)... [--strict] [--json]
-                     (FILE... | --secrets-json FILE)`;
+                     (FILE... | --secrets-json FILE)
+       agenixd check --host [--manifest FILE] [--json]`;
 
 export const CHECK_HELP = `  check      whether each .age FILE has a stanza for one of the host's public keys (OpenSSH
              ssh-ed25519/ssh-rsa lines, or age1… recipients), from the header alone, without
@@ -13,7 +16,12 @@ export const CHECK_HELP = `  check      whether each .age FILE has a stanza for 
              matching SSH stanza but such stanzas is "not checkable", a warning (an error
              with --strict). --recipients-file: one key per line, '#' comments.
              --secrets-json: [{"name": …, "file": …}], as the NixOS build check writes.
-             exit 0: every file is for the host; 1: some file is not, or is invalid`;
+             exit 0: every file is for the host; 1: some file is not, or is invalid
+             --host: as root, whether this host's identities (the manifest's identityPaths,
+             plugins and sealed ones included) open each secret of the manifest (default: the
+             one the live generation was made from), from the headers alone: the file key is
+             unwrapped and checked, no plaintext is made, nothing is written.
+             exit 0: every secret opens; 1: some secret does not`;
 
 /** Bounds on what the command reads besides the .age files. */
 const MAX_LIST_BYTES = 16 * 1024 * 1024;
@@ -29,7 +37,13 @@ export interface CheckCommand {
   readonly json: boolean;
 }
 
-export function parseCheckCommand(argv: readonly string[]): CheckCommand | { kind: "usage"; error: string } {
+export interface HostCheckCommand {
+  readonly kind: "check-host";
+  readonly manifest?: string;
+  readonly json: boolean;
+}
+
+export function parseCheckCommand(argv: readonly string[]): CheckCommand | HostCheckCommand | { kind: "usage"; error: string } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -41,12 +55,23 @@ export function parseCheckCommand(argv: readonly string[]): CheckCommand | { kin
         "secrets-json": { type: "string" },
         strict: { type: "boolean" },
         json: { type: "boolean" },
+        host: { type: "boolean" },
+        manifest: { type: "string" },
       },
     });
   } catch (e) {
     return { kind: "usage", error: `check: ${(e as Error).message}` };
   }
   const { values, positionals } = parsed;
+  if (values.host) {
+    for (const option of ["recipient", "recipients-file", "secrets-json", "strict"] as const) {
+      if (values[option] !== undefined) return { kind: "usage", error: `check --host takes the host's own identities: no --${option}` };
+    }
+    if (positionals.length > 0) return { kind: "usage", error: "check --host checks a manifest's secrets: no FILE arguments (use --manifest)" };
+    if (values.manifest === "") return { kind: "usage", error: "--manifest must name a file" };
+    return { kind: "check-host", ...(values.manifest === undefined ? {} : { manifest: values.manifest }), json: values.json ?? false };
+  }
+  if (values.manifest !== undefined) return { kind: "usage", error: "check: --manifest goes with --host" };
   const recipients = values.recipient ?? [];
   const recipientFiles = values["recipients-file"] ?? [];
   if (recipients.length === 0 && recipientFiles.length === 0) {

@@ -9,7 +9,9 @@ import { collectStatus, renderStatus, STATUS_EXIT } from "./status.js";
 import { createLogger } from "./log.js";
 import { loadNativeAddon, type NativeAddon } from "./native.js";
 import { createNotifier } from "./notify.js";
-import { CHECK_HELP, CHECK_USAGE, type CheckCommand, parseCheckCommand, runCheck } from "./check-command.js";
+import { CHECK_HELP, CHECK_USAGE, type CheckCommand, type HostCheckCommand, parseCheckCommand, runCheck } from "./check-command.js";
+import { checkHost, renderHostCheck } from "./host-check.js";
+import { readState } from "./state.js";
 import { expandRuntimeDir, userDefaults, userHost } from "./user-host.js";
 import { recordDryActivation, systemctlActive } from "./dry-activation.js";
 import { systemctlPath } from "./units.js";
@@ -40,7 +42,8 @@ ${CHECK_HELP}
              own; no mount, no chown), restart units with systemctl --user; status defaults
              to $XDG_RUNTIME_DIR/agenix and $XDG_RUNTIME_DIR/agenix.d
 
-agenixd must run as root, except with --user (and check, which needs no privilege).
+agenixd must run as root, except with --user (and check, which needs no privilege, but
+check --host does).
 exit status: activate: 0 all secrets installed, 1 a secret failed or activation failed
              (or not root); status: 0 healthy, 1 degraded, 3 no live generation;
              2 usage error`;
@@ -63,6 +66,7 @@ export type Command =
     }
   | { readonly kind: "status"; readonly manifest?: string; readonly json: boolean; readonly user?: true }
   | CheckCommand
+  | HostCheckCommand
   | { readonly kind: "help" }
   | { readonly kind: "version" }
   | { readonly kind: "usage"; readonly error: string };
@@ -141,7 +145,7 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
   if (command.kind === "check") return runCheck(command, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
   // Before anything is read or made: as another user agenixd could only half-work.
   const uid = process.geteuid!();
-  const user = command.user === true;
+  const user = "user" in command && command.user === true;
   if (user && uid === 0) {
     process.stderr.write(`agenixd --user runs as the user whose secrets they are, not as root\n`);
     return 1;
@@ -165,6 +169,7 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
     return 1;
   }
   if (command.kind === "status") return status(command.manifest, command.json, user);
+  if (command.kind === "check-host") return hostCheck(command);
   const notify = createNotifier(process.env, addon);
   try {
     const manifest = user ? readManifest(command.manifest, (j) => expandRuntimeDir(j)) : readManifest(command.manifest);
@@ -203,6 +208,25 @@ export function dryRunReport(secretsDir: string, result: ActivationResult): stri
     lines.push(`would fail: ${f.subject ? `${f.subject} ` : ""}${f.name}: ${f.cause}${f.keptPrevious ? ` (previous ${f.subject === "template" ? "rendering" : "value"} kept)` : ""}`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** `check --host`: the given manifest, or the one the live generation was made from. */
+async function hostCheck(command: HostCheckCommand): Promise<number> {
+  const manifestFile = command.manifest ?? readState(DEFAULT_MOUNT_POINT)?.manifest;
+  if (manifestFile === undefined || manifestFile === "") {
+    process.stderr.write(`agenixd check --host: no --manifest given, and ${DEFAULT_MOUNT_POINT} records no activation to take it from\n`);
+    return 2;
+  }
+  let manifest;
+  try {
+    manifest = readManifest(manifestFile);
+  } catch (e) {
+    process.stderr.write(`agenixd check --host: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const check = await checkHost(manifest);
+  process.stdout.write(command.json ? `${JSON.stringify({ manifest: manifestFile, ...check }, null, 2)}\n` : renderHostCheck(manifestFile, check));
+  return check.ok ? 0 : 1;
 }
 
 function status(manifestFile: string | undefined, json: boolean, user: boolean): number {

@@ -22,6 +22,12 @@ export type Decrypted =
   | { readonly ok: true; readonly secret: SecretSpec; readonly plaintext: Buffer }
   | { readonly ok: false; readonly secret: SecretSpec; readonly cause: string };
 
+/** What opening one file gave: `value`, or why it failed. */
+export type Opened<T> = { readonly ok: true; readonly secret: SecretSpec; readonly value: T } | { readonly ok: false; readonly secret: SecretSpec; readonly cause: string };
+
+/** Opens one file with the identities: decryptAge (the plaintext), or unlockHeader (nothing: the check). */
+export type Open<T> = (file: Uint8Array, identities: readonly AgeIdentity[], limits: AgeLimits) => Promise<T>;
+
 /**
  * One secret at a time, reading synchronously: the work is CPU-bound crypto on one thread and a
  * store file is a page-cache hit, so overlapping reads buys nothing, while a promise-based read
@@ -36,10 +42,23 @@ export async function decryptAll(
   source?: CiphertextSource,
   plugins: PluginOptions = {},
 ): Promise<Decrypted[]> {
+  const opened = await openAll(secrets, identities, decryptAge, limits, source, plugins);
+  return opened.map((o) => (o.ok ? { ok: true, secret: o.secret, plaintext: o.value } : o));
+}
+
+/** decryptAll's reading, plugins and failure isolation, with `open` doing what is done to each file. */
+export async function openAll<T>(
+  secrets: readonly SecretSpec[],
+  identities: readonly AgeIdentity[],
+  open: Open<T>,
+  limits: AgeLimits = DEFAULT_LIMITS,
+  source?: CiphertextSource,
+  plugins: PluginOptions = {},
+): Promise<Opened<T>[]> {
   return withReadSource(source, async (from) => {
-    const results: Decrypted[] = [];
+    const results: Opened<T>[] = [];
     if (!identities.some((id) => id instanceof PluginIdentity)) {
-      for (const secret of secrets) results.push(await decryptOne(secret, read(secret, limits, from), identities, limits));
+      for (const secret of secrets) results.push(await openOne(secret, read(secret, limits, from), identities, open, limits));
       return results;
     }
     // Age plugins (src/age/plugin-unwrap.ts): every file is read and its header parsed first, so that
@@ -49,7 +68,7 @@ export async function decryptAll(
     try {
       for (const [i, secret] of secrets.entries()) {
         for (const id of identities) if (id instanceof PluginIdentity) id.answers.current = i;
-        results.push(await decryptOne(secret, files[i]!, identities, limits));
+        results.push(await openOne(secret, files[i]!, identities, open, limits));
       }
     } finally {
       for (const id of identities) if (id instanceof PluginIdentity) id.answers.clear();
@@ -79,11 +98,11 @@ function headerStanzas(limits: AgeLimits): (file: Buffer | string) => readonly S
   };
 }
 
-async function decryptOne(secret: SecretSpec, ciphertext: Buffer | string, identities: readonly AgeIdentity[], limits: AgeLimits): Promise<Decrypted> {
+async function openOne<T>(secret: SecretSpec, ciphertext: Buffer | string, identities: readonly AgeIdentity[], open: Open<T>, limits: AgeLimits): Promise<Opened<T>> {
   if (typeof ciphertext === "string") return { ok: false, secret, cause: ciphertext };
   if (identities.length === 0) return { ok: false, secret, cause: "no usable identity was loaded from identityPaths" };
   try {
-    return { ok: true, secret, plaintext: await decryptAge(ciphertext, identities, limits) };
+    return { ok: true, secret, value: await open(ciphertext, identities, limits) };
   } catch (e) {
     return { ok: false, secret, cause: (e as Error).message };
   }

@@ -15,6 +15,25 @@ const FILE_KEY_BYTES = 16;
  * A file over one of `limits` (src/age/limits.ts) fails with the limit in the message.
  */
 export async function decryptAge(file: Uint8Array, identities: readonly AgeIdentity[], limits: AgeLimits = DEFAULT_LIMITS): Promise<Buffer> {
+  const { binary, header, fileKey, budget } = await openHeader(file, identities, limits);
+  try {
+    return decryptPayload(fileKey, binary.subarray(header.payloadOffset), budget);
+  } finally {
+    fileKey.fill(0);
+  }
+}
+
+/**
+ * Whether `identities` open a file, without its payload: the file key unwrapped and the header's
+ * MAC verified with it (so the key is the file's), then zeroed. No plaintext is ever made.
+ * Throws AgeDecryptError as decryptAge does.
+ */
+export async function unlockHeader(file: Uint8Array, identities: readonly AgeIdentity[], limits: AgeLimits = DEFAULT_LIMITS): Promise<void> {
+  (await openHeader(file, identities, limits)).fileKey.fill(0);
+}
+
+/** The header parsed and its file key unwrapped and checked against the MAC; the caller zeroes the key. */
+async function openHeader(file: Uint8Array, identities: readonly AgeIdentity[], limits: AgeLimits): Promise<{ binary: Uint8Array; header: ParsedHeader; fileKey: Uint8Array; budget: Budget }> {
   if (file.length > limits.maxFileBytes) {
     throw new AgeDecryptError(`file is larger than ${formatBytes(limits.maxFileBytes)} (limit ${formatBytes(limits.maxFileBytes)})`);
   }
@@ -26,10 +45,11 @@ export async function decryptAge(file: Uint8Array, identities: readonly AgeIdent
   const fileKey = await unwrapFileKey(header, identities, budget);
   try {
     verifyHeaderMac(fileKey, header);
-    return decryptPayload(fileKey, binary.subarray(header.payloadOffset), budget);
-  } finally {
+  } catch (e) {
     fileKey.fill(0);
+    throw e;
   }
+  return { binary, header, fileKey, budget };
 }
 
 async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdentity[], budget: Budget): Promise<Uint8Array> {
