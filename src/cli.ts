@@ -224,7 +224,13 @@ async function hostCheck(command: HostCheckCommand): Promise<number> {
     process.stderr.write(`agenixd check --host: ${(e as Error).message}\n`);
     return 2;
   }
-  const check = await checkHost(manifest);
+  let check;
+  try {
+    check = await checkHost(manifest);
+  } catch (e) {
+    process.stderr.write(`agenixd check --host: ${(e as Error).message}\n`);
+    return 1;
+  }
   process.stdout.write(command.json ? `${JSON.stringify({ manifest: manifestFile, ...check }, null, 2)}\n` : renderHostCheck(manifestFile, check));
   return check.ok ? 0 : 1;
 }
