@@ -114,7 +114,7 @@ describe("harness/system.nix", nixSuite(), () => {
     assert.equal(
       r.dryActivate,
       `#!/bin/sh\nif [ "\${NIXOS_ACTION-}" = dry-activate ]; then\n` +
-        "  /usr/bin/systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 " +
+        "  /usr/bin/systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --property=RuntimeMaxSec=3min " +
         `--setenv=AGENIXD_SYSTEMCTL=/usr/bin/systemctl --setenv=NIXOS_ACTION=dry-activate /opt/agenixd/bin/agenixd activate --dry-run --manifest ${r.manifestPath}\nfi\n`,
     );
     assert.equal(evaluate({ secrets: { a: { file: "/nix/store/x-a.age" } } }).dryActivate, null);

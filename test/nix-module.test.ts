@@ -397,7 +397,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
         assert.equal(
           called,
           action === "dry-activate"
-            ? `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --setenv=AGENIXD_SYSTEMCTL=${systemctl} --setenv=NIXOS_ACTION=dry-activate ${pkg}/bin/agenixd activate --dry-run --manifest ${manifest}\n` +
+            ? `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --property=RuntimeMaxSec=3min --setenv=AGENIXD_SYSTEMCTL=${systemctl} --setenv=NIXOS_ACTION=dry-activate ${pkg}/bin/agenixd activate --dry-run --manifest ${manifest}\n` +
                 `dry-activate ${systemctl} activate --dry-run --manifest ${manifest}\n`
             : "",
           `NIXOS_ACTION=${action}`,

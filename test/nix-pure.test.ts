@@ -405,7 +405,7 @@ describe("nix/unit.nix", nix, () => {
     };
     assert.equal(
       run(swapsOn, true),
-      `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --setenv=AGENIXD_MOUNT=${base.mount} --setenv=AGENIXD_SYSTEMCTL=${join(dir, "systemctl")} ${join(dir, "agenixd")} ${command}\n` +
+      `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --property=RuntimeMaxSec=3min --setenv=AGENIXD_MOUNT=${base.mount} --setenv=AGENIXD_SYSTEMCTL=${join(dir, "systemctl")} ${join(dir, "agenixd")} ${command}\n` +
         `agenixd AGENIXD_MOUNT=${base.mount} ${command}\n`,
     );
     for (const [swaps, systemd] of [[swapsOff, true], [swapsOn, false], [swapsOff, false]] as const) {
