@@ -11,6 +11,7 @@ import { loadIdentities } from "../src/identities.js";
 import { parseCommand } from "../src/cli.js";
 import { AGENIXD, Sandbox } from "./helpers/sandbox.js";
 import { ageEncrypt, generateAgeKey } from "./helpers/age-cli.js";
+import { installTestPlugin, pluginKey } from "./helpers/age-plugins.js";
 import { launchEnv } from "../scripts/launch.js";
 
 const STRANGER = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
@@ -88,6 +89,36 @@ test("check --host: every secret opens (an age identity too, and a skipped ident
   const r = agenixd(["check", "--host", "--manifest", manifestFile]);
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /^2 of 2 secrets .*\nwarning: identity .*absent-key skipped: .*\nok {4}ssh\nok {4}native\n$/);
+});
+
+test("check --host with an age plugin identity: one plugin process for all files; one that wants a PIN fails only its secrets, with its message", (t) => {
+  const sb = new Sandbox("host-check-plugin");
+  t.after(() => sb.cleanup());
+  const plug = pluginKey(sb.root, "hc");
+  const starts = join(sb.root, "plugin-starts");
+  const write = (mode: string) => {
+    const bin = join(sb.root, `bin-${mode}`);
+    installTestPlugin(bin, "hc", mode, starts);
+    const file = (name: string, plaintext: string) => {
+      const path = join(sb.store, `${name}.age`);
+      writeFileSync(path, ageEncrypt(plaintext, [plug.recipient]));
+      return path;
+    };
+    const manifestFile = sb.manifest([{ name: "via-plugin-1", file: file("p1", "one") }, { name: "via-plugin-2", file: file("p2", "two") }, { name: "host-key", plaintext: "three" }]);
+    const m = JSON.parse(readFileSync(manifestFile, "utf8"));
+    writeFileSync(manifestFile, JSON.stringify({ ...m, version: 2, identityPaths: [plug.identityPath, ...m.identityPaths], pluginDirs: [bin], secrets: m.secrets.map((x: object) => ({ ...x, restartUnits: [], reloadUnits: [] })) }));
+    return manifestFile;
+  };
+  const ok = agenixd(["check", "--host", "--manifest", write("normal")]);
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /^3 of 3 secrets .*\nok {4}via-plugin-1\nok {4}via-plugin-2\nok {4}host-key\n$/);
+  assert.equal(readFileSync(starts, "utf8").trim().split("\n").length, 1, "one plugin process for both files");
+
+  const pin = agenixd(["check", "--host", "--manifest", write("pin")]);
+  assert.equal(pin.status, 1, pin.stdout + pin.stderr);
+  assert.match(pin.stdout, /^1 of 3 secrets /);
+  assert.match(pin.stdout, /^FAIL {2}via-plugin-1 \(.*\): .*PIN required/m);
+  assert.match(pin.stdout, /^ok {4}host-key$/m);
 });
 
 test("check --host without --manifest takes the one the live generation recorded (in a /run of its own)", (t) => {
