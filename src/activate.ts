@@ -548,8 +548,7 @@ function publishCredentials(input: GenerationInput, trust: Trust, lastRun: RunSt
 function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data: Uint8Array) => string | undefined): { installed: boolean; failure?: SecretFailure } {
   const { genDir, prevDir, dirOwn, generation, log, knownDirs, manifest } = input;
   const { item, subject, entry } = p;
-  const fail = (cause: string, keptPrevious: boolean): SecretFailure =>
-    subject === "template" ? templateFailure(item, cause, keptPrevious) : { name: item.name, file: item.file, cause, keptPrevious };
+  const fail = (cause: string, keptPrevious: boolean): SecretFailure => itemFailure(p, cause, keptPrevious);
   let cause = value && !value.ok ? value.cause : undefined;
   if (value?.ok) {
     try {
@@ -601,7 +600,7 @@ function installOutsideTargets(w: Written): void {
       installTarget(input, p, data, own);
       input.log.debug({ [subject]: item.name, path: item.path, generation: input.generation }, "installed");
     } catch (e) {
-      const f: SecretFailure = { ...(subject === "template" ? templateFailure(item, "", false) : { name: item.name, file: item.file, keptPrevious: false }), cause: installFailure(item, e) + (extra ? `; ${extra}` : "") };
+      const f = itemFailure(p, installFailure(item, e) + (extra ? `; ${extra}` : ""), false);
       input.log.error({ [subject]: f.name, file: f.file, path: item.path, cause: f.cause }, `${subject} not installed at its path`);
       const list = subject === "template" ? w.rendered : w.installed;
       const at = list.indexOf(item.name);
@@ -611,6 +610,11 @@ function installOutsideTargets(w: Written): void {
       else w.failed.push(f);
     }
   }
+}
+
+/** A placed item's failure: a secret's, or a template's (marked as one). */
+function itemFailure(p: Placed, cause: string, keptPrevious: boolean): SecretFailure {
+  return p.subject === "template" ? templateFailure(p.item, cause, keptPrevious) : { name: p.item.name, file: p.item.file, cause, keptPrevious };
 }
 
 function templateFailure(template: SecretSpec | TemplateSpec, cause: string, keptPrevious: boolean): SecretFailure {

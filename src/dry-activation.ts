@@ -8,7 +8,8 @@
 import { execFile } from "node:child_process";
 import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
 import { errnoCode } from "./errno.js";
-import { Dirs, TrustError, type Trust } from "./secure-fs.js";
+import { ROOT_ONLY } from "./ramfs.js";
+import { Dirs, TrustError } from "./secure-fs.js";
 import type { UnitActions } from "./units.js";
 
 /** switch-to-configuration's directory for its lists. */
@@ -19,7 +20,6 @@ export const DRY_RELOAD_LIST = "dry-activation-reload-list";
 /** Which of `units` are running now (what a try-restart would restart). */
 export type ActiveQuery = (units: readonly string[]) => Promise<ReadonlySet<string>>;
 
-const ROOT: Trust = { uids: [process.geteuid!()], gids: [], who: "root" };
 const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /**
@@ -35,7 +35,7 @@ export async function recordDryActivation(actions: UnitActions, active: ActiveQu
   if (listed.restart.length === 0 && listed.reload.length === 0) return listed;
   const dirs = new Dirs();
   try {
-    const held = dirs.dir(dir, ROOT, { uid: -1, gid: -1, mode: 0o755 });
+    const held = dirs.dir(dir, ROOT_ONLY, { uid: -1, gid: -1, mode: 0o755 });
     appendUnits(`${held.op}/${DRY_RESTART_LIST}`, `${dir}/${DRY_RESTART_LIST}`, listed.restart);
     appendUnits(`${held.op}/${DRY_RELOAD_LIST}`, `${dir}/${DRY_RELOAD_LIST}`, listed.reload);
   } finally {
@@ -56,7 +56,7 @@ function appendUnits(op: string, shown: string, units: readonly string[]): void 
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new TrustError(`${shown} is not a regular file`);
-    if (st.uid !== ROOT.uids[0] || (st.mode & 0o022) !== 0) throw new TrustError(`${shown} is owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}; only root may write it`);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) throw new TrustError(`${shown} is owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}; only root may write it`);
     const text = Buffer.from(units.map((u) => `${u}\n`).join(""));
     for (let off = 0; off < text.length; ) off += writeSync(fd, text, off, text.length - off);
   } finally {
