@@ -83,7 +83,6 @@ let
     "#!/bin/sh\n"
     + import ../nix/dry-activate.nix {
       inherit agenixd systemctl;
-      systemdRun = "${dirOf systemctl}/systemd-run";
       manifest = manifestPath;
     };
 

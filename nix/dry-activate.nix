@@ -10,17 +10,17 @@
 # or reload are running, and lists those in /run/nixos for switch-to-configuration's summary
 # (src/dry-activation.ts).
 #
-# Arguments: agenixd, systemctl and systemdRun (absolute paths), manifest (its store path).
+# Arguments: agenixd and systemctl (absolute paths; systemd-run is systemctl's neighbour, as
+# ./unit.nix finds it), manifest (its store path).
 {
   agenixd,
   systemctl,
-  systemdRun,
   manifest,
 }:
 ''
   if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
     ${import ./transient-run.nix {
-      inherit systemdRun;
+      systemdRun = "${dirOf systemctl}/systemd-run";
       environment = {
         NIXOS_ACTION = "dry-activate";
         AGENIXD_SYSTEMCTL = systemctl;

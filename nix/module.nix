@@ -102,17 +102,17 @@ let
     # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself; likewise
     # systemctl, which restarts and reloads the units of changed secrets (restartUnits/reloadUnits).
     mount = lib.getExe' pkgs.util-linux "mount";
-    systemctl = "${config.systemd.package}/bin/systemctl";
+    inherit systemctl;
   };
+
+  systemctl = "${config.systemd.package}/bin/systemctl";
 
   # A snippet that supports dry activation, doing nothing on a real one (./dry-activate.nix).
   dryActivationSnippet = {
     supportsDryActivation = true;
     deps = [ ];
     text = import ./dry-activate.nix {
-      inherit agenixd;
-      systemctl = "${config.systemd.package}/bin/systemctl";
-      systemdRun = "${config.systemd.package}/bin/systemd-run";
+      inherit agenixd systemctl;
       manifest = "${manifestFile}";
     };
   };
