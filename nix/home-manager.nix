@@ -141,6 +141,29 @@ let
   };
   manifestFile = pkgs.writeText "agenixd-home-manifest.json" manifestJSON;
 
+  # Files Home Manager links into the home directory (home.file, and xdg.configFile and the
+  # others, which it maps into home.file), by absolute path. home.file's target is relative to
+  # the home directory unless it lies outside it.
+  homeFileTargets = lib.listToAttrs (
+    map (f: {
+      name = if lib.hasPrefix "/" f.target then f.target else "${config.home.homeDirectory}/${f.target}";
+      value = f;
+    }) (lib.filter (f: f.enable) (lib.attrValues (config.home.file or { })))
+  );
+  managedTwice = lib.concatMap (
+    { kind, items }:
+    lib.concatMap (
+      attr:
+      let
+        path = items.${attr}.path;
+      in
+      lib.optional (homeFileTargets ? ${path}) "age.${kind}.${attr}.path is ${path}, which Home Manager also links from home.file (\"${homeFileTargets.${path}.target}\"): the two would replace each other's file at every switch. Remove the home.file entry (its text is in the Nix store, world-readable) and keep the agenixd ${lib.removeSuffix "s" kind}."
+    ) (lib.attrNames items)
+  ) [
+    { kind = "secrets"; items = cfg.secrets; }
+    { kind = "templates"; items = cfg.templates; }
+  ];
+
   triggered = lib.unique (lib.concatMap (x: x.restartUnits ++ x.reloadUnits) (lib.attrValues cfg.secrets ++ lib.attrValues cfg.templates));
 in
 {
@@ -184,9 +207,12 @@ in
     };
     uid = mkOption {
       type = types.nullOr types.ints.unsigned;
-      default = null;
+      # Home Manager's own home.uid (since 2025), which its NixOS and nix-darwin modules set from
+      # users.users.<name>.uid; older Home Manager has no such option.
+      default = config.home.uid or null;
+      defaultText = literalExpression "config.home.uid or null";
       example = 1000;
-      description = "The user's uid. When set, the default secretsDir and secretsMountPoint (and so every default `path`) are under the absolute /run/user/<uid> instead of the literal `\${XDG_RUNTIME_DIR}`, so programs reading their config files can open them.";
+      description = "The user's uid. When set, the default secretsDir and secretsMountPoint (and so every default `path`) are under the absolute /run/user/<uid> instead of the literal `\${XDG_RUNTIME_DIR}`, so programs reading their config files can open them. Defaults to Home Manager's `home.uid`, which its NixOS module sets from `users.users.<name>.uid`.";
     };
     secretsDir = mkOption {
       type = types.str;
@@ -224,7 +250,11 @@ in
         assertion = pkgs.stdenv.hostPlatform.isLinux;
         message = "agenixd's Home Manager module needs a Linux systemd user manager (no launchd agent).";
       }
-    ];
+    ]
+    ++ map (message: {
+      assertion = false;
+      inherit message;
+    }) managedTwice;
 
     systemd.user.services.agenixd = import ./home-service.nix {
       agenixd = lib.getExe' cfg.package "agenixd";

@@ -54,6 +54,28 @@ describe("Home Manager module", { skip }, () => {
     assert.throws(() => evalHM(`age.secrets.token = { file = "/nix/store/x.age"; path = "relative/token"; };`), (e: unknown) => e instanceof NixError && /must be an absolute path/.test(e.message));
   });
 
+  test("age.uid defaults to Home Manager's home.uid (which its NixOS module sets from users.users.<name>.uid)", () => {
+    const r = evalHM(`home.uid = 1001; age.secrets.token.file = "/nix/store/x-token.age";`);
+    assert.equal(r.secrets.token.path, "/run/user/1001/agenix/token");
+    assert.equal(evalHM(`age.secrets.token.file = "/nix/store/x-token.age";`).secrets.token.path, "${XDG_RUNTIME_DIR}/agenix/token");
+  });
+
+  test("a template or secret at a path home.file also links is refused, naming both", () => {
+    const r = evalHM(`
+      age.secrets.token.file = "/nix/store/x-token.age";
+      age.templates.tabby = { content = "x"; path = "/home/alice/.tabby-client/agent/config.toml"; };
+      age.secrets.netrc = { file = "/nix/store/x-netrc.age"; path = "/home/alice/.netrc"; };
+      home.file.old-tabby = { target = "/home/alice/.tabby-client/agent/config.toml"; text = "token = old"; };
+      home.file.".netrc".text = "machine x";
+      home.file.".unrelated".text = "y";`);
+    assert.equal(r.assertions.length, 2);
+    assert.match(r.assertions[0], /^age\.secrets\.netrc\.path is \/home\/alice\/\.netrc, which Home Manager also links from home\.file \("\.netrc"\)/);
+    assert.match(r.assertions[1], /^age\.templates\.tabby\.path is \/home\/alice\/\.tabby-client\/agent\/config\.toml, .*Remove the home\.file entry/);
+    // A disabled home.file entry is not linked.
+    const off = evalHM(`age.secrets.netrc = { file = "/nix/store/x-netrc.age"; path = "/home/alice/.netrc"; }; home.file.".netrc" = { text = "x"; enable = false; };`);
+    assert.deepEqual(off.assertions, []);
+  });
+
   test("no secret, no service", () => {
     assert.equal(evalHM("").service, null);
   });

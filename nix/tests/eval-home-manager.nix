@@ -1,5 +1,5 @@
 # Evaluates ../home-manager.nix with nixpkgs' lib.evalModules and stand-ins for the Home Manager
-# options it reads or sets (home.username, home.homeDirectory, home.packages, assertions,
+# options it reads or sets (home.username, home.homeDirectory, home.uid, home.file, home.packages, assertions,
 # systemd.user.services as Home Manager declares it: an attrset of unit sections).
 # Arguments: lib (nixpkgs' lib), config (a module: the configuration under test).
 # Result: { assertions (messages of the failed ones), manifest (the JSON text the service reads),
@@ -19,6 +19,15 @@ let
     options = {
       home.username = mkOption { type = types.str; };
       home.homeDirectory = mkOption { type = types.str; };
+      home.uid = mkOption { type = types.nullOr types.ints.unsigned; default = null; };
+      home.file = mkOption {
+        type = types.attrsOf (types.submodule ({ name, ... }: {
+          options.target = mkOption { type = types.str; default = name; };
+          options.enable = mkOption { type = types.bool; default = true; };
+          options.text = mkOption { type = types.nullOr types.lines; default = null; };
+        }));
+        default = { };
+      };
       home.packages = mkOption { type = types.listOf types.package; default = [ ]; };
       assertions = mkOption { type = types.listOf types.attrs; default = [ ]; };
       systemd.user.services = mkOption { type = types.attrsOf (types.attrsOf (types.attrsOf types.anything)); default = { }; };
