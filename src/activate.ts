@@ -14,7 +14,7 @@ import { ensureRamfs, openMountPoint, ROOT_ONLY } from "./ramfs.js";
 import { diffSecrets } from "./diff.js";
 import { describeChange, removedSecrets, summarizeChanges, type SecretChange, type Subject } from "./changes.js";
 import { applyUnitActions, planUnitActions, type UnitActionResult, type UnitActions } from "./units.js";
-import { carryChangeTimes, readState, writeState, type RunState, type SecretRecord } from "./state.js";
+import { carryChangeTimes, markDeferred, readState, writeState, type RunState, type SecretRecord } from "./state.js";
 import { currentBootId, lastFullRun, runRecordFields } from "./run-record.js";
 import { RENDERED_ENTRY, renderTemplates, substitutionsFor, type RenderedTemplate } from "./templates.js";
 import { CredentialWriter, credentialId, linkCredstore } from "./credstore.js";
@@ -40,6 +40,11 @@ export interface SecretFailure {
   readonly keptPrevious: boolean;
   /** Absent for a secret; a template's failure names the secrets it lacked in `cause`. */
   readonly subject?: "template";
+  /**
+   * Deferred rather than failed: only a plugin that waits for this unit (pcscd.socket at early
+   * boot) could open it, and agenixd-deferred.service installs it once that unit is up (docs/plugins.md).
+   */
+  readonly waitsFor?: string;
 }
 
 export interface ActivationResult {
@@ -191,7 +196,7 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
     const identities = await loadIdentities(manifest.identityPaths, (w) =>
       log.warn({ identity: w.path, cause: w.reason }, w.skipped ? "identity skipped" : `identity file is not ${host.rootUid === 0 ? "root" : "the user"}'s alone`), reads, host.rootUid, manifest.pluginDirs);
     notify.status(`decrypting ${selected.length} secrets`);
-    decrypted = await decryptAll(selected, identities, undefined, reads, { onMessage: (plugin, message) => log.info({ plugin, message }, "age plugin says") });
+    decrypted = await decryptAll(selected, identities, undefined, reads, { onMessage: (plugin, message) => log.info({ plugin, message }, "age plugin says"), sockets: manifest.pluginSockets });
     const accounts = host.readAccounts();
     const secrets = resolveOwnership(decrypted, accounts);
     const failures = secrets.filter((p): p is FailedSecret => !p.ok);
@@ -202,7 +207,7 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
     // Templates are rendered with every secret's value, so in the full phase only; the users phase keeps them as they are.
     if (phase === "all" && manifest.templates.length > 0) {
       const values = new Map(secrets.filter((p): p is PlannedSecret => p.ok).map((p) => [p.secret.name, p.plaintext]));
-      templates = renderTemplates(manifest.templates, substitutionsFor(manifest.secrets, (s) => values.get(s.name)), accounts, reads);
+      templates = deferTemplatesOfDeferred(renderTemplates(manifest.templates, substitutionsFor(manifest.secrets, (s) => values.get(s.name)), accounts, reads), failures);
     }
     const renderFailures = templates.filter((t): t is RenderedTemplate & { ok: false } => !t.ok);
 
@@ -315,6 +320,7 @@ export async function react(p: Plan, w: Written, ctx: ActivationContext, host: H
   const unitResults = await applyUnitActions(units, runCommand, undefined, host.systemctlArgs);
   logUnitResults(log, unitResults, changes, manifest, reference);
   recordState(manifest, options, p.phase, p.bootId, w.generation, lastRun, changes, w.failed);
+  recordDeferred(p, w.failed, log);
   // At first boot every secret is new: the summary would only repeat the count.
   notify.status(statusLine(w.generation, w.installed.length, w.rendered.length, w.failed, firstBoot ? [] : changes, unitResults));
   notify.ready();
@@ -333,11 +339,15 @@ async function reactWithout(p: Plan, ctx: ActivationContext, options: Activation
       notify.ready();
       return result();
     case "keep":
-      for (const f of p.failed) log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: true }, "secret not installed");
+      for (const f of p.failed) {
+        if (f.waitsFor) log.warn({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: true, waitsFor: f.waitsFor }, `secret deferred until ${f.waitsFor}`);
+        else log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: true }, "secret not installed");
+      }
       log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
       if (dryRun) return result(p.failed);
       notify.status(`all ${p.selected.length} secrets failed; generation ${previous} kept`);
       recordState(p.manifest, options, "users", p.bootId, previous, p.lastRun, [], p.failed); // carries this boot's last full run forward
+      recordDeferred(p, p.failed, log);
       notify.ready();
       return result(p.failed);
     case "unchanged":
@@ -390,7 +400,12 @@ function statusLine(generation: number, installed: number, rendered: number, fai
   const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
   let line = `generation ${generation}: ${count(installed, "secret")} installed`;
   if (rendered > 0) line += `, ${count(rendered, "template")} rendered`;
-  if (failed.length > 0) line += `, ${failed.length} failed (${failed.map((f) => (f.subject ? `${f.subject} ${f.name}` : f.name)).join(", ")})`;
+  const named = (fs: readonly SecretFailure[]) => fs.map((f) => (f.subject ? `${f.subject} ${f.name}` : f.name)).join(", ");
+  const notInstalled = failed.filter((f) => f.waitsFor === undefined);
+  const deferred = failed.filter((f) => f.waitsFor !== undefined);
+  const waitedFor = deferred.map((f) => f.waitsFor!).filter((u, i, all) => all.indexOf(u) === i);
+  if (notInstalled.length > 0) line += `, ${notInstalled.length} failed (${named(notInstalled)})`;
+  if (deferred.length > 0) line += `, ${deferred.length} deferred until ${waitedFor.join(", ")} (${named(deferred)})`;
   if (changes.length > 0) line += `; ${summarizeChanges(changes)}`;
   for (const r of units) line += `; ${r.error ? `could not ${r.action}` : r.action === "restart" ? "restarted" : "reloaded"} ${r.units.join(", ")}`;
   return line;
@@ -420,15 +435,26 @@ function recordState(
       ...(templates ? { templates } : {}),
       ...runRecordFields(phase, bootId, lastRun, secrets, templates),
       ...(manifest.credstore === undefined ? {} : { credstore: manifest.credstore }),
-      failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, ...(f.subject ? { subject: f.subject } : {}) })),
+      failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, ...(f.subject ? { subject: f.subject } : {}), ...(f.waitsFor ? { waitsFor: f.waitsFor } : {}) })),
     });
   } catch {
     // status then reports what it can; the activation's own result stands
   }
 }
 
+/** After a full run, whether agenixd-deferred.service has work (src/state.ts): best effort, like the record. */
+function recordDeferred(p: Plan, failures: readonly SecretFailure[], log: Logger): void {
+  if (p.phase !== "all") return;
+  const units = failures.flatMap((f) => (f.waitsFor === undefined ? [] : [f.waitsFor])).filter((u, i, all) => all.indexOf(u) === i);
+  try {
+    markDeferred(p.manifest.secretsMountPoint, units);
+  } catch (e) {
+    log.warn({ cause: (e as Error).message }, "cannot record the deferred secrets for agenixd-deferred.service");
+  }
+}
+
 type PlannedSecret = { ok: true; secret: SecretSpec; plaintext: Buffer; own: Ownership };
-type FailedSecret = { ok: false; secret: SecretSpec; cause: string };
+type FailedSecret = { ok: false; secret: SecretSpec; cause: string; waitsFor?: string };
 
 interface GenerationInput {
   readonly manifest: Manifest;
@@ -461,7 +487,7 @@ interface Placed {
 }
 
 /** What a secret or template gets this time: a value, a cause, or nothing (not part of this phase: kept as it was). */
-type NewValue = { readonly ok: true; readonly data: Buffer; readonly own: Ownership } | { readonly ok: false; readonly cause: string } | undefined;
+type NewValue = { readonly ok: true; readonly data: Buffer; readonly own: Ownership } | { readonly ok: false; readonly cause: string; readonly waitsFor?: string | undefined } | undefined;
 
 /**
  * Fills the new generation in manifest order: each decrypted secret and its target path; every
@@ -474,7 +500,7 @@ function writeSecrets(input: GenerationInput, plan: readonly (PlannedSecret | Fa
   const byName = new Map(plan.map((p) => [p.secret.name, p]));
   for (const secret of input.manifest.secrets) {
     const entry = byName.get(secret.name);
-    const value: NewValue = entry === undefined ? undefined : entry.ok ? { ok: true, data: entry.plaintext, own: entry.own } : { ok: false, cause: entry.cause };
+    const value: NewValue = entry === undefined ? undefined : entry.ok ? { ok: true, data: entry.plaintext, own: entry.own } : { ok: false, cause: entry.cause, waitsFor: entry.waitsFor };
     const publish = credentials && secret.credential ? (data: Uint8Array) => publishCredential(credentials, secret, data) : undefined;
     const outcome = place(input, { subject: "secret", item: secret, entry: secret.name }, value, publish);
     if (outcome.installed) installed.push(secret.name);
@@ -499,7 +525,7 @@ function writeTemplates(input: GenerationInput, templates: readonly RenderedTemp
   const byName = new Map(templates.map((t) => [t.template.name, t]));
   for (const template of input.manifest.templates) {
     const t = byName.get(template.name);
-    const value: NewValue = t === undefined ? undefined : t.ok ? { ok: true, data: t.data, own: t.own } : { ok: false, cause: t.cause };
+    const value: NewValue = t === undefined ? undefined : t.ok ? { ok: true, data: t.data, own: t.own } : { ok: false, cause: t.cause, waitsFor: t.waitsFor };
     const outcome = place(input, { subject: "template", item: template, entry: `${RENDERED_ENTRY}/${template.name}` }, value);
     if (outcome.installed) rendered.push(template.name);
     if (outcome.failure) failed.push(outcome.failure);
@@ -550,6 +576,7 @@ function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data:
   const { item, subject, entry } = p;
   const fail = (cause: string, keptPrevious: boolean): SecretFailure => itemFailure(p, cause, keptPrevious);
   let cause = value && !value.ok ? value.cause : undefined;
+  const waitsFor = value && !value.ok ? value.waitsFor : undefined;
   if (value?.ok) {
     try {
       makeDirs(genDir, dirname(entry), dirOwn, knownDirs);
@@ -582,6 +609,11 @@ function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data:
   if (!isWithin(manifest.secretsDir, item.path)) removeStaleTempsBeside(input, p);
   if (carried.cause !== undefined) cause = cause === undefined ? carried.cause : `${cause}; ${carried.cause}`;
   if (cause === undefined) return { installed: false };
+  if (waitsFor !== undefined) {
+    const f = { ...fail(cause, carried.kept), waitsFor };
+    log.warn({ [subject]: f.name, file: f.file, cause, keptPrevious: carried.kept, waitsFor }, `${subject} deferred until ${waitsFor}`);
+    return { installed: false, failure: f };
+  }
   const f = fail(cause, carried.kept);
   log.error({ [subject]: f.name, file: f.file, cause, keptPrevious: carried.kept }, `${subject} not installed`);
   return { installed: false, failure: f };
@@ -628,7 +660,7 @@ function installFailure(item: SecretSpec | TemplateSpec, e: unknown): string {
 
 function resolveOwnership(decrypted: readonly Decrypted[], accounts: Accounts): (PlannedSecret | FailedSecret)[] {
   return decrypted.map((d) => {
-    if (!d.ok) return { ok: false, secret: d.secret, cause: d.cause };
+    if (!d.ok) return { ok: false, secret: d.secret, cause: d.cause, ...(d.waitsFor ? { waitsFor: d.waitsFor } : {}) };
     const uid = accounts.uid(d.secret.owner);
     const gid = accounts.gid(d.secret.group);
     if (uid === undefined) return { ok: false, secret: d.secret, cause: `unknown owner "${d.secret.owner}" (not in /etc/passwd)` };
@@ -638,7 +670,17 @@ function resolveOwnership(decrypted: readonly Decrypted[], accounts: Accounts): 
 }
 
 function failure(f: FailedSecret, keptPrevious: boolean): SecretFailure {
-  return { name: f.secret.name, file: f.secret.file, cause: f.cause, keptPrevious };
+  return { name: f.secret.name, file: f.secret.file, cause: f.cause, keptPrevious, ...(f.waitsFor ? { waitsFor: f.waitsFor } : {}) };
+}
+
+/** A template that lacks only deferred secrets is deferred with them (until the first one's unit). */
+function deferTemplatesOfDeferred(templates: RenderedTemplate[], failures: readonly FailedSecret[]): RenderedTemplate[] {
+  return templates.map((t) => {
+    if (t.ok || t.lacks === undefined) return t;
+    const waits = t.lacks.map((name) => failures.find((f) => f.secret.name === name)?.waitsFor);
+    const unit = waits[0];
+    return unit !== undefined && waits.every((w) => w !== undefined) ? { ...t, waitsFor: unit } : t;
+  });
 }
 
 /**

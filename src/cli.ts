@@ -44,7 +44,7 @@ ${CHECK_HELP}
 
 agenixd must run as root, except with --user (and check, which needs no privilege, but
 check --host does).
-exit status: activate: 0 all secrets installed, 1 a secret failed or activation failed
+exit status: activate: 0 all secrets installed (or deferred until a plugin's socket), 1 a secret failed or activation failed
              (or not root); status: 0 healthy, 1 degraded, 3 no live generation;
              2 usage error`;
 
@@ -183,7 +183,8 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
         return 1;
       }
     }
-    return result.failed.length === 0 ? 0 : 1;
+    // A deferred secret (waiting for pcscd.socket, docs/plugins.md) is not a failure of this run.
+    return result.failed.every((f) => f.waitsFor !== undefined) ? 0 : 1;
   } catch (e) {
     const message = e instanceof ManifestError ? e.message : `activation failed: ${(e as Error).message}`;
     log.fatal({ cause: message }, message);

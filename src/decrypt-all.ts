@@ -1,10 +1,10 @@
 // Step 2: decrypt every selected secret into memory before anything on disk changes.
-import { type AgeIdentity, type AgeLimits, DEFAULT_LIMITS, decryptAge, formatBytes } from "./age/index.js";
+import { type AgeIdentity, type AgeLimits, DEFAULT_LIMITS, IdentityNotReadyError, decryptAge, formatBytes } from "./age/index.js";
 import { decodeArmor, looksArmored } from "./age/armor.js";
 import { parseHeader } from "./age/header.js";
 import { PluginIdentity } from "./age/plugin-identity.js";
 import type { PluginLimits } from "./age/plugin-session.js";
-import { runPlugins } from "./age/plugin-unwrap.js";
+import { runPlugins, type PluginSocket } from "./age/plugin-unwrap.js";
 import type { Stanza } from "./age/stanza.js";
 import type { SecretSpec } from "./manifest.js";
 import { ReadRefused, TrustError, withReadSource, type ReadSource } from "./secure-fs.js";
@@ -16,14 +16,25 @@ export type PluginMessageHandler = (plugin: string, message: string) => void;
 export interface PluginOptions {
   readonly onMessage?: PluginMessageHandler;
   readonly limits?: PluginLimits;
+  /** Plugins that are not run while a service's socket is missing (the manifest's pluginSockets). */
+  readonly sockets?: readonly PluginSocket[];
 }
 
-export type Decrypted =
-  | { readonly ok: true; readonly secret: SecretSpec; readonly plaintext: Buffer }
-  | { readonly ok: false; readonly secret: SecretSpec; readonly cause: string };
+/**
+ * Why a secret failed. `waitsFor`: it was not opened only because a plugin waits for that unit
+ * (src/age/plugin-unwrap.ts), so it is deferred rather than failed (docs/plugins.md).
+ */
+export interface Failed {
+  readonly ok: false;
+  readonly secret: SecretSpec;
+  readonly cause: string;
+  readonly waitsFor?: string;
+}
+
+export type Decrypted = { readonly ok: true; readonly secret: SecretSpec; readonly plaintext: Buffer } | Failed;
 
 /** What opening one file gave: `value`, or why it failed. */
-export type Opened<T> = { readonly ok: true; readonly secret: SecretSpec; readonly value: T } | { readonly ok: false; readonly secret: SecretSpec; readonly cause: string };
+export type Opened<T> = { readonly ok: true; readonly secret: SecretSpec; readonly value: T } | Failed;
 
 /** Opens one file with the identities: decryptAge (the plaintext), or unlockHeader (nothing: the check). */
 export type Open<T> = (file: Uint8Array, identities: readonly AgeIdentity[], limits: AgeLimits) => Promise<T>;
@@ -64,7 +75,7 @@ export async function openAll<T>(
     // Age plugins (src/age/plugin-unwrap.ts): every file is read and its header parsed first, so that
     // each plugin runs once for all of them.
     const files = secrets.map((secret) => read(secret, limits, from));
-    await runPlugins(identities, files.map(headerStanzas(limits)), plugins.onMessage ?? (() => {}), plugins.limits);
+    await runPlugins(identities, files.map(headerStanzas(limits)), plugins.onMessage ?? (() => {}), plugins.limits, plugins.sockets);
     try {
       for (const [i, secret] of secrets.entries()) {
         for (const id of identities) if (id instanceof PluginIdentity) id.answers.current = i;
@@ -104,6 +115,7 @@ async function openOne<T>(secret: SecretSpec, ciphertext: Buffer | string, ident
   try {
     return { ok: true, secret, value: await open(ciphertext, identities, limits) };
   } catch (e) {
+    if (e instanceof IdentityNotReadyError) return { ok: false, secret, cause: e.message, waitsFor: e.waitsFor };
     return { ok: false, secret, cause: (e as Error).message };
   }
 }

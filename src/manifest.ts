@@ -6,6 +6,8 @@ import { parseMode } from "./mode.js";
 import { isUnitName } from "./units.js";
 import { CREDSTORE_ENTRY, credentialId, credentialIdProblem } from "./credstore.js";
 import { RENDERED_ENTRY } from "./templates.js";
+import type { PluginSocket } from "./age/plugin-unwrap.js";
+import { PLUGIN_NAME } from "./age/plugin-identity.js";
 
 /** One secret as the NixOS module writes it into the manifest (docs/manifest.md), before validation. */
 export interface SecretEntry {
@@ -52,6 +54,8 @@ export interface ManifestFile {
   /** Version 2. */
   credstore?: string | null;
   templates?: TemplateEntry[];
+  /** Version 2. */
+  pluginSockets?: { plugin: string; socket: string; unit: string }[];
 }
 
 /** What secrets and templates share: a file in the generation, where it is wanted, its owner and mode, its units. */
@@ -100,6 +104,8 @@ export interface Manifest {
   readonly templates: readonly TemplateSpec[];
   /** The bin directories of age.plugins, where age-plugin-<name> is looked up (docs/plugins.md). */
   readonly pluginDirs: readonly string[];
+  /** Plugins that reach their device through a service's socket: not run, and their secrets deferred, while it is missing. */
+  readonly pluginSockets: readonly PluginSocket[];
 }
 
 export class ManifestError extends Error {
@@ -117,7 +123,7 @@ export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: reado
     template: [],
   },
   2: {
-    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets", "credstore", "templates", "pluginDirs"],
+    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets", "credstore", "templates", "pluginDirs", "pluginSockets"],
     secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers", "restartUnits", "reloadUnits", "placeholder", "trim", "credential"],
     template: ["name", "file", "path", "mode", "owner", "group", "symlink", "restartUnits", "reloadUnits"],
   },
@@ -161,6 +167,8 @@ export function parseManifest(json: unknown): Manifest {
   const identityPaths = root.identityPaths.map((p, i) => absolutePath(p, `identityPaths[${i}]`));
   if (!Array.isArray(root.pluginDirs ?? [])) fail("pluginDirs", `expected a list of paths, got ${show(root.pluginDirs)}`);
   const pluginDirs = ((root.pluginDirs ?? []) as unknown[]).map((p, i) => absolutePath(p, `pluginDirs[${i}]`));
+  if (!Array.isArray(root.pluginSockets ?? [])) fail("pluginSockets", `expected a list, got ${show(root.pluginSockets)}`);
+  const pluginSockets = ((root.pluginSockets ?? []) as unknown[]).map((p, i) => parsePluginSocket(p, `pluginSockets[${i}]`));
   const keepGenerations = root.keepGenerations ?? 1;
   if (!Number.isInteger(keepGenerations) || (keepGenerations as number) < 1) {
     fail("keepGenerations", `expected an integer ≥ 1, got ${show(root.keepGenerations)}`);
@@ -186,7 +194,16 @@ export function parseManifest(json: unknown): Manifest {
   const templates = ((root.templates ?? []) as unknown[]).map((t, i) => parseTemplate(t, `templates[${i}]`, fields.template, secretsDir, secretsMountPoint));
   if (version >= 2) checkTemplateFeatures(secrets, templates, secretsDir, credstore);
   refuseOverlaps(secrets, templates, secretsDir, credstore);
-  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets, credstore, templates, pluginDirs };
+  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets, credstore, templates, pluginDirs, pluginSockets };
+}
+
+function parsePluginSocket(value: unknown, where: string): PluginSocket {
+  const o = expectObject(value, where);
+  refuseUnknownFields(o, ["plugin", "socket", "unit"], `${where}.`);
+  if (typeof o.plugin !== "string" || !PLUGIN_NAME.test(o.plugin)) fail(`${where}.plugin`, `expected an age plugin's name (age-plugin-<name>), got ${show(o.plugin)}`);
+  const socket = absolutePath(o.socket, `${where}.socket`);
+  if (typeof o.unit !== "string" || !isUnitName(o.unit) || !/\.(socket|service|target)$/.test(o.unit)) fail(`${where}.unit`, `expected a .socket, .service or .target unit name, got ${show(o.unit)}`);
+  return { plugin: o.plugin, socket, unit: o.unit };
 }
 
 function parseCredstore(value: unknown, secretsDir: string, mountPoint: string): string | undefined {

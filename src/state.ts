@@ -26,6 +26,8 @@ export interface FailureRecord {
   readonly keptPrevious: boolean;
   /** Absent for a secret. */
   readonly subject?: "template";
+  /** Deferred, not failed: it waits for this unit (docs/plugins.md). */
+  readonly waitsFor?: string;
 }
 
 export interface RunState {
@@ -88,6 +90,33 @@ export function writeState(mountPoint: string, state: RunState): void {
     throw e;
   }
   closeSync(fd);
+  renameSync(temp, target);
+}
+
+/**
+ * The marker agenixd-deferred.service starts on (ConditionPathExists=): present, listing the units
+ * waited for, after a full run that deferred a secret; absent after one that deferred none.
+ */
+export const DEFERRED_MARKER = ".deferred";
+
+export function markDeferred(mountPoint: string, units: readonly string[]): void {
+  const target = join(mountPoint, DEFERRED_MARKER);
+  if (units.length === 0) {
+    try {
+      unlinkSync(target);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    return;
+  }
+  const temp = join(mountPoint, `${DEFERRED_MARKER}.${randomBytes(6).toString("hex")}`);
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    const bytes = Buffer.from(`${units.join("\n")}\n`);
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(temp, target);
 }
 

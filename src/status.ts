@@ -107,7 +107,10 @@ export function renderStatus(status: Status): string {
   }
   if (status.failures.length > 0) {
     lines.push("", `failed in the last activation (${status.failures.length}):`);
-    for (const f of status.failures) lines.push(`  ${f.subject === "template" ? "template " : ""}${f.name}: ${f.cause}${f.keptPrevious ? ` (previous ${f.subject === "template" ? "rendering" : "value"} kept)` : ""}`);
+    for (const f of status.failures) {
+      const kept = f.keptPrevious ? ` (previous ${f.subject === "template" ? "rendering" : "value"} kept)` : "";
+      lines.push(`  ${f.subject === "template" ? "template " : ""}${f.name}: ${f.waitsFor ? `deferred until ${f.waitsFor}: ` : ""}${f.cause}${kept}`);
+    }
   }
   return `${lines.join("\n")}\n`;
 }

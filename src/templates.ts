@@ -123,7 +123,15 @@ export function substitutionsFor(secrets: readonly SecretSpec[], valueOf: (secre
 
 export type RenderedTemplate =
   | { readonly ok: true; readonly template: TemplateSpec; readonly data: Buffer; readonly own: Ownership }
-  | { readonly ok: false; readonly template: TemplateSpec; readonly cause: string };
+  | {
+      readonly ok: false;
+      readonly template: TemplateSpec;
+      readonly cause: string;
+      /** The secrets it lacked, when that is why. */
+      readonly lacks?: readonly string[];
+      /** Deferred with those secrets (src/activate.ts). */
+      readonly waitsFor?: string;
+    };
 
 /** How template files are read: through held directories (src/secure-fs.ts), trusting root alone. */
 export type TemplateSource = ReadSource;
@@ -165,7 +173,7 @@ function renderOne(template: TemplateSpec, subs: readonly Substitution[], accoun
   }
   const rendering = renderTemplate(text, subs, limits.maxRenderedBytes);
   if (!rendering.ok) {
-    if (rendering.unavailable !== undefined) return { ok: false, template, cause: unavailableCause(rendering.unavailable) };
+    if (rendering.unavailable !== undefined) return { ok: false, template, cause: unavailableCause(rendering.unavailable), lacks: rendering.unavailable };
     const words = sizeWords(rendering.tooLarge);
     return { ok: false, template, cause: `the rendered file would be larger than ${words} (limit ${words})` };
   }

@@ -211,7 +211,7 @@ test("docs/manifest.md documents exactly the allowed fields, and its example par
   // The three field tables: the manifest's (after "| field | type | meaning |"), a secret's and a template's.
   const tables = doc.split(/^\| field \|.*\n\| ---.*\n/m).slice(1).map((t) => [...t.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((r) => r[1]));
   assert.deepEqual(tables.slice(0, 3), [MANIFEST_FIELDS[2]!.manifest, MANIFEST_FIELDS[2]!.secret, MANIFEST_FIELDS[2]!.template]);
-  const v2Only = ["restartUnits", "reloadUnits", "placeholder", "trim", "credential", "credstore", "templates", "pluginDirs"];
+  const v2Only = ["restartUnits", "reloadUnits", "placeholder", "trim", "credential", "credstore", "templates", "pluginDirs", "pluginSockets"];
   assert.deepEqual(MANIFEST_FIELDS[1]!.secret, MANIFEST_FIELDS[2]!.secret.filter((f) => !v2Only.includes(f)), "version 1 is version 2 without the unit lists, templates and credentials");
   assert.deepEqual(MANIFEST_FIELDS[1]!.manifest, MANIFEST_FIELDS[2]!.manifest.filter((f) => !v2Only.includes(f)));
   // Every example in the page parses.

@@ -1,5 +1,5 @@
 import { decodeArmor, looksArmored } from "./armor.js";
-import { AgeDecryptError, IdentityUnavailableError } from "./errors.js";
+import { AgeDecryptError, IdentityNotReadyError, IdentityUnavailableError } from "./errors.js";
 import { type ParsedHeader, parseHeader, verifyHeaderMac } from "./header.js";
 import { type AgeLimits, type Budget, DEFAULT_LIMITS, TimeBudget, formatBytes } from "./limits.js";
 import { decryptPayload } from "./payload.js";
@@ -54,14 +54,20 @@ async function openHeader(file: Uint8Array, identities: readonly AgeIdentity[], 
 
 async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdentity[], budget: Budget): Promise<Uint8Array> {
   // A plugin that failed (a YubiKey that wants a PIN) fails only the files no later identity
-  // unwraps: those get its reason.
+  // unwraps: those get its reason; one that is not ready yet (pcscd at early boot) first, since
+  // the file may still open once it is.
   let unavailable: IdentityUnavailableError | undefined;
+  let notReady: IdentityNotReadyError | undefined;
   for (const identity of identities) {
     budget.check();
     let fileKey: Uint8Array | null;
     try {
       fileKey = await identity.unwrapFileKey(header.stanzas, budget);
     } catch (err) {
+      if (err instanceof IdentityNotReadyError) {
+        notReady ??= err;
+        continue;
+      }
       if (err instanceof IdentityUnavailableError) {
         unavailable ??= err;
         continue;
@@ -76,6 +82,7 @@ async function unwrapFileKey(header: ParsedHeader, identities: readonly AgeIdent
     }
     return fileKey;
   }
+  if (notReady) throw notReady;
   if (unavailable) throw unavailable;
   const fileIsFor = recipientTypes(header.stanzas) || "no recipients";
   const detail = identities.length === 0 ? "; no identities are loaded" : "";

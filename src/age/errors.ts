@@ -15,3 +15,17 @@ export class AgeDecryptError extends Error {
  * none of them unwraps the file.
  */
 export class IdentityUnavailableError extends AgeDecryptError {}
+
+/**
+ * An identity that cannot be used yet: its plugin reaches its device through a service that is
+ * not there yet (pcscd at early boot: src/age/plugin-unwrap.ts). `waitsFor` names the unit.
+ */
+export class IdentityNotReadyError extends IdentityUnavailableError {
+  constructor(
+    message: string,
+    readonly waitsFor: string,
+  ) {
+    super(message);
+    this.name = "IdentityNotReadyError";
+  }
+}

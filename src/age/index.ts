@@ -1,5 +1,5 @@
 export type { AgeIdentity, Stanza } from "./stanza.js";
-export { AgeDecryptError } from "./errors.js";
+export { AgeDecryptError, IdentityNotReadyError } from "./errors.js";
 export { decryptAge, unlockHeader } from "./decrypt.js";
 export { X25519Identity } from "./x25519.js";
 export { SshEd25519Identity } from "./ssh-ed25519.js";

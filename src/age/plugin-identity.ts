@@ -5,18 +5,20 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { decodeBech32 } from "./bech32.js";
-import { AgeDecryptError, IdentityUnavailableError } from "./errors.js";
+import { AgeDecryptError, IdentityNotReadyError, IdentityUnavailableError } from "./errors.js";
 import type { FileAnswer } from "./plugin-session.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
 
 const PREFIX = "age-plugin-";
 /** Plugin names agenixd accepts: a file name, never a path. */
-const NAME = /^[a-z0-9][a-z0-9._+-]{0,63}$/;
+export const PLUGIN_NAME = /^[a-z0-9][a-z0-9._+-]{0,63}$/;
 
 /** The answers of a plugin's session, shared by its identities, for the file being decrypted. */
 export class PluginAnswers {
   readonly #byFile = new Map<number, FileAnswer>();
   failure: string | undefined;
+  /** The unit the plugin waits for, when it was not run because that unit's socket is not there yet. */
+  waitsFor: string | undefined;
   ran = false;
   current = -1;
 
@@ -59,7 +61,7 @@ export class PluginIdentity implements AgeIdentity {
     bytes.fill(0);
     if (!prefix.startsWith(PREFIX) || !prefix.endsWith("-")) throw new Error("malformed age plugin identity");
     const name = prefix.slice(PREFIX.length, -1);
-    if (!NAME.test(name)) throw new Error("age plugin identity has an unusable plugin name");
+    if (!PLUGIN_NAME.test(name)) throw new Error("age plugin identity has an unusable plugin name");
     const binary = `age-plugin-${name}`;
     const program = pluginDirs.map((dir) => join(dir, binary)).find(isFile);
     if (program === undefined) {
@@ -73,6 +75,7 @@ export class PluginIdentity implements AgeIdentity {
     if (!a.ran) throw new AgeDecryptError(`age plugin ${this.name} was not run for this file`);
     const answer = a.get(a.current);
     if (answer === undefined) {
+      if (a.waitsFor !== undefined) throw new IdentityNotReadyError(`age plugin ${this.name} (identity ${this.source}) ${a.failure}`, a.waitsFor);
       if (a.failure !== undefined) throw new IdentityUnavailableError(`age plugin ${this.name} (identity ${this.source}) failed: ${a.failure}`);
       return null;
     }

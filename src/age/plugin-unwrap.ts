@@ -2,10 +2,22 @@
 // every plugin that has an identity loaded (C2SP age-plugin.md: a client passes all stanzas to
 // every connected plugin). The answers wait in each plugin's PluginAnswers until the file's own
 // decryption walks its identities in identityPaths order (src/decrypt-all.ts).
+import { lstatSync } from "node:fs";
 import { dirname } from "node:path";
 import { type PluginLimits, runIdentitySession } from "./plugin-session.js";
 import { PluginIdentity } from "./plugin-identity.js";
 import type { AgeIdentity, Stanza } from "./stanza.js";
+
+/**
+ * A plugin that reaches its device through a service's socket (age-plugin-yubikey through pcscd):
+ * while `socket` is not there (early boot: pcscd.socket listens only after sysinit.target), the
+ * plugin is not run, and the files only it could open wait for `unit` (docs/plugins.md).
+ */
+export interface PluginSocket {
+  readonly plugin: string;
+  readonly socket: string;
+  readonly unit: string;
+}
 
 /**
  * Runs each plugin of `identities` once with the files' stanzas (undefined: a file whose header
@@ -17,6 +29,7 @@ export async function runPlugins(
   files: readonly (readonly Stanza[] | undefined)[],
   onMessage: (plugin: string, message: string) => void,
   limits?: PluginLimits,
+  sockets: readonly PluginSocket[] = [],
 ): Promise<void> {
   const plugins: PluginIdentity[][] = [];
   for (const identity of identities) {
@@ -38,6 +51,12 @@ export async function runPlugins(
     });
     answers.ran = true;
     if (offered.length === 0) continue;
+    const needs = sockets.find((s) => s.plugin === group[0]!.name);
+    if (needs !== undefined && !isSocket(needs.socket)) {
+      answers.waitsFor = needs.unit;
+      answers.failure = `waits for ${needs.unit}: ${needs.socket} is not there yet`;
+      continue;
+    }
     const result = await runIdentitySession({
       program: group[0]!.program,
       path,
@@ -52,5 +71,13 @@ export async function runPlugins(
       answers.set(file, answer);
       if ("fileKey" in answer) unwrapped.add(file);
     }
+  }
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
   }
 }

@@ -2,10 +2,12 @@
 // AGE-PLUGIN-<NAME>-1… holds an X25519 scalar, and it unwraps native X25519 stanzas with it (the
 // spec lets a plugin handle `X25519`). It follows the specification on its own, with node:crypto
 // only, and imports nothing from agenixd: Go `age` 1.1.1 runs it as well (test/age-plugin.test.ts).
-// Run as `node age-plugin-test.js MODE [COUNT_FILE] --age-plugin=identity-v1`; MODE is `normal`
-// or one of the hostile behaviours below.
+// Run as `node age-plugin-test.js MODE [COUNT_FILE] --age-plugin=identity-v1`; MODE is `normal`,
+// one of the hostile behaviours below, or `socket=PATH`: normal once it can connect to the unix
+// socket PATH, else an internal error (a YubiKey's plugin without pcscd).
 import { createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, hkdfSync } from "node:crypto";
 import { appendFileSync, writeSync } from "node:fs";
+import { createConnection } from "node:net";
 import { fileURLToPath } from "node:url";
 
 const CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
@@ -174,6 +176,21 @@ async function main(): Promise<void> {
     out(encode(args, body));
     return input.stanza();
   };
+  if (mode?.startsWith("socket=")) {
+    // As age-plugin-yubikey does through pcscd: no daemon, no card, an internal error.
+    const path = mode.slice("socket=".length);
+    const reached = await new Promise<boolean>((resolve) => {
+      const c = createConnection(path, () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.on("error", () => resolve(false));
+    });
+    if (!reached) {
+      await ask(["error", "internal"], Buffer.from(`cannot reach the card service at ${path}`));
+      process.exit(4);
+    }
+  }
   switch (mode) {
     case "hang":
       await new Promise(() => setInterval(() => {}, 1000));
