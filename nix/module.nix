@@ -58,7 +58,15 @@ let
       }
     )
     # ./plugins.nix: where agenixd looks up age-plugin-<name>.
-    // lib.optionalAttrs (cfg.plugins != [ ]) { pluginDirs = map (p: "${lib.getBin p}/bin") cfg.plugins; };
+    // lib.optionalAttrs (cfg.plugins != [ ]) { pluginDirs = map (p: "${lib.getBin p}/bin") cfg.plugins; }
+    # pcscd's socket, as pcsc-lite's pcscd.socket listens on it (ListenStream=/run/pcscd/pcscd.comm).
+    // lib.optionalAttrs (cfg.pcscdPlugins != [ ]) {
+      pluginSockets = map (plugin: {
+        inherit plugin;
+        socket = "/run/pcscd/pcscd.comm";
+        unit = "pcscd.socket";
+      }) cfg.pcscdPlugins;
+    };
 
   # The text that stands for a secret in a template, from its attribute name: the formula of
   # docs/manifest.md, which ./manifest.nix writes into each secret's `placeholder`.
@@ -97,6 +105,9 @@ let
     inherit (cfg) identityPaths;
     inherit usersPhase userManagement;
     inherit (cfg) plugins;
+    deferUntil = lib.optional (cfg.pcscdPlugins != [ ]) "pcscd.socket";
+    deferredMarker = "${toString cfg.secretsMountPoint}/.deferred";
+    inherit deferredBefore;
     # age-plugin-tpm talks to the kernel's TPM resource manager (docs/plugins.md).
     pluginDevices = lib.optional (lib.any (p: lib.hasPrefix "age-plugin-tpm" (lib.getName p)) cfg.plugins) "/dev/tpmrm0 rw";
     # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself; likewise
@@ -106,6 +117,17 @@ let
   };
 
   systemctl = "${config.systemd.package}/bin/systemctl";
+
+  # The units agenixd-deferred.service runs before: those restarted or reloaded for a secret or
+  # template, but not one without default dependencies (an early unit, before sysinit.target,
+  # which a unit after pcscd.socket cannot precede without an ordering cycle).
+  deferredBefore = lib.filter (
+    unit:
+    let
+      service = lib.removeSuffix ".service" unit;
+    in
+    (config.systemd.services.${service}.unitConfig.DefaultDependencies or true) != false
+  ) (lib.unique (lib.concatMap (x: x.restartUnits ++ x.reloadUnits) (lib.attrValues cfg.secrets ++ lib.attrValues cfg.templates)));
 
   # A snippet that supports dry activation, doing nothing on a real one (./dry-activate.nix).
   dryActivationSnippet = {
@@ -589,6 +611,9 @@ in
       );
 
       systemd.services = run.services;
+
+      # age-plugin-yubikey and age-plugin-openpgp-card reach the card through pcscd.
+      services.pcscd.enable = mkIf (cfg.pcscdPlugins != [ ]) (lib.mkDefault true);
 
       system.activationScripts =
         run.activationScripts

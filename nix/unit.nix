@@ -46,6 +46,12 @@
   pluginDevices ? [ ],
   early ? false,
   secretPaths ? [ ],
+  # Units whose sockets some plugin waits for ("pcscd.socket"; the manifest's pluginSockets):
+  # with any, agenixd-deferred.service runs the activation again after them, when the full run
+  # left the marker `deferredMarker` (a deferred secret), before the units in `deferredBefore`.
+  deferUntil ? [ ],
+  deferredMarker ? null,
+  deferredBefore ? [ ],
 }:
 let
   renderUnitFile = import ./unit-file.nix;
@@ -273,10 +279,30 @@ let
         fi
       '';
 
+  # The second run for secrets deferred until a plugin's socket listens (docs/plugins.md): the same
+  # activation, after those sockets (which come after sysinit.target) and after agenixd.service,
+  # and only when that run left the marker. Not part of sysinit-reactivation.target: at a switch
+  # the sockets listen already, and agenixd.service defers nothing.
+  agenixdDeferredService = builtins.removeAttrs common [ "requiredBy" "partOf" ] // (if plugins == [ ] then { } else { path = plugins; }) // {
+    description = "Install agenix secrets that waited for ${builtins.concatStringsSep ", " deferUntil}";
+    wantedBy = deferUntil ++ [ "multi-user.target" ];
+    wants = deferUntil;
+    after = [ "agenixd.service" ] ++ deferUntil ++ tpmUnits;
+    before = [ "shutdown.target" ] ++ deferredBefore;
+    unitConfig = common.unitConfig // {
+      ConditionPathExists = deferredMarker;
+      RequiresMountsFor = common.unitConfig.RequiresMountsFor ++ map toString secretPaths;
+    };
+    serviceConfig = common.serviceConfig // {
+      ExecStart = activate;
+    };
+  };
+
   services = {
     agenixd = agenixdService;
   }
-  // (if earlyUnit then { agenixd-users = agenixdUsersService; } else { });
+  // (if earlyUnit then { agenixd-users = agenixdUsersService; } else { })
+  // (if deferUntil != [ ] then { agenixd-deferred = agenixdDeferredService; } else { });
 
   activationScripts = {
     # Kept empty for modules written against agenix that order themselves after it; secrets

@@ -128,11 +128,20 @@ ExecStart=/usr/bin/true
 `,
 };
 
-function verifyBoot(args: Record<string, unknown>): string {
+// pcsc-lite's pcscd.socket (etc/pcscd.socket.in, ipcdir /run/pcscd), which NixOS's services.pcscd
+// installs; its service a stand-in. A consumer of a YubiKey-opened secret, and an early unit.
+const PCSCD_UNITS: Record<string, string> = {
+  "pcscd.socket": "[Unit]\nDescription=PC/SC Smart Card Daemon Activation Socket\n[Socket]\nListenStream=/run/pcscd/pcscd.comm\nSocketMode=0660\n[Install]\nWantedBy=sockets.target\n",
+  "pcscd.service": "[Unit]\nDescription=PC/SC Smart Card Daemon\nRequires=pcscd.socket\n[Service]\nExecStart=/usr/bin/true\n",
+  "wireguard-wg0.service": "[Unit]\nDescription=WireGuard wg0\n[Service]\nType=oneshot\nExecStart=/usr/bin/true\n",
+  "early-net.service": "[Unit]\nDefaultDependencies=no\nBefore=sysinit.target network-pre.target\n[Service]\nType=oneshot\nExecStart=/usr/bin/true\n",
+};
+
+function verifyBoot(args: Record<string, unknown>, target = "sysinit.target", extraUnits: Record<string, string> = {}, extraWants: [string, string][] = []): string {
   const dir = mkdtempSync("/tmp/agenixd-verify-");
   try {
     const r = unitOf({ ...base, agenixd: "/usr/bin/true", mount: "/usr/bin/mount", systemctl: "/usr/bin/systemctl", ...args });
-    for (const [name, text] of Object.entries({ ...NIXOS_UNITS, ...r.unitFiles })) {
+    for (const [name, text] of Object.entries({ ...NIXOS_UNITS, ...extraUnits, ...r.unitFiles })) {
       mkdirSync(join(dir, name, ".."), { recursive: true });
       writeFileSync(join(dir, name), text);
     }
@@ -149,7 +158,8 @@ function verifyBoot(args: Record<string, unknown>): string {
     link("local-fs.target", "persist.mount", "requires");
     link("local-fs.target", "systemd-remount-fs.service", "wants", "/lib/systemd/system/systemd-remount-fs.service");
     link("cryptsetup.target", "systemd-cryptsetup@data.service", "requires");
-    const v = spawnSync("systemd-analyze", ["verify", "--man=no", "sysinit.target"], { encoding: "utf8", env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_LEVEL: "warning" } });
+    for (const [t, unit] of extraWants) link(t, unit);
+    const v = spawnSync("systemd-analyze", ["verify", "--man=no", target], { encoding: "utf8", env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_LEVEL: "warning" } });
     if (v.error) throw v.error;
     return v.stderr;
   } finally {
@@ -220,5 +230,34 @@ describe("the TPM: a sealed identity or age-plugin-tpm waits for tpm2.target", n
     assert.match(unitOf({ ...base, identityPaths, early: true }).unitFiles["agenixd.service"]!, /^After=systemd-remount-fs\.service tpm2\.target$/m);
     const out = verifyBoot({ identityPaths, early: true });
     assert.deepEqual(out.split("\n").filter((l) => /ordering cycle|deleted to break/.test(l)), [], out);
+  });
+});
+
+describe("age-plugin-yubikey: the deferred run after pcscd.socket", nix, () => {
+  const cycles = (out: string) => out.split("\n").filter((l) => /ordering cycle|deleted to break/.test(l));
+  const pcscd = { deferUntil: ["pcscd.socket"], deferredMarker: "/run/agenix.d/.deferred" };
+  const wants: [string, string][] = [["sockets.target", "pcscd.socket"], ["multi-user.target", "wireguard-wg0.service"], ["sysinit.target", "early-net.service"]];
+
+  test("unit.nix: agenixd-deferred.service only with a socket to wait for; after it and agenixd.service, on the marker, before the consumers it is given", () => {
+    assert.equal("agenixd-deferred" in unitOf(base).services, false);
+    const r = unitOf({ ...base, early: true, ...pcscd, deferredBefore: ["wireguard-wg0.service"] });
+    const text = r.unitFiles["agenixd-deferred.service"]!;
+    assert.match(text, /^After=agenixd\.service pcscd\.socket$/m);
+    assert.match(text, /^Wants=pcscd\.socket$/m);
+    assert.match(text, /^Before=shutdown\.target wireguard-wg0\.service$/m);
+    assert.match(text, /^ConditionPathExists=\/run\/agenix\.d\/\.deferred$/m);
+    assert.equal(r.unitFiles["agenixd-deferred.service"]!.match(/^ExecStart=.*$/m)![0], r.unitFiles["agenixd.service"]!.match(/^ExecStart=.*$/m)![0]);
+    assert.deepEqual(r.services["agenixd-deferred"]!.wantedBy, ["pcscd.socket", "multi-user.target"]);
+  });
+
+  test("systemd-analyze verify multi-user.target: early agenixd.service, pcscd.socket after sysinit.target, the deferred run between it and the consumer, no cycle", () => {
+    const out = verifyBoot({ early: true, ...pcscd, deferredBefore: ["wireguard-wg0.service"] }, "multi-user.target", PCSCD_UNITS, wants);
+    assert.deepEqual(cycles(out), [], out);
+  });
+
+  test("why the module leaves out units without default dependencies: before an early unit, the deferred run would close a cycle through sysinit.target", () => {
+    const out = verifyBoot({ early: true, ...pcscd, deferredBefore: ["wireguard-wg0.service", "early-net.service"] }, "multi-user.target", PCSCD_UNITS, wants);
+    assert.match(out, /Found ordering cycle/, out);
+    assert.match(out, /agenixd-deferred\.service/, out);
   });
 });

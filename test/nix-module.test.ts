@@ -205,6 +205,36 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.equal("path" in none.services.agenixd!, false);
     });
 
+    await t.test("age-plugin-yubikey: pcscd is enabled, the manifest names its socket, and agenixd-deferred.service runs after pcscd.socket, before the secrets' units but not early ones", () => {
+      const pkg = `pkg = n: { type = "derivation"; name = "\${n}-1.0"; pname = n; version = "1.0"; meta = { }; outPath = "/nix/store/00000000000000000000000000000000-\${n}-1.0"; };`;
+      const config = `{ pkgs, ... }: let ${pkg} in {
+        age.identityPaths = [ "/k" "/etc/ssh/ssh_host_ed25519_key" ];
+        age.secrets.wg = { file = ${file("a")}; restartUnits = [ "wireguard-wg0.service" "early-net.service" ]; };
+        age.templates.conf = { content = "x"; reloadUnits = [ "nginx.service" ]; };
+        systemd.services.early-net.unitConfig.DefaultDependencies = false;
+        age.plugins = [ (pkg "age-plugin-yubikey") (pkg "age-plugin-tpm") ]; }`;
+      type Svc = { after: string[]; wants: string[]; before: string[]; wantedBy: string[]; unitConfig: Record<string, unknown>; serviceConfig: Record<string, unknown>; requiredBy?: string[] };
+      const r = evalModule(lib, config) as unknown as { manifest: { pluginSockets: unknown }; pcscd: boolean; services: Record<string, Svc> };
+      assert.deepEqual(r.manifest.pluginSockets, [{ plugin: "yubikey", socket: "/run/pcscd/pcscd.comm", unit: "pcscd.socket" }]);
+      assert.equal(r.pcscd, true);
+      const d = r.services["agenixd-deferred"]!;
+      assert.deepEqual(d.wants, ["pcscd.socket"]);
+      assert.ok(d.after.includes("pcscd.socket") && d.after.includes("agenixd.service"), d.after.join(" "));
+      assert.deepEqual(d.before, ["shutdown.target", "wireguard-wg0.service", "nginx.service"]);
+      assert.equal(d.unitConfig.ConditionPathExists, "/run/agenix.d/.deferred");
+      assert.equal(d.serviceConfig.ExecStart, r.services.agenixd!.serviceConfig.ExecStart);
+      assert.equal(d.serviceConfig.DevicePolicy, "closed");
+      assert.equal(d.requiredBy, undefined, "not part of sysinit-reactivation.target");
+      // A TPM plugin alone waits for no socket.
+      const tpm = evalModule(lib, `{ pkgs, ... }: let ${pkg} in { age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; age.plugins = [ (pkg "age-plugin-tpm") ]; }`) as unknown as { manifest: Record<string, unknown>; pcscd: boolean; services: Record<string, unknown> };
+      assert.equal("pluginSockets" in tpm.manifest, false);
+      assert.equal(tpm.pcscd, false);
+      assert.equal("agenixd-deferred" in tpm.services, false);
+      // pcscd stays the user's to turn off (then nothing listens, and the secrets stay deferred: docs/plugins.md).
+      const off = evalModule(lib, `{ pkgs, ... }: let ${pkg} in { age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; age.plugins = [ (pkg "age-plugin-yubikey") ]; services.pcscd.enable = false; }`) as unknown as { pcscd: boolean };
+      assert.equal(off.pcscd, false);
+    });
+
     await t.test("a template used as a hashedPasswordFile fails an assertion: users exist before templates are rendered", () => {
       const r = evalModule(
         lib,
@@ -433,7 +463,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix", "boot-order.nix", "credstore.nix", "dry-activate.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
-        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ] }:
+        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ], deferUntil ? [ ], deferredMarker ? null, deferredBefore ? [ ] }:
          { services.agenixd = { inherit systemctl mount; }; activationScripts = { }; }\n`,
       );
       const config = `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`;

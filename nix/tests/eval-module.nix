@@ -96,6 +96,10 @@ let
           type = types.bool;
           default = false;
         };
+        services.pcscd.enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
         systemd.sysusers.enable = mkOption {
           type = types.bool;
           default = false;
@@ -183,6 +187,7 @@ in
   assertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
   inherit (cfg) warnings;
   services = cfg.systemd.services;
+  pcscd = cfg.services.pcscd.enable;
   activationScripts = cfg.system.activationScripts;
   checks = map (c: { inherit (c) name buildCommand secretsJson recipients; }) cfg.system.checks;
   inherit (cfg.age)
