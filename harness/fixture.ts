@@ -95,6 +95,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
     userManagement: "sysusers",
     identityPaths: [...(plugin ? [plugin.identityPath] : []), hostKeyPath],
     users,
+    earlyServices: Object.entries(scenario.services ?? {}).filter(([, s]) => s.unitConfig?.DefaultDependencies === false).map(([name]) => `${name}.service`),
     configurations: Object.fromEntries(
       Object.entries(configurations(scenario)).map(([name, cfg]) => [
         name,
@@ -103,6 +104,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
           credstore: cfg.credstore,
           dryActivate: cfg.dryActivate,
           plugins: cfg.pluginMode === null ? [] : [plugin!.packageFor(cfg.pluginMode)],
+          pcscdPlugins: scenario.pcscd && scenario.plugin ? [scenario.plugin.name] : [],
           templates: cfg.templates,
           secrets: Object.fromEntries(
             Object.entries(cfg.secrets).map(([attr, def]) => {
@@ -204,7 +206,7 @@ function writePlugin(name: string, at: (p: string) => string, storeFile: (name: 
       const known = packages.get(mode);
       if (known) return known;
       const hash = createHash("sha256").update(`${name} ${mode}`).digest("hex").slice(0, 32);
-      const pkg = `/nix/store/${hash}-age-plugin-${name}-${mode}`;
+      const pkg = `/nix/store/${hash}-age-plugin-${name}-${mode.replace(/[^A-Za-z0-9._+-]/g, "_")}`;
       mkdirSync(at(`${pkg}/bin`), { recursive: true });
       writeFileSync(at(`${pkg}/bin/age-plugin-${name}`), `#!/bin/sh\nexec /usr/local/bin/node ${program} ${mode} /run/age-plugin-starts "$@"\n`, { mode: 0o555 });
       packages.set(mode, pkg);
@@ -256,6 +258,14 @@ function writeNixosUnits(scenario: Scenario, dir: string, base: EvaluatedConfigu
     // Debian runs sysusers only when /usr is newer than /etc; NixOS clears the condition.
     `[Unit]\nConditionNeedsUpdate=\nBefore=sysinit-reactivation.target\nX-Restart-Triggers=${trigger}\n\n[Service]\n${credentials.join("")}`);
   link("/usr/lib/systemd/system/systemd-sysusers.service", join(dir, "sysinit-reactivation.target.requires", "systemd-sysusers.service"));
+
+  if (scenario.pcscd) {
+    // pcsc-lite's etc/pcscd.socket.in as NixOS's services.pcscd installs it; the daemon a stand-in
+    // that takes the socket and never answers (a connect succeeds: the plugin asks no more).
+    writeFileSync(join(dir, "pcscd.socket"), "[Unit]\nDescription=PC/SC Smart Card Daemon Activation Socket\n\n[Socket]\nListenStream=/run/pcscd/pcscd.comm\nSocketMode=0660\n\n[Install]\nWantedBy=sockets.target\n");
+    writeFileSync(join(dir, "pcscd.service"), "[Unit]\nDescription=PC/SC Smart Card Daemon (stand-in)\nRequires=pcscd.socket\n\n[Service]\nExecStart=/bin/sleep infinity\n");
+    link("../pcscd.socket", join(dir, "sockets.target.wants", "pcscd.socket"));
+  }
 
   for (const [name, s] of Object.entries(scenario.services ?? {})) {
     const settings = Object.entries(s.serviceConfig ?? {}).map(([k, v]) => `${k}=${v}\n`).join("");

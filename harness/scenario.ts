@@ -157,6 +157,13 @@ export interface Scenario {
    */
   plugin?: { name: string; mode?: string };
   /**
+   * services.pcscd: pcsc-lite's pcscd.socket (ListenStream=/run/pcscd/pcscd.comm, wanted by
+   * sockets.target) with a stand-in pcscd.service that never answers, and the scenario's plugin in
+   * age.pcscdPlugins (mode `socket=/run/pcscd/pcscd.comm` makes it fail without the socket, as
+   * age-plugin-yubikey does without pcscd).
+   */
+  pcscd?: boolean;
+  /**
    * A LUKS data volume (a disk of its own, QEMU only) in /etc/crypttab as `<volume> UUID=<uuid>
    * <keySecret's path> luks,readonly`: systemd-cryptsetup@<volume>.service opens it at boot with
    * the key agenixd installed. The volume's key is the secret's base content. Read-only, so that

@@ -116,7 +116,16 @@ let
       # As nix/module.nix adds age.plugins' bin directories (nix/plugins.nix).
       manifest =
         import ../nix/manifest.nix (manifestArgs // { inherit templates; })
-        // (if plugins == [ ] then { } else { pluginDirs = map (p: "${p}/bin") plugins; });
+        // (if plugins == [ ] then { } else { pluginDirs = map (p: "${p}/bin") plugins; })
+        # As nix/module.nix names pcscd's socket for age.pcscdPlugins.
+        // (if pcscdPlugins == [ ] then { } else {
+          pluginSockets = map (plugin: { inherit plugin; socket = "/run/pcscd/pcscd.comm"; unit = "pcscd.socket"; }) pcscdPlugins;
+        });
+      pcscdPlugins = cfg.pcscdPlugins or [ ];
+      # nix/module.nix's deferredBefore: the scenario's services all have default dependencies
+      # unless they say otherwise (machine.earlyServices).
+      unitsOfSecrets = builtins.concatMap (x: (x.restartUnits or [ ]) ++ (x.reloadUnits or [ ])) (builtins.attrValues secrets ++ builtins.attrValues (cfg.templates or { }));
+      deferredBefore = builtins.foldl' (acc: u: if builtins.elem u acc || builtins.elem u (machine.earlyServices or [ ]) then acc else acc ++ [ u ]) [ ] unitsOfSecrets;
       templateAttrs = attrNames templates;
       storeFiles = listToAttrs (
         genList (i: {
@@ -132,7 +141,9 @@ let
       run = import ../nix/unit.nix {
         inherit (machine) mount systemctl identityPaths userManagement;
         inherit (cfg) agenixd;
-        inherit plugins;
+        inherit plugins deferredBefore;
+        deferUntil = if pcscdPlugins == [ ] then [ ] else [ "pcscd.socket" ];
+        deferredMarker = "${secretsMountPoint}/.deferred";
         # The harness's identities are on its root: the early ordering NixOS gets (../nix/boot-order.nix).
         inherit ((import ../nix/boot-order.nix { fileSystems = { }; inherit (machine) identityPaths; })) early;
         manifest = manifestPath;

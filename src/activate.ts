@@ -304,7 +304,8 @@ export function commit(p: Plan, w: Written, ctx: ActivationContext, host: Host, 
   const { changes } = p;
   ctx.log.info(
     {
-      generation: w.generation, installed: w.installed.length, failed: w.failed.length, ...countChanges(changes.filter((c) => c.subject === undefined)), unchanged: p.unchanged.secrets, pruned,
+      generation: w.generation, installed: w.installed.length, failed: w.failed.filter((f) => f.waitsFor === undefined).length,
+      ...(w.failed.some((f) => f.waitsFor !== undefined) ? { deferred: w.failed.filter((f) => f.waitsFor !== undefined).length } : {}), ...countChanges(changes.filter((c) => c.subject === undefined)), unchanged: p.unchanged.secrets, pruned,
       ...(p.unchanged.templates !== undefined ? { templates: { rendered: w.rendered.length, ...countChanges(changes.filter((c) => c.subject === "template")), unchanged: p.unchanged.templates } } : {}),
     },
     `generation ${w.generation} is active`,

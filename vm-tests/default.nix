@@ -21,5 +21,6 @@
   templates = import ./templates.nix { inherit pkgs agenixdModule; };
   luks = import ./luks.nix { inherit pkgs agenixdModule; };
   plugin = import ./plugin.nix { inherit pkgs agenixdModule; };
+  plugin-pcscd = import ./plugin-pcscd.nix { inherit pkgs agenixdModule; };
   home-manager = import ./home-manager.nix { inherit pkgs agenixdModule homeManager; };
 }

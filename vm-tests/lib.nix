@@ -59,7 +59,7 @@ let
   pluginPackage =
     name: mode:
     pkgs.writeTextFile {
-      name = "age-plugin-${name}-${mode}";
+      name = "age-plugin-${name}-${builtins.replaceStrings [ "/" "=" ] [ "_" "_" ] mode}";
       destination = "/bin/age-plugin-${name}";
       executable = true;
       text = ''
@@ -283,6 +283,9 @@ let
       age.secrets = lib.mapAttrs secretOptions (withPluginName scenario.secrets);
       age.plugins = lib.optional (scenario ? plugin) (pluginPackage scenario.plugin.name (scenario.plugin.mode or "normal"));
       age.templates = lib.mapAttrs (templateOptions config.age.placeholder) (scenario.templates or { });
+      # scenario.pcscd: the test plugin reaches "its card" through pcscd's socket, as
+      # age-plugin-yubikey does; the module then enables services.pcscd (the real one here).
+      age.pcscdPlugins = lib.mkIf (scenario.pcscd or false) [ scenario.plugin.name ];
       age.credstore.enable = scenario.credstore or false;
       # nixos-rebuild dry-activate runs agenixd's dry run (an activation snippet; nixpkgs warns).
       age.dryActivate = scenario.dryActivate or false;
