@@ -30,6 +30,8 @@ export interface BenchOptions {
   agenixdEnv: Record<string, string>;
   /** Skip the bash loop (experiments on agenixd alone); the table then has no ratios. */
   skipLoop: boolean;
+  /** Interleaved rounds of the start-cost block (bench/start-cost.ts); 0 leaves it out. */
+  startRuns: number;
 }
 
 const KEY_ALIASES: Record<string, KeyType> = {
@@ -59,6 +61,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
       out: { type: "string" },
       agenixd: { type: "string" },
       "skip-loop": { type: "boolean" },
+      "start-runs": { type: "string" },
     },
     strict: true,
   });
@@ -71,7 +74,8 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
     return type;
   });
   const sizes = parseIntList(values.sizes ?? env.BENCH_SIZES ?? "64,512,4096", "--sizes/BENCH_SIZES");
-  const outDir = values.out ?? env.BENCH_OUT ?? `${repoRoot}/bench/results`;
+  // One directory per Node major: dist/ is built by one node, and its results are that node's.
+  const outDir = values.out ?? env.BENCH_OUT ?? `${repoRoot}/bench/results/node${process.versions.node.split(".")[0]}`;
   // Whitespace-separated; lets an experiment (other node flags, another bundle) be benchmarked as is.
   // The default is how the NixOS package starts agenixd: node from the startup snapshot, with the
   // package's glibc tunables (scripts/launch.ts).
@@ -85,7 +89,8 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv, repoRo
   if (smallRuns === undefined || smallRuns < 1) throw new Error("--small-runs must be at least 1");
   if (sizes.some((s) => s === 0)) throw new Error("--sizes: secrets must not be empty");
   const skipLoop = values["skip-loop"] ?? env.BENCH_SKIP_LOOP === "1";
-  return { counts, runs, smallRuns, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, agenixdEnv, skipLoop };
+  const [startRuns] = parseIntList(values["start-runs"] ?? env.BENCH_START_RUNS ?? "30", "--start-runs/BENCH_START_RUNS");
+  return { counts, runs, smallRuns, warmup: warmup ?? 1, keyTypes: [...new Set(keyTypes)], sizes, outDir, agenixdCommand, agenixdEnv, skipLoop, startRuns: startRuns ?? 30 };
 }
 
 /** agenixd's command as a shell reads it: its extra environment as NAME=value words, then argv. */

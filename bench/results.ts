@@ -1,6 +1,7 @@
 // What one bench run measured, and the figures derived from it for the table, chart and targets.
 import type { CryptoFloor } from "./crypto-floor.js";
 import type { KeyType } from "./options.js";
+import type { StartCost } from "./start-cost.js";
 import { median, slope } from "./stats.js";
 
 export type Tool = "agenixd" | "agenix-loop";
@@ -31,6 +32,8 @@ export interface BenchResults {
   esmStartImportMs?: number[];
   floors: CryptoFloor[];
   cells: Cell[];
+  /** Start cost at N = 20 of the snapshot (build CPU, other CPU) and the plain bundle (issue #18). */
+  startCost?: StartCost;
 }
 
 export interface Row {

@@ -17,6 +17,7 @@ import { timeProcess, type ProcessTiming } from "./process-timer.js";
 import { renderMarkdown } from "./report.js";
 import type { BenchResults, Cell, Sample, Tool } from "./results.js";
 import { makeScenario, writeManifest, type Scenario } from "./scenario.js";
+import { measureStartCost } from "./start-cost.js";
 import { median } from "./stats.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -64,6 +65,13 @@ function runOnce(tool: Tool, fixture: Fixture, runDir: string, opts: BenchOption
   }
 }
 
+/** The node version a snapshot blob names in its header (node's SnapshotMetadata: magic, type, version). */
+function blobNodeVersion(blob: string): string {
+  const head = readFileSync(blob).subarray(0, 64);
+  const length = Number(head.readBigUInt64LE(5));
+  return head.toString("latin1", 13, 13 + Math.min(length, 40));
+}
+
 function machineInfo(): BenchResults["machine"] {
   const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
   const age = execFileSync("age", ["--version"], { encoding: "utf8" }).trim();
@@ -75,6 +83,11 @@ async function main(): Promise<void> {
   const opts = parseBenchOptions(process.argv.slice(2), process.env, repoRoot);
   const entry = opts.agenixdCommand.find((a) => /\.(mjs|js|blob)$/.test(a));
   if (entry && !existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first`);
+  // Results are per Node major (bench/results/nodeNN/): the blob must be this node's own.
+  if (entry?.endsWith(".blob")) {
+    const builtBy = blobNodeVersion(entry);
+    if (builtBy !== process.versions.node) throw new Error(`${entry} was built by node ${builtBy}, not by this node ${process.versions.node}: run \`npm run build\` with it first`);
+  }
 
   const workDir = join(repoRoot, "bench", "work");
   const maxCount = Math.max(...opts.counts);
@@ -134,6 +147,14 @@ async function main(): Promise<void> {
       const floor = { keyType: fixture.keyType, perSecretUs: median(floorSamples), samplesUs: floorSamples };
       results.floors.push(floor);
       log(`${fixture.keyType} crypto floor: ${floor.perSecretUs.toFixed(1)} µs/secret`);
+    }
+    const startFixture = fixtures.find((f) => f.keyType === "ssh-ed25519") ?? fixtures[0];
+    if (opts.startRuns > 0 && startFixture && maxCount > 0) {
+      results.startCost = measureStartCost({
+        fixture: startFixture, count: Math.min(20, maxCount), rounds: opts.startRuns, node: process.execPath,
+        snapshotCommand: opts.agenixdCommand, snapshotEnv: opts.agenixdEnv, bundle: join(repoRoot, "dist", "agenixd.mjs"),
+        env: childEnv, scratch, log,
+      });
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-// agenixd's native addon (Node-API, C): the two things Node's standard library cannot do.
+// agenixd's native addon (Node-API, C): the things Node's standard library cannot do.
 //   flock(fd)           flock(2) LOCK_EX|LOCK_NB: true if taken, false if another open file
 //                       description holds it (src/lock.ts polls). The kernel releases it when the
 //                       last descriptor closes, also when the holder is killed.
@@ -12,6 +12,11 @@
 //                       that may not (a user's agenixd) sends as itself and then waits, as
 //                       sd_notify_barrier(3) does, until systemd has read the message: systemd
 //                       finds the sender's unit from its pid, which must still be alive then.
+//   mountRamfs(target)  mount(2) of a ramfs on target, "nodev,nosuid,mode=0751" as mount(8) was
+//                       given before: MS_NODEV|MS_NOSUID and the data "mode=0751". Forking
+//                       mount(8) from the ~50 MB node process cost a start several milliseconds
+//                       (docs/performance.md). src/ramfs.ts passes /proc/self/fd/N of the mount
+//                       point it checked, so the kernel mounts on that very directory.
 // Built by scripts/bundle.mjs with node-gyp into dist/agenixd.node, loaded by src/native.ts.
 #define NAPI_VERSION 8
 #define _GNU_SOURCE // struct ucred
@@ -24,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -44,6 +50,11 @@ static const char *errno_code(int err) {
     case ENOMEM: return "ENOMEM";
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
     case ETIMEDOUT: return "ETIMEDOUT";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EBUSY: return "EBUSY";
+    case ELOOP: return "ELOOP";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
     case EMFILE: return "EMFILE";
     default: return "EIO";
   }
@@ -213,11 +224,35 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_mount_ramfs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "mountRamfs(target): target must be a path");
+    return NULL;
+  }
+  size_t length;
+  char *target = string_arg(env, argv[0], &length);
+  if (!target) return NULL;
+  if (length == 0 || strlen(target) != length) {
+    free(target);
+    napi_throw_type_error(env, NULL, "mountRamfs(target): target must be a path");
+    return NULL;
+  }
+  int rc = mount("none", target, "ramfs", MS_NODEV | MS_NOSUID, "mode=0751");
+  int err = errno;
+  free(target);
+  if (rc != 0) return throw_errno(env, "mount", err);
+  return NULL;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const napi_property_descriptor functions[] = {
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"disableCoreDumps", NULL, js_disable_core_dumps, NULL, NULL, NULL, napi_enumerable, NULL},
       {"notify", NULL, js_notify, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mountRamfs", NULL, js_mount_ramfs, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   return exports;

@@ -91,12 +91,15 @@ try {
   // the heap's layout follows the seed. The seed is no secret: the blob is readable by anyone
   // (scripts/launch.ts says why agenixd needs none). Unlike the snapshot's flags, node does not
   // require it at a start, and a start seeds Math.random afresh.
-  // Without code cache: the blob then holds no compiled code tagged with the build machine's CPU
-  // features (V8's cachedDataVersionTag, which differs between CPUs with and without AVX2 on
-  // Node 22), only the heap with its bytecode, which every CPU of the architecture runs alike. It
-  // is 60% smaller (3.4 against 8.6 MB on Node 24) and starts as fast (docs/performance.md).
+  // Built with code cache, so that node keeps the bytecode the warm-up compiled
+  // (V8's FunctionCodeHandling::kKeep; `withoutCodeCache` also selects kClear, which drops it, and
+  // every start then compiled ~490 functions again: ~25 ms on Node 24). The code cache itself,
+  // compiled code for every one of node's built-in modules tagged with this node's V8 flags and
+  // CPU features (cachedDataVersionTag), is cut out of the blob afterwards (withoutBuiltinCodeCache):
+  // reading it cost more at a start than it saved, and it is the one part tied to the build CPU.
+  // The heap's bytecode runs alike on every CPU of the architecture.
   const config = join(work, "snapshot-config.json");
-  writeFileSync(config, JSON.stringify({ builder: resolve(snapshotScript), withoutCodeCache: true }));
+  writeFileSync(config, JSON.stringify({ builder: resolve(snapshotScript), withoutCodeCache: false }));
   const built = spawnSync(process.execPath, [...nodeFlags, "--random-seed=20250101", "--snapshot-blob", blob, "--build-snapshot-config", config], {
     env: { ...process.env, AGENIXD_SNAPSHOT_WARMUP: material },
     encoding: "utf8",
@@ -104,6 +107,7 @@ try {
   if (built.status !== 0) throw new Error(`building ${blob} failed (exit ${built.status}):\n${built.stderr}`);
   const output = unexpectedOutput(built.stderr);
   if (output) process.stderr.write(`${output}\n`);
+  writeFileSync(blob, withoutBuiltinCodeCache(readFileSync(blob), blob));
   const check = spawnSync(process.execPath, [...nodeFlags, "--snapshot-blob", blob, "--", "--help"], { encoding: "utf8" });
   if (check.status !== 0 || !check.stdout.startsWith("usage: agenixd")) throw new Error(`${blob} does not start:\n${check.stderr}`);
 } finally {
@@ -208,6 +212,95 @@ async function withFixedRandomness(seed, make) {
     Object.defineProperty(globalThis, "crypto", webCrypto);
     nodeCrypto.randomBytes = randomBytes;
   }
+}
+
+/**
+ * A snapshot blob as node writes it (src/node_snapshotable.cc, SnapshotData::ToBlob; the same
+ * layout in Node 22 and 24) without its last part, the code cache of node's built-in modules, and
+ * with the metadata's kWithoutCodeCache flag set to say so. node reads the rest as before: V8's
+ * startup data with the heap and its bytecode, then node's own isolate and environment records.
+ * Layout: u32 magic, u8 type, three strings (u64 length + bytes: version, arch, platform), u32
+ * flags, i32 length + V8's startup data, the isolate record (a u64 vector, a vector of PropInfo:
+ * string, u32, u64), the environment record, then the code cache: u64 count, per entry a string
+ * (the module id) and u64 length + bytes. The environment record's scalars vary between releases,
+ * so the code cache is found as the one place after the isolate record from which a well-formed
+ * code-cache vector (printable module ids) runs exactly to the end of the blob. Anything
+ * unexpected fails the build: a node whose blob this does not understand gets no half-cut blob.
+ */
+function withoutBuiltinCodeCache(blob, name) {
+  const fail = (why) => {
+    throw new Error(`${name}: cannot cut the built-in code cache out of node's snapshot blob (${why}); scripts/bundle.mjs knows the layout of Node 22 and 24`);
+  };
+  let at = 0;
+  const need = (n) => {
+    if (at + n > blob.length) fail(`truncated at byte ${at}`);
+  };
+  const u64 = () => {
+    need(8);
+    const v = blob.readBigUInt64LE(at);
+    at += 8;
+    if (v > BigInt(blob.length)) fail(`a length of ${v} at byte ${at - 8}`);
+    return Number(v);
+  };
+  const string = () => {
+    const n = u64();
+    need(n);
+    at += n;
+    return blob.toString("latin1", at - n, at);
+  };
+  need(5);
+  if (blob.readUInt32LE(0) !== 0x0143da19) fail("not a node snapshot blob: wrong magic number");
+  at = 5;
+  const version = string();
+  if (version !== process.versions.node) fail(`built by node ${version}, not ${process.versions.node}`);
+  string(); // arch
+  string(); // platform
+  need(4);
+  const flagsAt = at;
+  const flags = blob.readUInt32LE(at);
+  at += 4;
+  if ((flags & 1) !== 0) fail("it has no code cache");
+  need(4);
+  const v8Size = blob.readInt32LE(at);
+  at += 4;
+  need(v8Size);
+  at += v8Size;
+  for (let n = u64(); n > 0; n--) u64(); // primitive values
+  for (let n = u64(); n > 0; n--) {
+    string();
+    need(12);
+    at += 12; // u32 id, u64 index
+  }
+  const environmentAt = at;
+  const codeCacheFrom = (start) => {
+    let p = start;
+    const read = () => (p + 8 <= blob.length ? Number(blob.readBigUInt64LE(p)) : -1);
+    let count = read();
+    if (count < 1 || count > 10_000) return false;
+    p += 8;
+    for (; count > 0; count--) {
+      const idLength = read();
+      if (idLength < 1 || idLength > 200 || p + 8 + idLength > blob.length) return false;
+      if (!/^[A-Za-z0-9_/.:-]+$/.test(blob.toString("latin1", p + 8, p + 8 + idLength))) return false;
+      p += 8 + idLength;
+      const length = read();
+      if (length < 0 || p + 8 + length > blob.length) return false;
+      p += 8 + length;
+    }
+    return p === blob.length;
+  };
+  let codeCacheAt = -1;
+  for (let p = environmentAt; p < blob.length - 8; p++) {
+    if (codeCacheFrom(p)) {
+      codeCacheAt = p;
+      break;
+    }
+  }
+  if (codeCacheAt < 0) fail("no code cache found after the environment record");
+  const out = Buffer.alloc(codeCacheAt + 8); // the same records, then a code cache of 0 entries
+  blob.copy(out, 0, 0, codeCacheAt);
+  out.writeUInt32LE(flags | 1, flagsAt); // SnapshotFlags::kWithoutCodeCache
+  return out;
 }
 
 /**

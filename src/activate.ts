@@ -183,7 +183,7 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
   } as const;
   if (phase === "users" && selected.length === 0) return { ...base, verdict: "nothing" };
 
-  // mount(8) runs while the identities load and the secrets decrypt; it is awaited before the first write.
+  // The ramfs is mounted now (mount(2), src/ramfs.ts); a failure is awaited before the first write.
   const mounted = dryRun ? Promise.resolve() : host.ensureRamfs(manifest.secretsMountPoint);
   mounted.catch(() => {}); // a plan that writes nothing must not leave its failure unhandled
 

@@ -1,5 +1,5 @@
 // agenixd's native addon (native/agenixd.c): flock(2) for the activation lock, core dumps off,
-// and sd_notify(3) without libsystemd.
+// sd_notify(3) without libsystemd, and mount(2) of the ramfs.
 // scripts/bundle.mjs builds it into dist/agenixd.node, beside the bundle and the snapshot blob;
 // a V8 startup snapshot cannot hold an addon, so every start loads it (process.dlopen, ~0.2 ms).
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,8 @@ export interface NativeAddon {
   disableCoreDumps(): void;
   /** One sd_notify(3) datagram to `socket` ("/path" or "@abstract"), on behalf of `pid`; throws on failure. */
   notify(socket: string, pid: number, state: string): void;
+  /** mount(2): a ramfs on `target`, MS_NODEV|MS_NOSUID, "mode=0751"; throws with the errno's name as code. */
+  mountRamfs(target: string): void;
 }
 
 let loaded: NativeAddon | undefined;

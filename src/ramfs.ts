@@ -1,8 +1,9 @@
 // The mount point holds every generation on a ramfs, so plaintext never reaches a disk (or swap).
 import { spawn } from "node:child_process";
-import { accessSync, constants, readdirSync, statSync, statfsSync } from "node:fs";
+import { readdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { errnoCode, errnoWords, fsError } from "./errno.js";
+import { nativeAddon } from "./native.js";
 import { Dirs, TrustError, type Dir, type Trust } from "./secure-fs.js";
 
 export const RAMFS_MAGIC = 0x858458f6;
@@ -21,11 +22,11 @@ export const ROOT_ONLY: Trust = { uids: [], gids: [], who: "root" };
 /**
  * Makes the mount point (0751; missing parents 0755, all root's) and mounts a ramfs on it unless
  * one is already there; resolves to whether it mounted. The way there is walked without
- * following symlinks and every directory on it must be root's, so mount(8), which goes by path,
- * lands where it was checked. Another filesystem already mounted there (a tmpfs, say), or files
- * in the directory, are refused rather than hidden under a new ramfs: the live generation could be
- * among them (docs/manifest.md). Everything up to starting mount(8) runs at the call, so the
- * caller can decrypt while mount runs and await the result before writing the first file.
+ * following symlinks and every directory on it must be root's; the ramfs is mounted with
+ * mount(2) (agenixd's addon) on /proc/self/fd/N of the directory so checked, so it lands there
+ * whatever happens to the path meanwhile. Options: nodev, nosuid, mode=0751. Another filesystem
+ * already mounted there (a tmpfs, say), or files in the directory, are refused rather than hidden
+ * under a new ramfs: the live generation could be among them (docs/manifest.md).
  */
 export async function ensureRamfs(mountPoint: string): Promise<boolean> {
   const dirs = new Dirs();
@@ -51,13 +52,14 @@ export async function ensureRamfs(mountPoint: string): Promise<boolean> {
           `which a ramfs mounted on it would hide; move them away`,
       );
     }
+    try {
+      nativeAddon().mountRamfs(mp.op);
+    } catch (e) {
+      const code = errnoCode(e);
+      throw new Error(`cannot mount a ramfs on ${mountPoint}: mount(2) failed: ${code === undefined ? (e as Error).message : errnoWords(code)}`);
+    }
   } finally {
     dirs.close();
-  }
-  try {
-    await runCommand(findMount(), ["-t", "ramfs", "none", mountPoint, "-o", "nodev,nosuid,mode=0751"]);
-  } catch (e) {
-    throw new Error(`cannot mount a ramfs on ${mountPoint}: ${(e as Error).message}`);
   }
   if (!isRamfs(mountPoint)) throw new Error(`mounted a ramfs on ${mountPoint} but statfs does not report one`);
   return true;
@@ -85,38 +87,11 @@ export function openMountPoint(mountPoint: string, dirs: Dirs, trust: Trust): Di
   }
 }
 
-/** Where mount(8) is looked for when neither AGENIXD_MOUNT nor PATH has it. */
-export const MOUNT_FALLBACKS: readonly string[] = ["/run/current-system/sw/bin/mount", "/usr/bin/mount", "/bin/mount"];
-
-/**
- * mount(8)'s absolute path: $AGENIXD_MOUNT when set (the NixOS unit sets it: a unit's PATH has no
- * util-linux), else the first `mount` on PATH, else the first of `fallbacks` that exists.
- */
-export function findMount(env: NodeJS.ProcessEnv = process.env, fallbacks: readonly string[] = MOUNT_FALLBACKS): string {
-  const configured = env.AGENIXD_MOUNT;
-  if (configured !== undefined && configured !== "") {
-    if (!configured.startsWith("/")) throw new Error(`AGENIXD_MOUNT must be an absolute path to mount(8), got "${configured}"`);
-    return configured;
-  }
-  const onPath = (env.PATH ?? "").split(":").filter((dir) => dir.startsWith("/")).map((dir) => `${dir.replace(/\/+$/, "")}/mount`);
-  for (const candidate of [...onPath, ...fallbacks]) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not there, or not executable: the next one
-    }
-  }
-  throw new Error(
-    `cannot find mount(8): AGENIXD_MOUNT is not set, no executable mount in PATH (${env.PATH ?? "unset"}), nor at ${fallbacks.join(", ")}`,
-  );
-}
-
 /**
  * Runs a command without input and with its output discarded; its complaints go to our stderr
  * (the journal), just before the error this rejects with when it does not exit 0. Not piping
- * stderr spares a start a stream and the event-loop turns of its end (~1.3 ms in all). The
- * snapshot's warm-up runs it too, to compile this path.
+ * stderr spares a stream and the event-loop turns of its end (~1.3 ms in all). systemctl runs
+ * through it (src/units.ts); the snapshot's warm-up runs it too, to compile this path.
  */
 export function runCommand(command: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -45,8 +45,9 @@ interface WarmUpMaterial {
 /**
  * Runs activations as a start runs them, so that every function on the way is compiled (V8 keeps
  * the bytecode in the snapshot; what did not run is compiled at every start). A Nix build is
- * neither root nor may mount, so the host differs: files belong to the builder, and in place of
- * mount(8) a child process runs (node --version). Three runs: a first generation, an unchanged
+ * neither root nor may mount, so the host differs: files belong to the builder, and where the
+ * ramfs would be mounted a child process runs (node --version), which compiles the path that
+ * systemctl takes. Three runs: a first generation, an unchanged
  * second one (diff against the first, pruning it), and a users phase with nothing to do.
  */
 async function warmUp(material: WarmUpMaterial): Promise<void> {
@@ -87,7 +88,14 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
   // No addon can be loaded while a snapshot is built; the build is the only process that takes
   // its lock, a builder's core dumps hold nothing and no systemd listens. A start loads the real
   // one (src/cli.ts).
-  const buildTimeAddon = { flock: () => true, disableCoreDumps() {}, notify() {} };
+  const buildTimeAddon = {
+    flock: () => true,
+    disableCoreDumps() {},
+    notify() {},
+    mountRamfs() {
+      throw new Error("snapshot warm-up: nothing is mounted at build time (the warm-up's host does not mount)");
+    },
+  };
   setNativeAddon(buildTimeAddon);
   // The warm-up's log lines pass through Node's Buffer pool, which the blob keeps: a fixed clock
   // keeps their "time" the same at every build (docs/performance.md, reproducible builds).

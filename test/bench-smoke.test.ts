@@ -16,7 +16,7 @@ const repoRoot = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/
 test("the bench runs end to end in miniature and reports every table", (t) => {
   const out = mkdtempSync(join(tmpdir(), "agenixd-bench-smoke-"));
   t.after(() => rmSync(out, { recursive: true, force: true }));
-  const r = spawnSync(process.execPath, [runJs, "--n", "3", "--runs", "1", "--small-runs", "2", "--warmup", "0", "--keys", "x25519", "--out", out], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [runJs, "--n", "3", "--runs", "1", "--small-runs", "2", "--warmup", "0", "--keys", "x25519", "--start-runs", "2", "--out", out], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
   assert.equal(results.settings.smallRuns, 2);
@@ -39,7 +39,18 @@ test("the bench runs end to end in miniature and reports every table", (t) => {
   for (const c of cells) for (const s of c.samples as Array<{ bareNodeMs?: number }>) assert.ok((s.bareNodeMs ?? 0) > 0, `${c.tool} N=${c.count}`);
   assert.equal(results.esmStartImportMs.length, 4);
   const md = readFileSync(join(out, "results.md"), "utf8");
-  for (const heading of ["## Whole activation", "## Fixed cost", "## Per-secret cost", "## Targets"]) assert.ok(md.includes(heading), heading);
+  for (const heading of ["## Whole activation", "## Fixed cost", "## Per-secret cost", "## Start cost at N=3 x25519", "## Targets"]) assert.ok(md.includes(heading), heading);
+  // The start-cost block: every start is a checked activation, paired with the bare start of its round.
+  const start = results.startCost as { count: number; rounds: number; variants: Array<{ name: string; wallMs: number[]; aboveBareMs: number[] }> };
+  assert.equal(start.count, 3);
+  const names = start.variants.map((v) => v.name);
+  assert.deepEqual(names, process.arch === "x64" ? ["bare node", "snapshot, build CPU", "snapshot, other CPU", "plain bundle"] : ["bare node", "snapshot, build CPU", "plain bundle"]);
+  for (const v of start.variants) {
+    assert.equal(v.wallMs.length, 2, v.name);
+    assert.ok(v.wallMs.every((x) => x > 0), v.name);
+  }
+  assert.ok(start.variants.slice(1).every((v) => v.aboveBareMs.every((x, i) => Math.abs(x - (v.wallMs[i]! - start.variants[0]!.wallMs[i]!)) < 1e-9)));
+  for (const target of ["snapshot, build CPU, ≤ bare node + 25 ms", "plain bundle (`node dist/agenixd.mjs`) ≤ bare node + 60 ms"]) assert.ok(md.includes(target), target);
   assert.match(md, /Medians of 1 runs \(2 for N ≤ 100\)/);
   assert.match(readFileSync(join(out, "chart.svg"), "utf8"), /^<svg/);
 });

@@ -1,47 +1,57 @@
-// Finding mount(8): NixOS's unit PATH has no util-linux, so PATH alone cannot be relied on.
+// src/ramfs.ts: the ramfs mounted with mount(2) through agenixd's addon, on the directory that was
+// checked. Root, in the private mount namespace the test runner is started in.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { findMount } from "../src/ramfs.js";
+import { execFileSync } from "node:child_process";
+import { ensureRamfs, isRamfs } from "../src/ramfs.js";
+import { loadNativeAddon } from "../src/native.js";
+
+loadNativeAddon(new URL("../src/ramfs.js", import.meta.url));
 
 function tmp(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync("/tmp/agenixd-ramfs-");
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  t.after(() => {
+    for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n").reverse()) {
+      const at = line.split(" ")[4];
+      if (at?.startsWith(`${dir}/`)) execFileSync("umount", [at]);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 
-function fakeMount(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, "mount");
-  writeFileSync(file, "#!/bin/sh\nexit 0\n");
-  chmodSync(file, 0o755);
-  return file;
+function mountsAt(path: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4] === path);
 }
 
-test("findMount: AGENIXD_MOUNT wins over PATH and the fallbacks; a relative one is refused", (t) => {
-  const dir = tmp(t);
-  const onPath = fakeMount(join(dir, "path"));
-  assert.equal(findMount({ AGENIXD_MOUNT: "/nix/store/x-util-linux/bin/mount", PATH: join(dir, "path") }, [onPath]), "/nix/store/x-util-linux/bin/mount");
-  assert.throws(() => findMount({ AGENIXD_MOUNT: "mount" }, []), /AGENIXD_MOUNT must be an absolute path to mount\(8\), got "mount"/);
+test("ensureRamfs makes the mount point 0751 and mounts one ramfs on it, nodev and nosuid; a second call mounts nothing", async (t) => {
+  const mp = join(tmp(t), "parent/agenix.d");
+  assert.equal(await ensureRamfs(mp), true);
+  assert.ok(isRamfs(mp));
+  assert.equal((statSync(mp).mode & 0o7777).toString(8), "751", "the ramfs's root has mode=0751");
+  assert.equal((statSync(join(mp, "..")).mode & 0o7777).toString(8), "755", "a missing parent is made 0755");
+  const [line, ...more] = mountsAt(mp);
+  assert.deepEqual(more, [], "one mount");
+  const fields = line!.split(" ");
+  assert.ok(fields[5]!.split(",").includes("nodev") && fields[5]!.split(",").includes("nosuid"), line);
+  assert.deepEqual(fields.slice(fields.indexOf("-") + 1, fields.indexOf("-") + 3), ["ramfs", "none"], line);
+  assert.equal(await ensureRamfs(mp), false);
+  assert.equal(mountsAt(mp).length, 1);
 });
 
-test("findMount: the first executable mount on PATH, skipping relative entries, non-executables and directories", (t) => {
+test("ensureRamfs refuses a mount point that holds files or has another filesystem on it, and mounts nothing", async (t) => {
   const dir = tmp(t);
-  writeFileSync(join(dir, "mount"), "not executable", { mode: 0o644 }); // in "." (relative: ignored) and not executable
-  mkdirSync(join(dir, "dir/mount"), { recursive: true }); // a directory called mount
-  const wanted = fakeMount(join(dir, "bin"));
-  assert.equal(findMount({ PATH: `.:${dir}:${join(dir, "dir")}:${join(dir, "bin")}/` }, []), wanted);
-});
-
-test("findMount: without AGENIXD_MOUNT or a mount on PATH, the fallbacks in order; none: an error listing where it looked", (t) => {
-  const dir = tmp(t);
-  const second = fakeMount(join(dir, "second"));
-  assert.equal(findMount({ PATH: "/nonexistent" }, [join(dir, "first/mount"), second]), second);
-  assert.throws(
-    () => findMount({ PATH: "/nonexistent:/also-not" }, [join(dir, "a/mount"), join(dir, "b/mount")]),
-    (e: Error) =>
-      e.message === `cannot find mount(8): AGENIXD_MOUNT is not set, no executable mount in PATH (/nonexistent:/also-not), nor at ${join(dir, "a/mount")}, ${join(dir, "b/mount")}`,
-  );
-  assert.throws(() => findMount({}, []), /no executable mount in PATH \(unset\)/);
+  const full = join(dir, "full");
+  mkdirSync(full, { mode: 0o751 });
+  writeFileSync(join(full, "1"), "");
+  await assert.rejects(ensureRamfs(full), /cannot use secretsMountPoint .*full: it is not a ramfs and holds 1, which a ramfs mounted on it would hide/);
+  assert.deepEqual(mountsAt(full), []);
+  const tmpfs = join(dir, "tmpfs");
+  mkdirSync(tmpfs, { mode: 0o751 });
+  execFileSync("mount", ["-t", "tmpfs", "none", tmpfs]);
+  await assert.rejects(ensureRamfs(tmpfs), /a tmpfs filesystem is mounted there, not a ramfs/);
+  assert.equal(mountsAt(tmpfs).length, 1);
 });

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Sandbox } from "./helpers/sandbox.js";
+import { SNAPSHOT_BLOB, Sandbox } from "./helpers/sandbox.js";
 import { snapshotArgs } from "../scripts/launch.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -65,4 +65,25 @@ test("two builds differ only in a few dozen bytes of Node's own state in the blo
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
   t.diagnostic(`${differing} of ${a.length} bytes differ`);
   assert.ok(differing < 200, `${differing} bytes of the blob differ between two builds`);
+});
+
+test("an activation from the blob compiles none of the functions the warm-up ran: the blob keeps their bytecode", (t) => {
+  // scripts/bundle.mjs builds with code cache (V8 keeps compiled functions; `withoutCodeCache`
+  // would drop them), then cuts node's built-in code cache out. V8 logs each function it
+  // compiles (--log-function-events: "function,interpreter,<script>,…,<name>").
+  const sb = new Sandbox("kept-bytecode");
+  t.after(() => sb.cleanup());
+  const log = join(sb.root, "v8.log");
+  const r = sb.run(sb.manifest([{ name: "a" }]), [], ["--log-function-events", `--logfile=${log}`, "--no-logfile-per-isolate", ...snapshotArgs(SNAPSHOT_BLOB)]);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = readFileSync(log, "utf8").split("\n").map((l) => l.split(","));
+  const script = lines.find((f) => f[0] === "script-details" && f[2]?.endsWith("/agenixd-snapshot.cjs"))?.[1];
+  assert.ok(script, "V8 logged agenixd's snapshot script");
+  const compiled = lines.filter((f) => f[0] === "function" && f[1] === "interpreter" && f[2] === script).map((f) => f[7] ?? "");
+  t.diagnostic(`compiled at the start: ${compiled.join(" ")}`);
+  for (const warmedUp of ["activate", "plan", "loadIdentities", "parseSshKey", "decryptAll", "writeGeneration", "commit", "react", "readManifest", "parseCommand"]) {
+    assert.ok(!compiled.includes(warmedUp), `${warmedUp} was compiled again at the start`);
+  }
+  // What is left runs only after a start (src/snapshot.ts's deserialize main, main(), the addon's loading): a few dozen at most.
+  assert.ok(compiled.length < 40, `${compiled.length} of agenixd's functions were compiled at the start`);
 });
