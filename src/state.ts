@@ -39,6 +39,8 @@ export interface RunState {
   readonly templates?: readonly SecretRecord[];
   /** Where credentials were published, so that a run with another (or none) removes the old links. */
   readonly credstore?: string;
+  /** Where sealed credentials were published (src/credstore-encrypted.ts), likewise. */
+  readonly encryptedCredstore?: string;
   readonly failures: readonly FailureRecord[];
   /** The boot that wrote it (src/run-record.ts); absent in an older agenixd's file. */
   readonly bootId?: string;
