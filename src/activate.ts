@@ -429,7 +429,12 @@ function recordState(
     const templateChangedAt = carryChangeTimes(lastRun?.templates, new Set(changes.filter((c) => c.subject === "template").map((c) => c.name)), now);
     templates = manifest.templates.map((t) => record(t, templateChangedAt));
   }
-  const secrets = manifest.secrets.map((s) => (s.credential ? { ...record(s, changedAt), credential: credentialId(s.name) } : record(s, changedAt)));
+  const secrets = manifest.secrets.map((s) => {
+    if (!s.credential) return record(s, changedAt);
+    const id = credentialId(s.name);
+    // A sealed credential has no file of its own: what `agenixd status` shows is its link and blob.
+    return isEncryptedCredential(manifest, s) ? { ...record(s, changedAt), path: `${manifest.encryptedCredstore!.dir}/${id}`, credential: id, sealed: true as const } : { ...record(s, changedAt), credential: id };
+  });
   try {
     writeState(manifest.secretsMountPoint, {
       version: 1,

@@ -17,6 +17,8 @@ export interface SecretRecord {
   readonly changedAt: string;
   /** The credential name it is published under in the credstore, if it is. */
   readonly credential?: string;
+  /** Published sealed (src/credstore-encrypted.ts): it has no file of its own; `path` is its link in the encrypted credstore. */
+  readonly sealed?: true;
 }
 
 export interface FailureRecord {

@@ -11,6 +11,7 @@ import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSyn
 import { join } from "node:path";
 import { diffEncryptedCredentials, readIndex, sealCredential } from "../src/credstore-encrypted.js";
 import { findSystemdCreds } from "../src/sealed-identity.js";
+import { collectStatus } from "../src/status.js";
 import { Sandbox, fakeSystemctl, treeHash, type SecretInput } from "./helpers/sandbox.js";
 
 const STRANGER = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
@@ -116,6 +117,14 @@ test("encrypted credentials: a sealed blob linked from the encrypted credstore; 
   assert.doesNotMatch(r.stderr, /T0K-9f2|PW-77c/);
   const state = JSON.parse(readFileSync(join(sb.mountPoint, ".status.json"), "utf8"));
   assert.equal(state.encryptedCredstore, l.encrypted);
+  // agenixd status: healthy, each sealed credential shown at its link with its blob's owner and mode, not as a missing file.
+  const status = collectStatus(sb.secretsDir, sb.mountPoint);
+  assert.equal(status.health, "healthy");
+  assert.deepEqual(status.secrets.map((s) => [s.name, s.path, s.mode, s.missing]), [
+    ["tabby-token", join(l.encrypted, "tabby-token"), "0400", false],
+    ["db/password", join(l.encrypted, "db_password"), "0400", false],
+    ["plain", join(sb.secretsDir, "plain"), "0400", false],
+  ]);
 });
 
 test("change awareness: an unchanged plaintext reuses the live blob (no systemd-creds run, no restart); a changed one is re-sealed and restarts its units", (t) => {
