@@ -108,6 +108,7 @@ export function diffEncryptedCredentials(prevDir: string | undefined, planned: r
       unchanged.push(p.name);
     }
   }
+  index.key.fill(0);
   return { changes, unchanged };
 }
 
@@ -214,6 +215,7 @@ export async function writeEncryptedCredentials(
     writeNewFile(`${genDir}/${ENCRYPTED_ENTRY}/${INDEX_FILE}`, data, own);
   } finally {
     data.fill(0);
+    index.key.fill(0);
   }
   return outcomes;
 }
