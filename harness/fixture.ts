@@ -102,6 +102,8 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
         {
           agenixd: cfg.rebuiltPackage ? rebuiltAgenixdExe : agenixdExe,
           credstore: cfg.credstore,
+          credstoreEncrypted: cfg.credstoreEncrypted,
+          encryptWith: cfg.encryptWith,
           dryActivate: cfg.dryActivate,
           plugins: cfg.pluginMode === null ? [] : [plugin!.packageFor(cfg.pluginMode)],
           pcscdPlugins: scenario.pcscd && scenario.plugin ? [scenario.plugin.name] : [],

@@ -66,6 +66,8 @@ export interface SpecialisationDef {
   templates?: Record<string, TemplateDef>;
   /** age.credstore.enable for this configuration (default: the scenario's). */
   credstore?: boolean;
+  /** age.credstore.encrypted for this configuration (default: the scenario's). */
+  credstoreEncrypted?: boolean;
   /**
    * The same agenixd built at another store path (as after a package update): the unit's
    * ExecStart changes, the manifest does not.
@@ -143,6 +145,10 @@ export interface Scenario {
   templates?: Record<string, TemplateDef>;
   /** age.credstore.enable: every secret is also a systemd credential unless it says otherwise. */
   credstore?: boolean;
+  /** age.credstore.encrypted: credentials are sealed into /run/credstore.encrypted (issue 24). */
+  credstoreEncrypted?: boolean;
+  /** age.credstore.encryptWith, in every configuration (default "auto", the module's). */
+  encryptWith?: string;
   /** age.dryActivate, in every configuration: `switch` with `action: "dry-activate"` runs agenixd's dry run. */
   dryActivate?: boolean;
   /** Other configurations (NixOS specialisations): each secret given replaces the base one. */
@@ -193,6 +199,8 @@ export interface Configuration {
   secrets: Record<string, SecretDef>;
   templates: Record<string, TemplateDef>;
   credstore: boolean;
+  credstoreEncrypted: boolean;
+  encryptWith: string;
   dryActivate: boolean;
   rebuiltPackage: boolean;
   /** The plugin's mode, or null without scenario.plugin. */
@@ -205,6 +213,8 @@ export function configurations(s: Scenario): Record<string, Configuration> {
     secrets: s.secrets,
     templates: s.templates ?? {},
     credstore: s.credstore ?? false,
+    credstoreEncrypted: s.credstoreEncrypted ?? false,
+    encryptWith: s.encryptWith ?? "auto",
     dryActivate: s.dryActivate ?? false,
     rebuiltPackage: false,
     pluginMode: s.plugin ? (s.plugin.mode ?? "normal") : null,
@@ -220,6 +230,8 @@ export function configurations(s: Scenario): Record<string, Configuration> {
       secrets,
       templates: { ...base.templates, ...spec.templates },
       credstore: spec.credstore ?? base.credstore,
+      credstoreEncrypted: spec.credstoreEncrypted ?? base.credstoreEncrypted,
+      encryptWith: base.encryptWith,
       dryActivate: base.dryActivate,
       rebuiltPackage: spec.rebuiltPackage ?? false,
       pluginMode: base.pluginMode === null ? null : (spec.pluginMode ?? base.pluginMode),

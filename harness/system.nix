@@ -6,7 +6,7 @@
 #   { mount, systemctl, path, userManagement, identityPaths,
 #     users: { <name>: { group, hashedPasswordSecret? } },
 #     configurations: { <name>: {
-#       agenixd, credstore?, dryActivate? (both false by default),
+#       agenixd, credstore?, credstoreEncrypted?, dryActivate? (false by default), encryptWith?,
 #       secrets: { <attr>: { file, name?, path?, mode?, owner?, group?, symlink?, restartUnits?,
 #                            reloadUnits?, trim?, credential? } },
 #       templates?: { <attr>: { content, name?, path?, mode?, owner?, group?, symlink?,
@@ -94,8 +94,12 @@ let
       passwordFilePaths = map (u: secrets.${u.hashedPasswordSecret}.path) (
         builtins.filter (u: u ? hashedPasswordSecret) (builtins.attrValues machine.users)
       );
+      # age.credstore.encrypted and encryptWith, as nix/module.nix passes them.
+      credstoreEncrypted = cfg.credstoreEncrypted or false;
+      encryptWith = cfg.encryptWith or "auto";
+      sealsCredentials = credstoreEncrypted && builtins.any (s: s.credential) (builtins.attrValues secrets);
       manifestArgs = {
-        inherit secrets secretsDir secretsMountPoint passwordFilePaths;
+        inherit secrets secretsDir secretsMountPoint passwordFilePaths credstoreEncrypted encryptWith;
         inherit (machine) identityPaths;
         keepGenerations = 1;
       };
@@ -148,6 +152,7 @@ let
         inherit ((import ../nix/boot-order.nix { fileSystems = { }; inherit (machine) identityPaths; })) early;
         manifest = manifestPath;
         usersPhase = builtins.any (s: s.neededForUsers) manifest.secrets;
+        sealCredentialsWith = if sealsCredentials then encryptWith else null;
       };
       # The harness runs no activation script, as under nixos-init: a configuration that needs one
       # (password secrets with perl activation) cannot be booted here.

@@ -16,6 +16,9 @@
 #                     a secret whose `path` is one of them gets `neededForUsers = true`
 #   writeText         function name -> text -> store path (default builtins.toFile; the module
 #                     passes pkgs.writeText): how a template's `content` is written to the store
+#   credstoreEncrypted bool (default false): age.credstore.encrypted; with some credential secret,
+#                     `encryptedCredstore` is { dir = "/run/credstore.encrypted"; withKey = encryptWith; }
+#   encryptWith       "auto" (default), "host", "tpm2" or "host+tpm2": age.credstore.encryptWith
 #
 # Result: the manifest attrset (version 2), ready for builtins.toJSON. Every secret carries
 # `restartUnits`, `reloadUnits` (empty when not given), `placeholder`, `trim` and `credential`;
@@ -36,6 +39,8 @@
   keepGenerations,
   passwordFilePaths ? [ ],
   writeText ? builtins.toFile,
+  credstoreEncrypted ? false,
+  encryptWith ? "auto",
 }@args:
 let
   inherit (builtins)
@@ -123,6 +128,8 @@ let
       reloadUnits = template.reloadUnits or [ ];
     };
 
+  anyCredential = any (secret: secret.credential or false) (attrValues secrets);
+
   manifest = {
     version = 2;
     secretsDir = toString secretsDir;
@@ -130,7 +137,15 @@ let
     identityPaths = map toString identityPaths;
     inherit keepGenerations;
     secrets = map secretEntry (attrNames secrets);
-    credstore = if any (secret: secret.credential or false) (attrValues secrets) then "/run/credstore" else null;
+    credstore = if anyCredential then "/run/credstore" else null;
+    encryptedCredstore =
+      if anyCredential && credstoreEncrypted then
+        {
+          dir = "/run/credstore.encrypted";
+          withKey = encryptWith;
+        }
+      else
+        null;
     templates = map templateEntry (attrNames templates);
   };
 in

@@ -53,6 +53,8 @@ let
       optionValues
       // {
         inherit passwordFilePaths;
+        credstoreEncrypted = cfg.credstore.encrypted;
+        inherit (cfg.credstore) encryptWith;
         # A template's `content` (placeholders, never a secret) becomes a file in the store.
         inherit (pkgs) writeText;
       }
@@ -108,6 +110,8 @@ let
     deferUntil = lib.optional (cfg.pcscdPlugins != [ ]) "pcscd.socket";
     deferredMarker = "${toString cfg.secretsMountPoint}/.deferred";
     inherit deferredBefore;
+    # age.credstore.encrypted: agenixd runs systemd-creds encrypt (and may need the TPM).
+    sealCredentialsWith = if sealsCredentials then cfg.credstore.encryptWith else null;
     # age-plugin-tpm talks to the kernel's TPM resource manager (docs/plugins.md).
     pluginDevices = lib.optional (lib.any (p: lib.hasPrefix "age-plugin-tpm" (lib.getName p)) cfg.plugins) "/dev/tpmrm0 rw";
     # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself; likewise
@@ -128,6 +132,8 @@ let
     in
     (config.systemd.services.${service}.unitConfig.DefaultDependencies or true) != false
   ) (lib.unique (lib.concatMap (x: x.restartUnits ++ x.reloadUnits) (lib.attrValues cfg.secrets ++ lib.attrValues cfg.templates)));
+  anyCredential = lib.any (s: s.credential) (lib.attrValues cfg.secrets);
+  sealsCredentials = cfg.credstore.encrypted && anyCredential;
 
   # A snippet that supports dry activation, doing nothing on a real one (./dry-activate.nix).
   dryActivationSnippet = {
@@ -477,6 +483,40 @@ in
       '';
     };
 
+    credstore.encrypted = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether credential secrets ({option}`age.secrets.<name>.credential`) are re-sealed at
+        each activation with `systemd-creds encrypt` (the key {option}`age.credstore.encryptWith`)
+        and published as `/run/credstore.encrypted/<name>`, for a unit's
+        `LoadCredentialEncrypted=<name>`, instead of in plaintext. The plaintext then exists
+        only in each such unit's own credentials directory: such a secret has no file in
+        {option}`age.secretsDir` and no entry in `/run/credstore`, so its `path` must be left at
+        its default. A secret whose plaintext did not change keeps its sealed blob (no
+        `systemd-creds` run); a changed one is sealed again and its `restartUnits` restarted.
+      '';
+    };
+
+    credstore.encryptWith = mkOption {
+      type = types.enum [
+        "auto"
+        "host"
+        "tpm2"
+        "host+tpm2"
+      ];
+      default = "auto";
+      example = "host+tpm2";
+      description = ''
+        The key `systemd-creds encrypt --with-key=` seals encrypted credentials with. `auto`
+        is systemd's choice: the host key `/var/lib/systemd/credential.secret` (made on first
+        use) unless `/var/lib/systemd` is on a tmpfs, combined with the TPM when one is there and
+        the machine is not a container; with neither it fails. `host` is the file alone,
+        `tpm2` the TPM alone, `host+tpm2` both.
+      '';
+    };
+
     secretsDir = mkOption {
       type = types.path;
       default = "/run/agenix";
@@ -591,9 +631,28 @@ in
           assertion = false;
           inherit message;
         }) (import ./credstore.nix {
-          credstore = if lib.any (s: s.credential) (lib.attrValues cfg.secrets) then "/run/credstore" else null;
+          credstore = if anyCredential && !sealsCredentials then "/run/credstore" else null;
+          encryptedCredstore = if sealsCredentials then "/run/credstore.encrypted" else null;
+          credentials = map (s: builtins.replaceStrings [ "/" ] [ "_" ] s.name) (lib.filter (s: s.credential) (lib.attrValues cfg.secrets));
           loadCredentials = lib.mapAttrs (_: s: s.serviceConfig.LoadCredential or [ ]) config.systemd.services;
-        });
+          loadCredentialsEncrypted = lib.mapAttrs (_: s: s.serviceConfig.LoadCredentialEncrypted or [ ]) config.systemd.services;
+        })
+        # An encrypted credential has no file: a path elsewhere, or a user's password file, would be empty.
+        ++ lib.concatLists (
+          lib.mapAttrsToList (
+            attr: secret:
+            lib.optionals (sealsCredentials && secret.credential) [
+              {
+                assertion = toString secret.path == "${toString cfg.secretsDir}/${secret.name}";
+                message = "age.secrets.\"${attr}\".path is ${toString secret.path}, but with age.credstore.encrypted the credential ${attr} has no file: it is only sealed in /run/credstore.encrypted for LoadCredentialEncrypted=. Leave path at its default, or set credential = false to install it as a file.";
+              }
+              {
+                assertion = !(lib.elem (toString secret.path) (map toString passwordFilePaths));
+                message = "age.secrets.\"${attr}\" is a user's hashedPasswordFile, but with age.credstore.encrypted the credential ${attr} has no file; set credential = false on it.";
+              }
+            ]
+          ) cfg.secrets
+        );
 
       warnings = lib.optional (
         options.age.ageBin.highestPrio < (lib.mkOptionDefault null).priority

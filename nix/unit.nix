@@ -52,6 +52,9 @@
   deferUntil ? [ ],
   deferredMarker ? null,
   deferredBefore ? [ ],
+  # age.credstore.encrypted with some credential secret: the key type systemd-creds encrypt seals
+  # them with ("auto", "host", "tpm2", "host+tpm2"), or null when nothing is sealed.
+  sealCredentialsWith ? null,
 }:
 let
   renderUnitFile = import ./unit-file.nix;
@@ -78,15 +81,22 @@ let
   }
   // (if systemctl == null then { } else { AGENIXD_SYSTEMCTL = systemctl; })
   # A sealed identity (a `.cred` in identityPaths) is opened with systemd-creds, next to systemctl.
-  // (if sealed && systemctl != null then { AGENIXD_SYSTEMD_CREDS = "${dirOf systemctl}/systemd-creds"; } else { });
+  // (if (sealed || sealing) && systemctl != null then { AGENIXD_SYSTEMD_CREDS = "${dirOf systemctl}/systemd-creds"; } else { });
 
   sealed = builtins.any (p: builtins.match ".*\\.cred" (toString p) != null) identityPaths;
+
+  # Encrypted credentials (src/credstore-encrypted.ts): systemd-creds encrypt at every activation.
+  sealing = sealCredentialsWith != null;
+  # A key type that may use the TPM ("auto" does when one is there) needs its device; one that
+  # may use the host key needs /var/lib/systemd/credential.secret, made there on first use.
+  sealingTpm = sealing && sealCredentialsWith != "host";
+  sealingHost = sealing && sealCredentialsWith != "tpm2";
 
   # A sealed identity (systemd-creds) or age-plugin-tpm talks to the TPM. tpm2.target is where
   # systemd (256 and later) waits for the TPM the firmware announces, and only then
   # (systemd-tpm2-generator), so a machine without one is not delayed: after it, the device is
   # there when agenixd opens it. Older systemd has no such unit; a Wants= of it is then nothing.
-  tpmUnits = optional (sealed || builtins.any (d: builtins.match "/dev/tpmrm0( .*)?" d != null) pluginDevices) [ "tpm2.target" ];
+  tpmUnits = optional (sealed || sealingTpm || builtins.any (d: builtins.match "/dev/tpmrm0( .*)?" d != null) pluginDevices) [ "tpm2.target" ];
 
   # Shared by both units: an early oneshot that systemd waits for (sd-notify READY=1), run once
   # at boot and exactly once at every switch.
@@ -118,7 +128,7 @@ let
     unitConfig = {
       DefaultDependencies = false;
       # Identities may live on a mount that appears late (impermanence's /persist).
-      RequiresMountsFor = map toString identityPaths;
+      RequiresMountsFor = map toString identityPaths ++ optional sealingHost [ "/var/lib/systemd" ];
     };
     inherit environment;
     serviceConfig = {
@@ -170,7 +180,7 @@ let
     DevicePolicy = "closed";
   }
   # systemd-creds decrypt of a TPM-sealed identity talks to the TPM's resource manager.
-  // (if sealed then { DeviceAllow = [ "/dev/tpmrm0 rw" ]; } else { })
+  // (if sealed || sealingTpm then { DeviceAllow = [ "/dev/tpmrm0 rw" ]; } else { })
   // {
     SystemCallArchitectures = "native";
     # @pkey: V8 guards its code pages with memory protection keys when it may (node 20 calls

@@ -17,7 +17,8 @@ import { applyUnitActions, planUnitActions, type UnitActionResult, type UnitActi
 import { carryChangeTimes, markDeferred, readState, writeState, type RunState, type SecretRecord } from "./state.js";
 import { currentBootId, lastFullRun, runRecordFields } from "./run-record.js";
 import { RENDERED_ENTRY, renderTemplates, substitutionsFor, type RenderedTemplate } from "./templates.js";
-import { CredentialWriter, credentialId, linkCredstore } from "./credstore.js";
+import { CREDSTORE_ENTRY, CredentialWriter, credentialId, linkCredstore } from "./credstore.js";
+import { ENCRYPTED_ENTRY, SEALED_DIR, diffEncryptedCredentials, writeEncryptedCredentials, type CredentialValue } from "./credstore-encrypted.js";
 import { runCommand } from "./ramfs.js";
 import { acquireLock } from "./lock.js";
 import { createGeneration, currentGeneration, generationDir, openSecretsDirParent, pruneGenerations, swapSecretsDir } from "./generations.js";
@@ -25,7 +26,7 @@ import {
   Dirs, TrustError, makeDirs, readFileNoFollow, readSymlinkIn, replaceWithFile, replaceWithFileIn, replaceWithSymlink, replaceWithSymlinkIn,
   writeNewFile, type Ownership, type Trust,
 } from "./secure-fs.js";
-import { isWithin, type Manifest, type SecretSpec, type TemplateSpec } from "./manifest.js";
+import { isEncryptedCredential, isWithin, type Manifest, type SecretSpec, type TemplateSpec } from "./manifest.js";
 import { fsError } from "./errno.js";
 import type { Logger } from "./log.js";
 import type { Notifier } from "./notify.js";
@@ -211,7 +212,11 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
     }
     const renderFailures = templates.filter((t): t is RenderedTemplate & { ok: false } => !t.ok);
 
-    const diff = diffSecrets(prevDir, secrets.filter((p): p is PlannedSecret => p.ok).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
+    // An encrypted credential has no file to compare with: the live generation's digest of it tells (src/credstore-encrypted.ts).
+    const ok = secrets.filter((p): p is PlannedSecret => p.ok);
+    const sealed = ok.filter((p) => isEncryptedCredential(manifest, p.secret));
+    const filed = diffSecrets(prevDir, ok.filter((p) => !isEncryptedCredential(manifest, p.secret)).map((p) => ({ name: p.secret.name, plaintext: p.plaintext, own: p.own })));
+    const diff = sealed.length === 0 ? filed : mergeDiffs(ok, filed, diffEncryptedCredentials(prevDir, sealed.map((p) => ({ name: p.secret.name, plaintext: p.plaintext }))));
     const templateDiff = templates.length === 0 ? undefined : diffSecrets(prevDir && `${prevDir}/${RENDERED_ENTRY}`, templates.flatMap((t) => (t.ok ? [{ name: t.template.name, plaintext: t.data, own: t.own }] : [])), "template");
     // Removed secrets and templates are known from the last run's record (the users phase keeps every other secret as it is).
     const removed = phase === "all" && reference ? removedSecrets(reference.secrets.map((s) => s.name), new Set(manifest.secrets.map((s) => s.name))) : [];
@@ -235,6 +240,13 @@ export async function plan(manifest: Manifest, phase: Phase, ctx: ActivationCont
   } finally {
     if (dirs === undefined) reads.dirs.close();
   }
+}
+
+/** Two diffs of disjoint secrets as one, in plan order. */
+function mergeDiffs(order: readonly PlannedSecret[], a: ReturnType<typeof diffSecrets>, b: ReturnType<typeof diffSecrets>): ReturnType<typeof diffSecrets> {
+  const at = new Map(order.map((p, i) => [p.secret.name, i]));
+  const byPlan = (x: string, y: string) => at.get(x)! - at.get(y)!;
+  return { changes: [...a.changes, ...b.changes].sort((x, y) => byPlan(x.name, y.name)), unchanged: [...a.unchanged, ...b.unchanged].sort(byPlan) };
 }
 
 /** Zeroes every plaintext and rendered template a plan holds. */
@@ -277,10 +289,18 @@ export async function writeGeneration(p: Plan, ctx: ActivationContext, host: Hos
   const dirOwn: Ownership = { uid: host.rootUid, gid: keysGid, mode: 0o751 };
   const genDir = createGeneration(manifest.secretsMountPoint, generation, dirOwn);
   const rootGid = host.rootUid === 0 ? 0 : process.getgid!();
-  const credentials = manifest.credstore === undefined ? undefined : new CredentialWriter(genDir, { uid: host.rootUid, gid: rootGid, mode: 0o400 }, { uid: host.rootUid, gid: rootGid, mode: 0o700 });
+  const rootOnly = { file: { uid: host.rootUid, gid: rootGid, mode: 0o400 }, dir: { uid: host.rootUid, gid: rootGid, mode: 0o700 } };
+  // With an encrypted credstore every credential is sealed instead: no plaintext credential is written.
+  const credentials = manifest.credstore === undefined || manifest.encryptedCredstore !== undefined ? undefined : new CredentialWriter(genDir, rootOnly.file, rootOnly.dir);
 
   const input: GenerationInput = { manifest, genDir, prevDir, dirOwn, generation, log: ctx.log, dirs, rootUid: host.rootUid, knownDirs: new Set(), outside: [] };
   const { installed, failed } = writeSecrets(input, p.secrets, credentials);
+  if (manifest.encryptedCredstore !== undefined) {
+    ctx.notify.status(`sealing credentials for generation ${generation}`);
+    const sealed = await sealCredentials(input, p.secrets, rootOnly);
+    installed.push(...sealed.installed);
+    failed.push(...sealed.failed);
+  }
   const rendered: string[] = [];
   if (manifest.templates.length > 0) {
     const written = writeTemplates(input, p.templates);
@@ -425,7 +445,12 @@ function recordState(
     const templateChangedAt = carryChangeTimes(lastRun?.templates, new Set(changes.filter((c) => c.subject === "template").map((c) => c.name)), now);
     templates = manifest.templates.map((t) => record(t, templateChangedAt));
   }
-  const secrets = manifest.secrets.map((s) => (s.credential ? { ...record(s, changedAt), credential: credentialId(s.name) } : record(s, changedAt)));
+  const secrets = manifest.secrets.map((s) => {
+    if (!s.credential) return record(s, changedAt);
+    const id = credentialId(s.name);
+    // A sealed credential has no file of its own: what `agenixd status` shows is its link and blob.
+    return isEncryptedCredential(manifest, s) ? { ...record(s, changedAt), path: `${manifest.encryptedCredstore!.dir}/${id}`, credential: id, sealed: true as const } : { ...record(s, changedAt), credential: id };
+  });
   try {
     writeState(manifest.secretsMountPoint, {
       version: 1,
@@ -436,6 +461,7 @@ function recordState(
       ...(templates ? { templates } : {}),
       ...runRecordFields(phase, bootId, lastRun, secrets, templates),
       ...(manifest.credstore === undefined ? {} : { credstore: manifest.credstore }),
+      ...(manifest.encryptedCredstore === undefined ? {} : { encryptedCredstore: manifest.encryptedCredstore.dir }),
       failures: failures.map((f) => ({ name: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, ...(f.subject ? { subject: f.subject } : {}), ...(f.waitsFor ? { waitsFor: f.waitsFor } : {}) })),
     });
   } catch {
@@ -500,6 +526,7 @@ function writeSecrets(input: GenerationInput, plan: readonly (PlannedSecret | Fa
   const failed: SecretFailure[] = [];
   const byName = new Map(plan.map((p) => [p.secret.name, p]));
   for (const secret of input.manifest.secrets) {
+    if (isEncryptedCredential(input.manifest, secret)) continue; // sealCredentials' own
     const entry = byName.get(secret.name);
     const value: NewValue = entry === undefined ? undefined : entry.ok ? { ok: true, data: entry.plaintext, own: entry.own } : { ok: false, cause: entry.cause, waitsFor: entry.waitsFor };
     const publish = credentials && secret.credential ? (data: Uint8Array) => publishCredential(credentials, secret, data) : undefined;
@@ -519,6 +546,41 @@ function publishCredential(credentials: CredentialWriter, secret: SecretSpec, da
   }
 }
 
+/**
+ * The encrypted credentials, sealed into the new generation (src/credstore-encrypted.ts): in
+ * manifest order, a new value, a failure's cause, or nothing (not in this phase) for each.
+ */
+async function sealCredentials(input: GenerationInput, plan: readonly (PlannedSecret | FailedSecret)[], own: { file: Ownership; dir: Ownership }): Promise<{ installed: string[]; failed: SecretFailure[] }> {
+  const { manifest, genDir, prevDir, log } = input;
+  const byName = new Map(plan.map((p) => [p.secret.name, p]));
+  const secrets = manifest.secrets.filter((s) => isEncryptedCredential(manifest, s));
+  const items = secrets.map((s) => {
+    const p = byName.get(s.name);
+    const value: CredentialValue = p === undefined ? undefined : p.ok ? { ok: true, data: p.plaintext } : { ok: false, cause: p.cause };
+    return { name: s.name, value };
+  });
+  const installed: string[] = [];
+  const failed: SecretFailure[] = [];
+  let outcomes;
+  try {
+    outcomes = await writeEncryptedCredentials(genDir, prevDir, items, own.file, own.dir, { withKey: manifest.encryptedCredstore!.withKey });
+  } catch (e) {
+    const cause = `cannot write the sealed credentials into the new generation: ${(e as Error).message}`;
+    outcomes = secrets.map((s) => ({ name: s.name, how: "none" as const, cause }));
+  }
+  const files = new Map(secrets.map((s) => [s.name, s.file]));
+  for (const o of outcomes) {
+    if (o.how === "sealed" || o.how === "reused") installed.push(o.name);
+    if (o.cause === undefined) continue;
+    const f: SecretFailure = { name: o.name, file: files.get(o.name)!, cause: o.cause, keptPrevious: o.how === "kept" };
+    failed.push(f);
+    log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious }, "secret not installed");
+  }
+  const sealedNow = outcomes.filter((o) => o.how === "sealed").map((o) => o.name);
+  log.info({ sealed: sealedNow, reused: outcomes.filter((o) => o.how === "reused").length, failed: failed.length }, `sealed ${sealedNow.length} credentials with systemd-creds`);
+  return { installed, failed };
+}
+
 /** Each template rendered, at `rendered/<name>` and its path; one that could not be rendered as the previous generation had it. */
 function writeTemplates(input: GenerationInput, templates: readonly RenderedTemplate[]): { rendered: string[]; failed: SecretFailure[] } {
   const rendered: string[] = [];
@@ -535,34 +597,43 @@ function writeTemplates(input: GenerationInput, templates: readonly RenderedTemp
 }
 
 /**
- * `${credstore}/<id>` links for every credential secret (and none for others); with a credstore
- * other than the last run's, the old one's links go. Failures are the secrets', never the activation's.
+ * `${credstore}/<id>` links for every plaintext credential secret and `${encryptedCredstore.dir}/<id>`
+ * links for every sealed one (and none for others); with a store other than the last run's, the
+ * old one's links go. Failures are the secrets', never the activation's.
  */
 function publishCredentials(input: GenerationInput, trust: Trust, lastRun: RunState | undefined): SecretFailure[] {
+  const { manifest } = input;
+  const credentials = manifest.secrets.filter((s) => s.credential);
+  const sealed = manifest.encryptedCredstore !== undefined;
+  return [
+    ...publishIn(input, trust, manifest.credstore, lastRun?.credstore, sealed ? [] : credentials, CREDSTORE_ENTRY),
+    ...publishIn(input, trust, manifest.encryptedCredstore?.dir, lastRun?.encryptedCredstore, sealed ? credentials : [], `${ENCRYPTED_ENTRY}/${SEALED_DIR}`),
+  ];
+}
+
+function publishIn(input: GenerationInput, trust: Trust, store: string | undefined, old: string | undefined, secrets: readonly SecretSpec[], entry: string): SecretFailure[] {
   const { manifest, dirs, log } = input;
   const failed: SecretFailure[] = [];
-  const old = lastRun?.credstore;
-  if (old !== undefined && old !== manifest.credstore) {
+  if (old !== undefined && old !== store) {
     try {
-      const { removed } = linkCredstore(old, manifest.secretsDir, [], dirs, trust, false);
+      const { removed } = linkCredstore(old, manifest.secretsDir, [], dirs, trust, false, entry);
       if (removed.length > 0) log.info({ credstore: old, removed }, "removed the credential links of the previous credstore");
     } catch (e) {
       log.warn({ credstore: old, cause: (e as Error).message }, "cannot remove the credential links of the previous credstore");
     }
   }
-  if (manifest.credstore === undefined) return failed;
-  const secrets = manifest.secrets.filter((s) => s.credential);
+  if (store === undefined) return failed;
   let result;
   try {
-    result = linkCredstore(manifest.credstore, manifest.secretsDir, secrets.map((s) => s.name), dirs, trust);
+    result = linkCredstore(store, manifest.secretsDir, secrets.map((s) => s.name), dirs, trust, true, entry);
   } catch (e) {
-    result = { failed: secrets.map((s) => ({ secret: s.name, cause: `cannot publish it in ${manifest.credstore}: ${(e as Error).message}` })), removed: [] };
+    result = { failed: secrets.map((s) => ({ secret: s.name, cause: `cannot publish it in ${store}: ${(e as Error).message}` })), removed: [] };
   }
-  if (result.removed.length > 0) log.info({ credstore: manifest.credstore, removed: result.removed }, "removed the links of credentials no longer declared");
+  if (result.removed.length > 0) log.info({ credstore: store, removed: result.removed }, "removed the links of credentials no longer declared");
   const files = new Map(secrets.map((s) => [s.name, s.file]));
   for (const f of result.failed) {
     failed.push({ name: f.secret, file: files.get(f.secret)!, cause: f.cause, keptPrevious: false });
-    log.error({ secret: f.secret, credstore: manifest.credstore, cause: f.cause }, "credential not published");
+    log.error({ secret: f.secret, credstore: store, cause: f.cause }, "credential not published");
   }
   return failed;
 }

@@ -72,10 +72,11 @@ export interface CredstoreResult {
  * Makes `${credstore}/<id>` a symlink to `${secretsDir}/credstore/<id>` for each of `secrets`
  * (names), and removes agenixd's links for credentials no longer declared. `credstore` and every
  * directory above it must be root's (`trust`); it is made 0000 when missing unless `create` is
- * false (then a missing one is nothing to do). A link whose target is in secretsDir is agenixd's
+ * false (then a missing one is nothing to do). `entry`: the generation's directory the links point
+ * into (`credstore.encrypted/sealed` for the sealed ones, src/credstore-encrypted.ts). A link whose target is in secretsDir is agenixd's
  * and may be replaced; anything else at a credential's name is left as it is, and that credential fails.
  */
-export function linkCredstore(credstore: string, secretsDir: string, secrets: readonly string[], dirs: Dirs, trust: Trust, create = true): CredstoreResult {
+export function linkCredstore(credstore: string, secretsDir: string, secrets: readonly string[], dirs: Dirs, trust: Trust, create = true, entry: string = CREDSTORE_ENTRY): CredstoreResult {
   let dir: Dir;
   try {
     dir = dirs.dir(credstore, trust, create ? { uid: -1, gid: -1, mode: 0o000 } : undefined);
@@ -90,7 +91,7 @@ export function linkCredstore(credstore: string, secretsDir: string, secrets: re
   for (const secret of secrets) {
     const id = credentialId(secret);
     wanted.add(id);
-    const target = `${secretsDir}/${CREDSTORE_ENTRY}/${id}`;
+    const target = `${secretsDir}/${entry}/${id}`;
     const shown = `${credstore}/${id}`;
     try {
       dirs.removeStaleTemps(dir, id);
@@ -109,10 +110,10 @@ export function linkCredstore(credstore: string, secretsDir: string, secrets: re
       failed.push({ secret, cause: `cannot publish it as credential ${id}: ${(e as Error).message}` });
     }
   }
-  return { failed, removed: removeStaleLinks(dir, `${ours}${CREDSTORE_ENTRY}/`, wanted) };
+  return { failed, removed: removeStaleLinks(dir, `${ours}${entry}/`, wanted) };
 }
 
-/** Removes the symlinks into `${secretsDir}/credstore/` that name no declared credential: only agenixd makes those. */
+/** Removes the symlinks into `${secretsDir}/<entry>/` that name no declared credential: only agenixd makes those. */
 function removeStaleLinks(dir: Dir, prefix: string, wanted: ReadonlySet<string>): string[] {
   const removed: string[] = [];
   for (const entry of readdirSync(dir.op)) {

@@ -8,6 +8,7 @@ import { CREDSTORE_ENTRY, credentialId, credentialIdProblem } from "./credstore.
 import { RENDERED_ENTRY } from "./templates.js";
 import type { PluginSocket } from "./age/plugin-unwrap.js";
 import { PLUGIN_NAME } from "./age/plugin-identity.js";
+import { ENCRYPTED_ENTRY, WITH_KEYS, type WithKey } from "./credstore-encrypted.js";
 
 /** One secret as the NixOS module writes it into the manifest (docs/manifest.md), before validation. */
 export interface SecretEntry {
@@ -53,6 +54,8 @@ export interface ManifestFile {
   pluginDirs?: string[];
   /** Version 2. */
   credstore?: string | null;
+  /** Version 2, issue 24: where credentials are published sealed, instead of in plaintext in `credstore`. */
+  encryptedCredstore?: { dir: string; withKey: string } | null;
   templates?: TemplateEntry[];
   /** Version 2. */
   pluginSockets?: { plugin: string; socket: string; unit: string }[];
@@ -101,11 +104,27 @@ export interface Manifest {
   readonly secrets: readonly SecretSpec[];
   /** Where credential secrets are published for LoadCredential=<name> (docs/manifest.md); undefined: nowhere. */
   readonly credstore: string | undefined;
+  /**
+   * When set, every credential secret is sealed with `systemd-creds encrypt --with-key=<withKey>`
+   * and published as `${dir}/<id>` for LoadCredentialEncrypted=<id>; it then has no file in
+   * secretsDir and no plaintext in `credstore` (src/credstore-encrypted.ts).
+   */
+  readonly encryptedCredstore: EncryptedCredstore | undefined;
   readonly templates: readonly TemplateSpec[];
   /** The bin directories of age.plugins, where age-plugin-<name> is looked up (docs/plugins.md). */
   readonly pluginDirs: readonly string[];
   /** Plugins that reach their device through a service's socket: not run, and their secrets deferred, while it is missing. */
   readonly pluginSockets: readonly PluginSocket[];
+}
+
+export interface EncryptedCredstore {
+  readonly dir: string;
+  readonly withKey: WithKey;
+}
+
+/** Whether a secret is published sealed (and so has no file of its own). */
+export function isEncryptedCredential(manifest: Pick<Manifest, "encryptedCredstore">, secret: Pick<SecretSpec, "credential">): boolean {
+  return secret.credential && manifest.encryptedCredstore !== undefined;
 }
 
 export class ManifestError extends Error {
@@ -123,7 +142,7 @@ export const MANIFEST_FIELDS: Readonly<Record<number, { readonly manifest: reado
     template: [],
   },
   2: {
-    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets", "credstore", "templates", "pluginDirs", "pluginSockets"],
+    manifest: ["version", "secretsDir", "secretsMountPoint", "identityPaths", "keepGenerations", "secrets", "credstore", "encryptedCredstore", "templates", "pluginDirs", "pluginSockets"],
     secret: ["name", "file", "path", "mode", "owner", "group", "symlink", "neededForUsers", "restartUnits", "reloadUnits", "placeholder", "trim", "credential"],
     template: ["name", "file", "path", "mode", "owner", "group", "symlink", "restartUnits", "reloadUnits"],
   },
@@ -190,11 +209,27 @@ export function parseManifest(json: unknown): Manifest {
     }
   }
   const credstore = parseCredstore(root.credstore ?? null, secretsDir, secretsMountPoint);
+  const encryptedCredstore = parseEncryptedCredstore(root.encryptedCredstore ?? null, secretsDir, secretsMountPoint, credstore);
   if (!Array.isArray(root.templates ?? [])) fail("templates", `expected a list, got ${show(root.templates)}`);
   const templates = ((root.templates ?? []) as unknown[]).map((t, i) => parseTemplate(t, `templates[${i}]`, fields.template, secretsDir, secretsMountPoint));
-  if (version >= 2) checkTemplateFeatures(secrets, templates, secretsDir, credstore);
-  refuseOverlaps(secrets, templates, secretsDir, credstore);
-  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets, credstore, templates, pluginDirs, pluginSockets };
+  if (version >= 2) checkTemplateFeatures(secrets, templates, secretsDir, credstore, encryptedCredstore);
+  refuseOverlaps(secrets, templates, secretsDir, encryptedCredstore?.dir ?? credstore);
+  return { version: version as 1 | 2, secretsDir, secretsMountPoint, identityPaths, keepGenerations: keepGenerations as number, secrets, credstore, encryptedCredstore, templates, pluginDirs, pluginSockets };
+}
+
+function parseEncryptedCredstore(value: unknown, secretsDir: string, mountPoint: string, credstore: string | undefined): EncryptedCredstore | undefined {
+  if (value === null) return undefined;
+  const o = expectObject(value, "encryptedCredstore");
+  refuseUnknownFields(o, ["dir", "withKey"], "encryptedCredstore.");
+  const dir = absolutePath(o.dir, "encryptedCredstore.dir");
+  if (dir === "/") fail("encryptedCredstore.dir", "must not be /");
+  for (const [other, field] of [[secretsDir, "secretsDir"], [mountPoint, "secretsMountPoint"], ...(credstore === undefined ? [] : [[credstore, "credstore"]])] as const) {
+    if (dir === other || isWithin(other, dir) || isWithin(dir, other)) fail("encryptedCredstore.dir", `must not overlap ${field} (${other})`);
+  }
+  if (typeof o.withKey !== "string" || !(WITH_KEYS as readonly string[]).includes(o.withKey)) {
+    fail("encryptedCredstore.withKey", `expected one of ${WITH_KEYS.map((k) => `"${k}"`).join(", ")}, got ${show(o.withKey)}`);
+  }
+  return { dir, withKey: o.withKey as WithKey };
 }
 
 function parsePluginSocket(value: unknown, where: string): PluginSocket {
@@ -221,7 +256,7 @@ function parseCredstore(value: unknown, secretsDir: string, mountPoint: string):
  * templates or credentials exist, `rendered` and `credstore` in a generation are agenixd's own:
  * no secret's name, and no path inside secretsDir, may lie there (a template's own rendered file aside).
  */
-function checkTemplateFeatures(secrets: readonly SecretSpec[], templates: readonly TemplateSpec[], secretsDir: string, credstore: string | undefined): void {
+function checkTemplateFeatures(secrets: readonly SecretSpec[], templates: readonly TemplateSpec[], secretsDir: string, credstore: string | undefined, encrypted: EncryptedCredstore | undefined): void {
   const placeholders = new Map<string, number>();
   let credentials = false;
   secrets.forEach((s, i) => {
@@ -235,11 +270,17 @@ function checkTemplateFeatures(secrets: readonly SecretSpec[], templates: readon
       if (credstore === undefined) fail(`secrets[${i}].credential`, "is true, but the manifest has no credstore");
       const problem = credentialIdProblem(credentialId(s.name));
       if (problem !== undefined) fail(`secrets[${i}].credential`, `"${s.name}" cannot be published as a systemd credential: ${problem}`);
+      if (encrypted !== undefined) {
+        // A sealed credential has no file of its own: nothing can be at its path, nor be a user's password file.
+        if (s.path !== `${secretsDir}/${s.name}`) fail(`secrets[${i}].path`, `is ${s.path}, but "${s.name}" is an encrypted credential, which has no file outside ${encrypted.dir}; leave path at its default or set credential = false`);
+        if (s.neededForUsers) fail(`secrets[${i}].neededForUsers`, `is true, but "${s.name}" is an encrypted credential, which has no file a user's password could be read from`);
+      }
     }
   });
   const reserved = new Map<string, string>();
   if (templates.length > 0) reserved.set(RENDERED_ENTRY, "templates are rendered");
   if (credentials) reserved.set(CREDSTORE_ENTRY, "credentials are published");
+  if (credentials && encrypted !== undefined) reserved.set(ENCRYPTED_ENTRY, "credentials are sealed");
   if (reserved.size === 0) return;
   const refuse = (relative: string, where: string) => {
     const first = relative.split("/", 1)[0]!;

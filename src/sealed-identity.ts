@@ -56,16 +56,41 @@ export function unsealIdentity(path: string, sealed: Buffer, env: NodeJS.Process
       stdio: ["pipe", "pipe", "pipe"],
       maxBuffer: MAX_PLAINTEXT_BYTES,
       timeout: DECRYPT_TIMEOUT_MS,
-      env: { PATH: "/nonexistent", ...(env.SYSTEMD_LOG_LEVEL ? { SYSTEMD_LOG_LEVEL: env.SYSTEMD_LOG_LEVEL } : {}) },
+      env: systemdCredsEnv(env),
     });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException & { stdout?: Buffer; stderr?: Buffer; status?: number | null; signal?: string | null };
-    err.stdout?.fill(0);
-    const lines = (err.stderr?.toString("utf8") ?? "").split("\n").map((l) => l.trim()).filter((l) => l !== "");
-    const last = lines.at(-1)?.slice(0, 300);
-    if (err.code === "ENOBUFS") throw new SealedIdentityError("systemd-creds decrypt: plaintext larger than 16 MiB, not a key file");
-    if (err.signal === "SIGTERM") throw new SealedIdentityError(`systemd-creds decrypt timed out after ${DECRYPT_TIMEOUT_MS / 1000} s`);
-    if (err.code !== undefined && typeof err.code === "string" && err.status === undefined) throw new SealedIdentityError(`cannot run ${tool}: ${err.code}`);
-    throw new SealedIdentityError(`systemd-creds decrypt failed${err.status != null ? ` (exit status ${err.status})` : ""}: ${last ?? "no message"}`);
+    throw systemdCredsFailure("decrypt", tool, e, { maxBytes: MAX_PLAINTEXT_BYTES, what: "plaintext", tooLarge: "not a key file", timeoutMs: DECRYPT_TIMEOUT_MS });
   }
+}
+
+/** systemd-creds' environment: no PATH to search, and the log level a debugging run asked for. */
+export function systemdCredsEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { PATH: "/nonexistent", ...(env.SYSTEMD_LOG_LEVEL ? { SYSTEMD_LOG_LEVEL: env.SYSTEMD_LOG_LEVEL } : {}) };
+}
+
+export interface SystemdCredsBounds {
+  readonly maxBytes: number;
+  /** What its output is, for the too-large message ("plaintext"). */
+  readonly what: string;
+  /** Why that is too large ("not a key file"). */
+  readonly tooLarge: string;
+  readonly timeoutMs: number;
+}
+
+/**
+ * A failed run of `systemd-creds VERB` (execFile or execFileSync) as one line: systemd-creds' last
+ * line of stderr, a timeout, an output over the bound, or a tool that could not be run. Zeroes
+ * whatever output the child had given.
+ */
+export function systemdCredsFailure(verb: string, tool: string, e: unknown, bounds: SystemdCredsBounds): SealedIdentityError {
+  const err = e as NodeJS.ErrnoException & { stdout?: Buffer | string; stderr?: Buffer | string; status?: number | null; signal?: string | null; killed?: boolean };
+  if (Buffer.isBuffer(err.stdout)) err.stdout.fill(0);
+  const lines = (err.stderr?.toString() ?? "").split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const last = lines.at(-1)?.slice(0, 300);
+  const mib = bounds.maxBytes / (1024 * 1024);
+  if (err.code === "ENOBUFS" || err.code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER") return new SealedIdentityError(`systemd-creds ${verb}: ${bounds.what} larger than ${mib} MiB, ${bounds.tooLarge}`);
+  if (err.signal === "SIGTERM") return new SealedIdentityError(`systemd-creds ${verb} timed out after ${bounds.timeoutMs / 1000} s`);
+  const status = typeof err.code === "number" ? err.code : err.status;
+  if (typeof err.code === "string" && (status === undefined || status === null)) return new SealedIdentityError(`cannot run ${tool}: ${err.code}`);
+  return new SealedIdentityError(`systemd-creds ${verb} failed${status != null ? ` (exit status ${status})` : ""}: ${last ?? "no message"}`);
 }

@@ -17,6 +17,8 @@ export interface SecretRecord {
   readonly changedAt: string;
   /** The credential name it is published under in the credstore, if it is. */
   readonly credential?: string;
+  /** Published sealed (src/credstore-encrypted.ts): it has no file of its own; `path` is its link in the encrypted credstore. */
+  readonly sealed?: true;
 }
 
 export interface FailureRecord {
@@ -41,6 +43,8 @@ export interface RunState {
   readonly templates?: readonly SecretRecord[];
   /** Where credentials were published, so that a run with another (or none) removes the old links. */
   readonly credstore?: string;
+  /** Where sealed credentials were published (src/credstore-encrypted.ts), likewise. */
+  readonly encryptedCredstore?: string;
   readonly failures: readonly FailureRecord[];
   /** The boot that wrote it (src/run-record.ts); absent in an older agenixd's file. */
   readonly bootId?: string;

@@ -3,6 +3,7 @@
 // change, failures); likewise each rendered template (issue 15). Healthy when the last run installed
 // every secret and template and every one is in place.
 import { lstatSync, readFileSync } from "node:fs";
+import { sealedEntry } from "./credstore-encrypted.js";
 import { currentGeneration, generationDir } from "./generations.js";
 import { readState, type FailureRecord, type SecretRecord } from "./state.js";
 import { RENDERED_ENTRY } from "./templates.js";
@@ -65,7 +66,7 @@ export function collectStatus(secretsDir: string, secretsMountPoint: string, fil
       size: st.size,
     };
   };
-  const secrets = (state?.secrets ?? []).map((s) => inspect(s, `${dir}/${s.name}`));
+  const secrets = (state?.secrets ?? []).map((s) => inspect(s, s.sealed ? `${dir}/${sealedEntry(s.name)}` : `${dir}/${s.name}`));
   const templates = (state?.templates ?? []).map((t) => inspect(t, `${dir}/${RENDERED_ENTRY}/${t.name}`));
   const failures = state?.failures ?? [];
   const healthy = state !== undefined && state.generation === generation && failures.length === 0 && secrets.every((s) => !s.missing) && templates.every((t) => !t.missing);

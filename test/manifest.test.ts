@@ -50,6 +50,14 @@ test("version 2 templates and credentials: placeholder, trim, credential per sec
   }
 });
 
+test("version 2 encryptedCredstore: the sealed credentials' directory and key type; absent or null is none", () => {
+  const m = parseManifest({ ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted", withKey: "host+tpm2" }, secrets: [{ ...secret, path: "/run/agenix/db/password", credential: true }] });
+  assert.deepEqual(m.encryptedCredstore, { dir: "/run/credstore.encrypted", withKey: "host+tpm2" });
+  assert.equal(parseManifest({ ...v2, encryptedCredstore: null, secrets: [] }).encryptedCredstore, undefined);
+  assert.equal(parseManifest({ ...v2, secrets: [] }).encryptedCredstore, undefined);
+  assert.throws(() => parseManifest({ ...base, encryptedCredstore: null, secrets: [] }), /^ManifestError: manifest: encryptedCredstore: unknown field/);
+});
+
 const badV2: Array<[string, unknown, RegExp]> = [
   ["an empty placeholder", { ...v2, secrets: [{ ...secret, placeholder: "" }] }, /^manifest: secrets\[0\]\.placeholder: expected a non-empty string, got ""$/],
   ["a placeholder with a newline", { ...v2, secrets: [{ ...secret, placeholder: "a\nb" }] }, /^manifest: secrets\[0\]\.placeholder: must not contain NUL or newline$/],
@@ -63,6 +71,18 @@ const badV2: Array<[string, unknown, RegExp]> = [
   ["a credstore containing secretsMountPoint", { ...v2, credstore: "/run", secrets: [] }, /^manifest: credstore: must not overlap secretsDir/],
   ["a secret's path that is a credential's link", { ...v2, credstore: "/run/credstore", secrets: [{ ...secret, name: "k", credential: true }, { name: "b", file: "/nix/store/b", path: "/run/credstore/k" }] }, /^manifest: secrets\[0\]\.credential: \/run\/credstore\/k is also the path of secrets\[1\] \("b"\)$/],
   ["a secret's path that is the credstore", { ...v2, credstore: "/run/credstore", secrets: [{ ...secret, name: "k", credential: true }, { name: "b", file: "/nix/store/b", path: "/run/credstore" }] }, /^manifest: secrets\[0\]\.credential: \/run\/credstore\/k is below \/run\/credstore, the path of secrets\[1\] \("b"\), which is a file$/],
+  // issue 24: encrypted credentials
+  ["an encryptedCredstore with an unknown key type", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted", withKey: "tpm3" }, secrets: [] }, /^manifest: encryptedCredstore\.withKey: expected one of "auto", "host", "tpm2", "host\+tpm2", got "tpm3"$/],
+  ["an encryptedCredstore without a key type", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted" }, secrets: [] }, /^manifest: encryptedCredstore\.withKey: expected one of .*, got undefined$/],
+  ["a relative encryptedCredstore", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "credstore.encrypted", withKey: "host" }, secrets: [] }, /^manifest: encryptedCredstore\.dir: expected an absolute path, got "credstore\.encrypted"$/],
+  ["an encryptedCredstore that is the credstore", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore", withKey: "host" }, secrets: [] }, /^manifest: encryptedCredstore\.dir: must not overlap credstore \(\/run\/credstore\)$/],
+  ["an encryptedCredstore inside secretsDir", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/agenix/enc", withKey: "host" }, secrets: [] }, /^manifest: encryptedCredstore\.dir: must not overlap secretsDir \(\/run\/agenix\)$/],
+  ["a typo in encryptedCredstore", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted", withKey: "host", witKey: "tpm2" }, secrets: [] }, /^manifest: encryptedCredstore\.witKey: unknown field \(did you mean "withKey"\?\); allowed: dir, withKey$/],
+  ["encryptedCredstore not an object", { ...v2, credstore: "/run/credstore", encryptedCredstore: "/run/credstore.encrypted", secrets: [] }, /^manifest: encryptedCredstore: expected an object/],
+  ["an encrypted credential with a path of its own", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted", withKey: "host" }, secrets: [{ ...secret, path: "/etc/db.pw", credential: true }] }, /^manifest: secrets\[0\]\.path: is \/etc\/db\.pw, but "db\/password" is an encrypted credential, which has no file outside \/run\/credstore\.encrypted; leave path at its default or set credential = false$/],
+  ["an encrypted credential needed for users", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted", withKey: "host" }, secrets: [{ ...secret, neededForUsers: true, credential: true }] }, /^manifest: secrets\[0\]\.neededForUsers: is true, but "db\/password" is an encrypted credential, which has no file a user's password could be read from$/],
+  ["a secret in the sealed credentials' directory", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted", withKey: "host" }, secrets: [{ ...secret, credential: true }, { name: "credstore.encrypted/x", file: "/nix/store/b" }] }, /^manifest: secrets\[1\]\.name: "credstore\.encrypted\/x" is in "credstore\.encrypted\/", where credentials are sealed in each generation; choose another name$/],
+  ["two encrypted credentials under one name", { ...v2, credstore: "/run/credstore", encryptedCredstore: { dir: "/run/credstore.encrypted", withKey: "host" }, secrets: [{ ...secret, credential: true }, { name: "db_password", file: "/nix/store/b", credential: true }] }, /^manifest: secrets\[1\]\.credential: \/run\/credstore\.encrypted\/db_password is also where secrets\[0\] \("db\/password"\) is published as a credential$/],
   ["templates not a list", { ...v2, templates: {}, secrets: [] }, /^manifest: templates: expected a list, got \{\}$/],
   ["a template without a file", { ...v2, templates: [{ name: "x" }], secrets: [] }, /^manifest: templates\[0\]\.file: expected an absolute path, got undefined$/],
   ["a template name with ..", { ...v2, templates: [{ ...tmpl, name: "../x" }], secrets: [] }, /^manifest: templates\[0\]\.name: .*"\.\." segments$/],
@@ -211,7 +231,7 @@ test("docs/manifest.md documents exactly the allowed fields, and its example par
   // The three field tables: the manifest's (after "| field | type | meaning |"), a secret's and a template's.
   const tables = doc.split(/^\| field \|.*\n\| ---.*\n/m).slice(1).map((t) => [...t.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((r) => r[1]));
   assert.deepEqual(tables.slice(0, 3), [MANIFEST_FIELDS[2]!.manifest, MANIFEST_FIELDS[2]!.secret, MANIFEST_FIELDS[2]!.template]);
-  const v2Only = ["restartUnits", "reloadUnits", "placeholder", "trim", "credential", "credstore", "templates", "pluginDirs", "pluginSockets"];
+  const v2Only = ["restartUnits", "reloadUnits", "placeholder", "trim", "credential", "credstore", "encryptedCredstore", "templates", "pluginDirs", "pluginSockets"];
   assert.deepEqual(MANIFEST_FIELDS[1]!.secret, MANIFEST_FIELDS[2]!.secret.filter((f) => !v2Only.includes(f)), "version 1 is version 2 without the unit lists, templates and credentials");
   assert.deepEqual(MANIFEST_FIELDS[1]!.manifest, MANIFEST_FIELDS[2]!.manifest.filter((f) => !v2Only.includes(f)));
   // Every example in the page parses.

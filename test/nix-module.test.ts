@@ -49,7 +49,7 @@ interface Evaluation {
   secrets: Record<string, { name: string; path: string; mode: string; owner: string; group: string; symlink: boolean; restartUnits: string[]; reloadUnits: string[]; trim: boolean; credential: boolean }>;
   templates: Record<string, Omit<ManifestTemplate, "file"> & { content: string | null; file: string | null }>;
   placeholder: Record<string, string>;
-  credstore: { enable: boolean };
+  credstore: { enable: boolean; encrypted?: boolean; encryptWith?: string };
   manifest: {
     version: number;
     identityPaths: string[];
@@ -463,7 +463,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix", "boot-order.nix", "credstore.nix", "dry-activate.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
-        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ], deferUntil ? [ ], deferredMarker ? null, deferredBefore ? [ ] }:
+        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", mount ? null, systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ], deferUntil ? [ ], deferredMarker ? null, deferredBefore ? [ ], sealCredentialsWith ? null }:
          { services.agenixd = { inherit systemctl mount; }; activationScripts = { }; }\n`,
       );
       const config = `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`;
@@ -667,7 +667,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
 
     await t.test("age.credstore.enable: every secret a credential by default, each can opt out; the manifest's credstore", () => {
       const off = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`, "{ inherit (r) credstore secrets manifest; }");
-      assert.deepEqual(off.credstore, { enable: false });
+      assert.deepEqual(off.credstore, { enable: false, encrypted: false, encryptWith: "auto" });
       assert.equal(off.secrets.a!.credential, false);
       assert.equal(off.manifest.credstore, null);
 
@@ -722,6 +722,56 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       assert.deepEqual(evalModule(lib, config(false, `[ "all:/run/credstore" ]`), "{ inherit (r) assertions; }").assertions, [], "no credentials published: the directory is the user's business");
     });
 
+    await t.test("age.credstore.encrypted (issue 24): the manifest's encryptedCredstore, the unit's systemd-creds, TPM and host key; assertions for what cannot work", () => {
+      const base = (extra: string) => `{ age.identityPaths = [ "/k" ]; age.secrets.api-token = { file = ${file("api")}; credential = true; }; age.secrets.plain.file = ${file("p")}; ${extra} }`;
+      const off = evalModule(lib, base(""), "{ inherit (r) credstore manifest; }");
+      assert.deepEqual(off.credstore, { enable: false, encrypted: false, encryptWith: "auto" });
+      assert.equal((off.manifest as unknown as { encryptedCredstore: unknown }).encryptedCredstore, null);
+
+      const on = evalModule(lib, base("age.credstore.encrypted = true;"));
+      assert.deepEqual(on.assertions, []);
+      assert.deepEqual((on.manifest as unknown as { encryptedCredstore: unknown }).encryptedCredstore, { dir: "/run/credstore.encrypted", withKey: "auto" });
+      assert.equal(on.manifest.credstore, "/run/credstore", "still named: agenixd removes its old plaintext links there");
+      const unit = on.services.agenixd!;
+      assert.match(unit.environment!.AGENIXD_SYSTEMD_CREDS!, /\/bin\/systemd-creds$/);
+      assert.ok(unit.unitConfig.RequiresMountsFor.includes("/var/lib/systemd"), "auto may use the host key");
+      assert.deepEqual((unit.serviceConfig as unknown as { DeviceAllow?: string[] }).DeviceAllow, ["/dev/tpmrm0 rw"], "auto uses the TPM when there is one");
+      assert.ok(unit.after.includes("tpm2.target"));
+
+      const host = evalModule(lib, base(`age.credstore.encrypted = true; age.credstore.encryptWith = "host";`));
+      assert.equal((host.services.agenixd!.serviceConfig as unknown as { DeviceAllow?: string[] }).DeviceAllow, undefined, "host alone needs no TPM");
+      assert.ok(!host.services.agenixd!.after.includes("tpm2.target"));
+      const tpm = evalModule(lib, base(`age.credstore.encrypted = true; age.credstore.encryptWith = "tpm2";`));
+      assert.ok(!tpm.services.agenixd!.unitConfig.RequiresMountsFor.includes("/var/lib/systemd"), "tpm2 alone needs no host key");
+      assert.equal((tpm.manifest as unknown as { encryptedCredstore: { withKey: string } }).encryptedCredstore.withKey, "tpm2");
+
+      // Without a credential, nothing is sealed, and agenixd's unit is as before: kept out of the path of other secrets.
+      const none = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.credstore.encrypted = true; age.secrets.plain.file = ${file("p")}; }`);
+      assert.equal((none.manifest as unknown as { encryptedCredstore: unknown }).encryptedCredstore, null);
+      assert.equal(none.services.agenixd!.environment!.AGENIXD_SYSTEMD_CREDS, undefined);
+      assert.ok(!none.services.agenixd!.unitConfig.RequiresMountsFor.includes("/var/lib/systemd"));
+
+      const wrong = evalModule(
+        lib,
+        base(`age.credstore.encrypted = true; age.secrets.api-token.path = "/etc/api-token";
+              systemd.services.app.serviceConfig.LoadCredential = [ "api-token" ];
+              systemd.services.all.serviceConfig.LoadCredentialEncrypted = [ "all:/run/credstore.encrypted" ];
+              systemd.services.fine.serviceConfig.LoadCredentialEncrypted = [ "api-token" "alias:api-token" ];`),
+        "{ inherit (r) assertions; }",
+      );
+      assert.deepEqual(wrong.assertions.sort(), [
+        'age.secrets."api-token".path is /etc/api-token, but with age.credstore.encrypted the credential api-token has no file: it is only sealed in /run/credstore.encrypted for LoadCredentialEncrypted=. Leave path at its default, or set credential = false to install it as a file.',
+        'systemd.services.all.serviceConfig.LoadCredentialEncrypted has "all:/run/credstore.encrypted": a directory as the source makes a credential of each regular file in it, but agenixd publishes its sealed credentials in /run/credstore.encrypted as symlinks, which systemd skips, so all.service would get none of them. Load each by name (LoadCredentialEncrypted = [ "api-token" ]).',
+        'systemd.services.app.serviceConfig.LoadCredential has "api-token", but with age.credstore.encrypted agenixd publishes api-token only sealed, in /run/credstore.encrypted: LoadCredential= would not decrypt it. Use LoadCredentialEncrypted = [ "api-token" ].',
+      ]);
+      const plainButEncrypted = evalModule(lib, base(`systemd.services.app.serviceConfig.LoadCredentialEncrypted = [ "api-token" ];`), "{ inherit (r) assertions; }");
+      assert.deepEqual(plainButEncrypted.assertions, [
+        'systemd.services.app.serviceConfig.LoadCredentialEncrypted has "api-token", but agenixd publishes api-token in plaintext in /run/credstore, which systemd would fail to decrypt, failing app.service. Use LoadCredential = [ "api-token" ], or set age.credstore.encrypted = true.',
+      ]);
+      const bad = () => evalModule(lib, base(`age.credstore.encrypted = true; age.credstore.encryptWith = "tpm3";`), "{ inherit (r) manifest; }");
+      assert.throws(bad, /age\.credstore\.encryptWith.*is not of type/s);
+    });
+
     await t.test("a template file outside the store is refused unless fileOutsideStore; path values and derivations are the store's (issue 23)", () => {
       const outside = evalModule(lib, `{ age.identityPaths = [ "/k" ]; age.templates.t.file = "/home/alice/t.tmpl"; }`, "{ inherit (r) assertions; }");
       assert.equal(outside.assertions.length, 1, outside.assertions.join("\n"));
@@ -767,6 +817,8 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
         added.map((o) => o.name),
         [
           "age.credstore.enable",
+          "age.credstore.encryptWith",
+          "age.credstore.encrypted",
           "age.placeholder",
           "age.secrets.<name>.credential",
           "age.secrets.<name>.trim",

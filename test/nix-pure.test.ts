@@ -198,6 +198,7 @@ describe("nix/manifest.nix", nix, () => {
         },
       ],
       credstore: null,
+      encryptedCredstore: null,
       templates: [],
     });
   });
@@ -289,6 +290,26 @@ describe("nix/credstore.nix", nix, () => {
 
   test("nothing to say when no secret is a credential", () => {
     assert.deepEqual(problems(null, { a: "x:/run/credstore" }), []);
+  });
+  test("with sealed credentials (issue 24): LoadCredential= of one, LoadCredentialEncrypted= of the encrypted store as a directory; without: LoadCredentialEncrypted= of a plaintext one", () => {
+    const check = (arg: Record<string, unknown>) => nixEval(`import ${nixDir}/credstore.nix arg`, arg) as string[];
+    const sealed = check({
+      credstore: null,
+      encryptedCredstore: "/run/credstore.encrypted",
+      credentials: ["api-token", "db_password"],
+      loadCredentials: { a: ["api-token"], b: "alias:db_password", c: ["other", "x:/run/credstore"], d: "abs:/etc/api-token" },
+      loadCredentialsEncrypted: { e: ["api-token", "alias:db_password"], f: "all:/run//credstore.encrypted/" },
+    });
+    assert.deepEqual(sealed.map((m) => /^systemd\.services\.(\w+)\.serviceConfig\.(\w+) has "([^"]*)"/.exec(m)!.slice(1)), [
+      ["a", "LoadCredential", "api-token"],
+      ["b", "LoadCredential", "alias:db_password"],
+      ["f", "LoadCredentialEncrypted", "all:/run//credstore.encrypted/"],
+    ]);
+    assert.match(sealed[1]!, /agenixd publishes db_password only sealed, in \/run\/credstore\.encrypted: LoadCredential= would not decrypt it\. Use LoadCredentialEncrypted = \[ "db_password" \]\.$/);
+    const plain = check({ credstore: "/run/credstore", credentials: ["api-token"], loadCredentials: { a: "api-token" }, loadCredentialsEncrypted: { a: ["api-token"], b: "mine" } });
+    assert.deepEqual(plain, [
+      'systemd.services.a.serviceConfig.LoadCredentialEncrypted has "api-token", but agenixd publishes api-token in plaintext in /run/credstore, which systemd would fail to decrypt, failing a.service. Use LoadCredential = [ "api-token" ], or set age.credstore.encrypted = true.',
+    ]);
   });
 });
 

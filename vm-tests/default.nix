@@ -19,6 +19,7 @@
   hardening = import ./hardening.nix { inherit pkgs agenixdModule; };
   restart = import ./restart.nix { inherit pkgs agenixdModule; };
   templates = import ./templates.nix { inherit pkgs agenixdModule; };
+  credstore-encrypted = import ./credstore-encrypted.nix { inherit pkgs agenixdModule; };
   luks = import ./luks.nix { inherit pkgs agenixdModule; };
   plugin = import ./plugin.nix { inherit pkgs agenixdModule; };
   plugin-pcscd = import ./plugin-pcscd.nix { inherit pkgs agenixdModule; };

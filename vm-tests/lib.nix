@@ -287,6 +287,8 @@ let
       # age-plugin-yubikey does; the module then enables services.pcscd (the real one here).
       age.pcscdPlugins = lib.mkIf (scenario.pcscd or false) [ scenario.plugin.name ];
       age.credstore.enable = scenario.credstore or false;
+      age.credstore.encrypted = scenario.credstoreEncrypted or false;
+      age.credstore.encryptWith = scenario.encryptWith or "auto";
       # nixos-rebuild dry-activate runs agenixd's dry run (an activation snippet; nixpkgs warns).
       age.dryActivate = scenario.dryActivate or false;
       # `agenixd status` in the steps.
@@ -311,6 +313,7 @@ let
               attr: def: lib.mkForce (templateOptions config.age.placeholder attr def)
             ) (spec.templates or { });
             age.credstore.enable = lib.mkIf (spec ? credstore) (lib.mkForce spec.credstore);
+            age.credstore.encrypted = lib.mkIf (spec ? credstoreEncrypted) (lib.mkForce spec.credstoreEncrypted);
             # The same agenixd at another store path, as after a package update.
             age.package = lib.mkIf (spec.rebuiltPackage or false) (
               pkgs.symlinkJoin {
