@@ -12,8 +12,13 @@ const mirror = "http://deb.debian.org/debian";
  */
 const basePackages = ["systemd", "systemd-sysv", "dbus", "passwd", "procps", "libpam-systemd"];
 
-/** The QEMU guest also needs a kernel whose modules match the one booted. */
-const qemuPackages = [...basePackages, "linux-image-amd64", "udev", "kmod"];
+/**
+ * The QEMU guest also needs a kernel whose modules match the one booted; and the TPM2 libraries
+ * systemd 252 dlopens for `systemd-creds --with-key=tpm2` (libtss2-esys, -rc, -mu, and the TCTI
+ * for /dev/tpmrm0, libtss2-tcti-device), which no Debian systemd package depends on: without
+ * them systemd-creds reports no TPM2 support. Only the QEMU machine has a TPM (swtpm, ./qemu.ts).
+ */
+const qemuPackages = [...basePackages, "linux-image-amd64", "udev", "kmod", "libtss2-esys-3.0.2-0", "libtss2-rc0", "libtss2-mu0", "libtss2-tcti-device0"];
 
 export type RootFlavour = "nspawn" | "qemu";
 

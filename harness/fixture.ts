@@ -77,6 +77,10 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   };
   const plugin = scenario.plugin ? writePlugin(scenario.plugin.name, at, storeFile, dir) : undefined;
   const encrypt = (attr: string, def: SecretDef): string => {
+    if (def.machineFile !== undefined) {
+      if (def.toPlugin || def.undecryptable) throw new Error(`${scenario.name}: secret ${attr} has a machineFile, made by the steps: toPlugin and undecryptable do not apply`);
+      return def.machineFile;
+    }
     if (def.toPlugin && !plugin) throw new Error(`${scenario.name}: secret ${attr} is toPlugin, but the scenario has no plugin`);
     const recipient = def.undecryptable ? stranger.recipient : def.toPlugin ? plugin!.recipient : host.recipient;
     return storeFile(`${def.sourceName ?? attr}.age`, ageEncrypt(def.content, [recipient]));
@@ -93,7 +97,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
     systemctl: systemctlPath,
     path: nixosServicePath,
     userManagement: "sysusers",
-    identityPaths: [...(plugin ? [plugin.identityPath] : []), hostKeyPath],
+    identityPaths: [...(scenario.sealedIdentity ? [scenario.sealedIdentity.path] : []), ...(plugin ? [plugin.identityPath] : []), hostKeyPath],
     users,
     earlyServices: Object.entries(scenario.services ?? {}).filter(([, s]) => s.unitConfig?.DefaultDependencies === false).map(([name]) => `${name}.service`),
     configurations: Object.fromEntries(
@@ -110,7 +114,7 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
           templates: cfg.templates,
           secrets: Object.fromEntries(
             Object.entries(cfg.secrets).map(([attr, def]) => {
-              const { content: _c, sourceName: _s, undecryptable: _u, toPlugin: _p, ...options } = def;
+              const { content: _c, sourceName: _s, undecryptable: _u, toPlugin: _p, machineFile: _m, ...options } = def;
               return [attr, { ...options, file: encrypt(attr, def) }];
             }),
           ),
@@ -160,6 +164,12 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
   mkdirSync(at("/usr/local/bin"), { recursive: true });
   symlinkSync(agenixdExe, at("/usr/local/bin/agenixd"));
   writeFileSync(at("/etc/hostname"), `${scenario.name}\n`);
+  if (scenario.sealedIdentity) {
+    if (!scenario.sealedIdentity.path.endsWith(".cred")) throw new Error(`${scenario.name}: sealedIdentity.path must end in .cred`);
+    // The steps seal an identity and encrypt secrets inside the machine with Go age, as a user
+    // would; Debian 12's age is the same program, taken from this runner rather than the image.
+    for (const tool of ["age", "age-keygen"]) copyFileSync(`/usr/bin/${tool}`, at(`/usr/local/bin/${tool}`));
+  }
   return { disks: scenario.luks ? [await writeLuksVolume(scenario, at, join(dir, ".."))] : [] };
 }
 

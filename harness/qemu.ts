@@ -4,6 +4,15 @@
 // `mkfs.ext4 -d` from the cached Debian root under a per-run qcow2 overlay, and the scenario's
 // files on a second disk that the initrd copies into the root on first boot. Commands go over a
 // root shell on a virtio console (hvc0), as the NixOS test driver's backdoor does.
+//
+// A scenario with `tpm` gets a TPM 2.0: swtpm (a libtpms TPM, its state a directory that lives as
+// long as the machine, across reboots) behind `-tpmdev emulator`, as a `tpm-tis` device. microvm
+// can carry one: tpm-tis is an ISA device at the standard TIS address (0xfed40000) and microvm has
+// an ISA bus. Its ACPI tables list the TPM (MSFT0101) but, in QEMU 7.2, without the TPM2 table the
+// kernel's ACPI probe wants ("[Firmware Bug]: failed to get TPM2 ACPI table"), so the guest is
+// told to probe the TIS address itself (tpm_tis.force=1), polling (no interrupt is wired:
+// tpm_tis.interrupts=0). The guest then has /dev/tpm0 and /dev/tpmrm0 from the kernel, before
+// userspace (Debian builds tpm_tis in), as on a PC; no other machine type is needed.
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, symlinkSync, openSync, closeSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
@@ -23,6 +32,8 @@ export interface QemuOptions {
   stateDir: string;
   /** More disks (raw images, writable), after the root and the payload: /dev/vdc, /dev/vdd, ... */
   disks?: readonly string[];
+  /** Attach a TPM 2.0 (swtpm), its state kept in stateDir/tpm across reboots. */
+  tpm?: boolean;
 }
 
 interface BootFiles {
@@ -40,6 +51,7 @@ const guestUnitDir = "etc/systemd/system";
 export class QemuBackend implements Backend {
   readonly kind = "qemu";
   private child: ChildProcess | undefined;
+  private swtpm: ChildProcess | undefined;
   private exited: Promise<number> | undefined;
   private socket: Socket | undefined;
   private buffer = "";
@@ -85,7 +97,9 @@ export class QemuBackend implements Backend {
       // microvm has no keyboard controller nor ACPI reset register: reboot by triple fault,
       // which -no-reboot turns into QEMU exiting.
       "reboot=t",
+      ...(this.opts.tpm ? ["tpm_tis.force=1", "tpm_tis.interrupts=0"] : []),
     ].join(" ");
+    const tpmArgs = this.opts.tpm ? await this.startSwtpm() : [];
     const args = [
       "-M", "microvm,rtc=on,isa-serial=on",
       "-accel", "tcg",
@@ -107,6 +121,7 @@ export class QemuBackend implements Backend {
       "-device", "virtio-serial-device",
       "-chardev", `socket,id=backdoor,path=${socketPath},server=on,wait=off`,
       "-device", "virtconsole,chardev=backdoor",
+      ...tpmArgs,
     ];
     const log = openSync(join(this.opts.stateDir, "qemu.log"), "a");
     const child = spawn("qemu-system-x86_64", args, { stdio: ["ignore", log, log] });
@@ -115,6 +130,9 @@ export class QemuBackend implements Backend {
     this.exited = new Promise<number>((resolve) => {
       child.on("exit", (code, signal) => {
         this.child = undefined;
+        // swtpm ends with QEMU's connection; never let one outlive its machine.
+        this.swtpm?.kill("SIGKILL");
+        this.swtpm = undefined;
         this.socket?.destroy();
         this.socket = undefined;
         resolve(code ?? (signal ? 137 : 1));
@@ -137,6 +155,31 @@ export class QemuBackend implements Backend {
       return seen !== undefined;
     }, 600_000, "the backdoor shell");
     this.bootId = seen;
+  }
+
+  /**
+   * One swtpm per boot (it exits when QEMU closes its control channel), on the machine's TPM
+   * state: what the TPM stored (its seeds, so the keys it makes) survives reboots, as a real
+   * TPM's NVRAM does. Returns QEMU's arguments for it.
+   */
+  private async startSwtpm(): Promise<string[]> {
+    const dir = join(this.opts.stateDir, "tpm");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const socketPath = join(dir, "swtpm.sock");
+    rmSync(socketPath, { force: true });
+    const log = openSync(join(this.opts.stateDir, "swtpm.log"), "a");
+    const swtpm = spawn("swtpm", ["socket", "--tpm2", "--tpmstate", `dir=${dir}`, "--ctrl", `type=unixio,path=${socketPath}`, "--log", "level=1"], { stdio: ["ignore", log, log] });
+    closeSync(log);
+    this.swtpm = swtpm;
+    swtpm.on("exit", () => {
+      if (this.swtpm === swtpm) this.swtpm = undefined;
+    });
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(socketPath)) {
+      if (this.swtpm !== swtpm || Date.now() > deadline) throw new MachineError(`swtpm did not start:\n${this.tail("swtpm.log")}`);
+      await sleep(50);
+    }
+    return ["-chardev", `socket,id=chrtpm,path=${socketPath}`, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"];
   }
 
   private tail(file: string): string {
@@ -246,6 +289,7 @@ export class QemuBackend implements Backend {
 
   async dispose(): Promise<void> {
     await this.crash();
+    this.swtpm?.kill("SIGKILL");
     rmSync(this.opts.stateDir, { recursive: true, force: true });
   }
 }

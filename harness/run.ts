@@ -16,6 +16,7 @@ import { runSteps } from "./steps.js";
 type BackendName = "nspawn" | "qemu";
 
 async function machineFor(backend: BackendName, scenario: Scenario, runDir: string): Promise<Machine> {
+  if (scenario.tpm && backend !== "qemu") throw new Error(`${scenario.name}: a TPM (tpm) needs the QEMU backend; mark the scenario qemuOnly`);
   const fixture = join(runDir, "fixture");
   const root = await debianRoot(backend);
   const { disks } = await buildFixture(scenario, fixture, root);
@@ -33,7 +34,7 @@ async function machineFor(backend: BackendName, scenario: Scenario, runDir: stri
     }), log);
   }
   const { QemuBackend } = await import("./qemu.js");
-  return new Machine(scenario.name, await QemuBackend.create({ name: scenario.name, fixture, stateDir: join(runDir, "machine"), disks }), log);
+  return new Machine(scenario.name, await QemuBackend.create({ name: scenario.name, fixture, stateDir: join(runDir, "machine"), disks, tpm: scenario.tpm ?? false }), log);
 }
 
 /** Machines to stop if the run is interrupted, so that no QEMU or container outlives it. */

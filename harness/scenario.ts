@@ -26,6 +26,12 @@ export interface SecretDef {
   credential?: boolean;
   /** Encrypted to the scenario's plugin identity (scenario.plugin) instead of the host key. */
   toPlugin?: boolean;
+  /**
+   * The ciphertext is this file on the machine's disk (age.secrets.<n>.file as a string, read at
+   * activation), made by the scenario's steps; `content` is what they encrypt into it. For
+   * recipients only the machine knows, as a sealed identity's (scenario.sealedIdentity).
+   */
+  machineFile?: string;
 }
 
 /**
@@ -176,8 +182,18 @@ export interface Scenario {
    * the NixOS test can attach the image from the store as it is.
    */
   luks?: { volume: string; uuid: string; keySecret: string };
-  /** Needs what only the QEMU backend has (its own kernel: dm-crypt); nspawn does not run it. */
+  /** Needs what only the QEMU backend has (its own kernel: dm-crypt, a TPM); nspawn does not run it. */
   qemuOnly?: boolean;
+  /**
+   * A host identity sealed by systemd-creds: `path` (ending in .cred) is the first of
+   * age.identityPaths, before the SSH host key. The fixture makes no such file: the steps seal
+   * one inside the machine, as docs/module.md tells users, with the machine's own credential key
+   * or TPM. The machine has Go age's `age` and `age-keygen` (environment.systemPackages =
+   * [ pkgs.age ] in the VM test).
+   */
+  sealedIdentity?: { path: string };
+  /** A TPM 2.0 (swtpm) attached to the machine: QEMU only (virtualisation.tpm.enable in the VM test). */
+  tpm?: boolean;
   steps: Step[];
 }
 

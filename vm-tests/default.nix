@@ -23,5 +23,7 @@
   luks = import ./luks.nix { inherit pkgs agenixdModule; };
   plugin = import ./plugin.nix { inherit pkgs agenixdModule; };
   plugin-pcscd = import ./plugin-pcscd.nix { inherit pkgs agenixdModule; };
+  sealed-identity = import ./sealed-identity.nix { inherit pkgs agenixdModule; };
+  sealed-identity-tpm = import ./sealed-identity-tpm.nix { inherit pkgs agenixdModule; };
   home-manager = import ./home-manager.nix { inherit pkgs agenixdModule homeManager; };
 }

@@ -93,7 +93,12 @@ let
   secretOptions =
     attr: def:
     {
-      file = encryptTo (if def.toPlugin or false then pluginKey def.pluginName else hostKey) attr def;
+      # machineFile: a file on the machine's disk, made by the steps (a string, read at activation).
+      file =
+        if def ? machineFile then
+          def.machineFile
+        else
+          encryptTo (if def.toPlugin or false then pluginKey def.pluginName else hostKey) attr def;
     }
     // lib.filterAttrs (
       n: _:
@@ -274,8 +279,10 @@ let
       # Perl activation installs password secrets from an activation script that runs before
       # `users`, which runs before `etc` at first boot: the key above is not there yet, so that
       # phase is given a key it can read where it lies (docs/boot.md).
+      # scenario.sealedIdentity: a .cred the steps seal inside the machine (systemd-creds), first.
       age.identityPaths =
-        lib.optional (scenario ? plugin) "/etc/age/${scenario.plugin.name}.identity"
+        lib.optional (scenario ? sealedIdentity) scenario.sealedIdentity.path
+        ++ lib.optional (scenario ? plugin) "/etc/age/${scenario.plugin.name}.identity"
         ++ [
           hostKeyPath
         ]
@@ -291,8 +298,10 @@ let
       age.credstore.encryptWith = scenario.encryptWith or "auto";
       # nixos-rebuild dry-activate runs agenixd's dry run (an activation snippet; nixpkgs warns).
       age.dryActivate = scenario.dryActivate or false;
-      # `agenixd status` in the steps.
-      environment.systemPackages = [ config.age.package ];
+      # `agenixd status` in the steps; age and age-keygen to seal an identity and encrypt to it.
+      environment.systemPackages = [ config.age.package ] ++ lib.optional (scenario ? sealedIdentity) pkgs.age;
+      # scenario.tpm: a TPM 2.0 emulated by swtpm, as harness/qemu.ts attaches one.
+      virtualisation.tpm.enable = lib.mkIf (scenario.tpm or false) true;
 
       specialisation = lib.mapAttrs (_: spec: {
         inheritParentConfig = true;
