@@ -28,9 +28,7 @@ const agenixdExe = `${agenixdRoot}/bin/agenixd`;
 /** The same agenixd "rebuilt" at another path, for configurations with `rebuiltPackage`. */
 const rebuiltAgenixdExe = "/opt/agenixd-rebuilt/bin/agenixd";
 const hostKeyPath = "/etc/ssh/ssh_host_ed25519_key";
-/** mount(8), given to the unit by absolute path as nix/module.nix gives util-linux's. */
-const mountPath = "/usr/bin/mount";
-/** systemctl, likewise (nix/module.nix gives systemd.package's). */
+/** systemctl, given to the unit by absolute path as nix/module.nix gives systemd.package's. */
 const systemctlPath = "/usr/bin/systemctl";
 /**
  * NixOS's default PATH for services (coreutils, findutils, grep, sed, systemd; no util-linux):
@@ -93,7 +91,6 @@ export async function buildFixture(scenario: Scenario, dir: string, debianRoot: 
     ]),
   );
   const machine = {
-    mount: mountPath,
     systemctl: systemctlPath,
     path: nixosServicePath,
     userManagement: "sysusers",

@@ -143,7 +143,7 @@ let
         builtins.substring 0 32 (builtins.hashString "sha256" (builtins.toJSON manifest))
       }-agenixd-manifest.json";
       run = import ../nix/unit.nix {
-        inherit (machine) mount systemctl identityPaths userManagement;
+        inherit (machine) systemctl identityPaths userManagement;
         inherit (cfg) agenixd;
         inherit plugins deferredBefore;
         deferUntil = if pcscdPlugins == [ ] then [ ] else [ "pcscd.socket" ];

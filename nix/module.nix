@@ -114,9 +114,8 @@ let
     sealCredentialsWith = if sealsCredentials then cfg.credstore.encryptWith else null;
     # age-plugin-tpm talks to the kernel's TPM resource manager (docs/plugins.md).
     pluginDevices = lib.optional (lib.any (p: lib.hasPrefix "age-plugin-tpm" (lib.getName p)) cfg.plugins) "/dev/tpmrm0 rw";
-    # NixOS gives units a PATH without util-linux, so the unit names mount(8) itself; likewise
-    # systemctl, which restarts and reloads the units of changed secrets (restartUnits/reloadUnits).
-    mount = lib.getExe' pkgs.util-linux "mount";
+    # systemctl by absolute path, which restarts and reloads the units of changed secrets
+    # (restartUnits/reloadUnits).
     inherit systemctl;
   };
 

@@ -4,10 +4,9 @@
 #
 # Arguments:
 #   agenixd        path (string) of the agenixd executable
-#   mount          absolute path (string) of mount(8): a NixOS service's PATH has no util-linux,
-#                  so agenixd is told where it is (AGENIXD_MOUNT) rather than searching PATH
 #   systemctl      absolute path (string) of systemctl, or null (default): how agenixd restarts
-#                  and reloads the units of changed secrets (AGENIXD_SYSTEMCTL), likewise
+#                  and reloads the units of changed secrets (AGENIXD_SYSTEMCTL): a NixOS
+#                  service's PATH is not searched for it (agenixd mounts its ramfs with mount(2))
 #   manifest       path (string) of the manifest file (./manifest.nix, written to the store)
 #   identityPaths  list of identity paths; the units wait for the mounts holding them
 #   usersPhase     bool (default false): some secret has `neededForUsers`, so it is installed
@@ -34,7 +33,6 @@
 #   unitFiles               attrset "<name>.service" -> unit file text, one per entry of `services`
 {
   agenixd,
-  mount,
   systemctl ? null,
   manifest,
   identityPaths,
@@ -75,11 +73,9 @@ let
 
   activate = "${agenixd} activate --manifest ${manifest}";
 
-  # Where agenixd finds mount(8) and systemctl: named here, not looked up on PATH.
-  environment = {
-    AGENIXD_MOUNT = mount;
-  }
-  // (if systemctl == null then { } else { AGENIXD_SYSTEMCTL = systemctl; })
+  # Where agenixd finds systemctl: named here, not looked up on PATH.
+  environment =
+    (if systemctl == null then { } else { AGENIXD_SYSTEMCTL = systemctl; })
   # A sealed identity (a `.cred` in identityPaths) is opened with systemd-creds, next to systemctl.
   // (if (sealed || sealing) && systemctl != null then { AGENIXD_SYSTEMD_CREDS = "${dirOf systemctl}/systemd-creds"; } else { });
 
@@ -268,9 +264,9 @@ let
   # docs/hardening.md). Without systemctl's path (tests) there is no systemd-run to name.
   usersPhaseSnippet =
     let
-      direct = "${
-        builtins.concatStringsSep " " (map (n: "${n}=${environment.${n}}") (builtins.attrNames environment))
-      } ${activate} --phase users";
+      direct = builtins.concatStringsSep " " (
+        map (n: "${n}=${environment.${n}}") (builtins.attrNames environment) ++ [ "${activate} --phase users" ]
+      );
     in
     if systemctl == null then
       direct

@@ -33,7 +33,7 @@ const fileSystems = {
   "/state": { mountPoint: "/state", neededForBoot: true },
   "/persist/deep": { mountPoint: "/persist/deep", neededForBoot: true },
 };
-const base = { agenixd: "/nix/store/x-agenixd/bin/agenixd", mount: "/nix/store/u/bin/mount", manifest: "/nix/store/m-manifest.json", identityPaths: ["/etc/ssh/ssh_host_ed25519_key"] };
+const base = { agenixd: "/nix/store/x-agenixd/bin/agenixd", manifest: "/nix/store/m-manifest.json", identityPaths: ["/etc/ssh/ssh_host_ed25519_key"] };
 
 describe("boot order", nix, () => {
   test("identities on the root, on a path the initrd always mounts (/var) or on a neededForBoot mount: early, no warning", () => {
@@ -140,7 +140,7 @@ const PCSCD_UNITS: Record<string, string> = {
 function verifyBoot(args: Record<string, unknown>, target = "sysinit.target", extraUnits: Record<string, string> = {}, extraWants: [string, string][] = []): string {
   const dir = mkdtempSync("/tmp/agenixd-verify-");
   try {
-    const r = unitOf({ ...base, agenixd: "/usr/bin/true", mount: "/usr/bin/mount", systemctl: "/usr/bin/systemctl", ...args });
+    const r = unitOf({ ...base, agenixd: "/usr/bin/true", systemctl: "/usr/bin/systemctl", ...args });
     for (const [name, text] of Object.entries({ ...NIXOS_UNITS, ...extraUnits, ...r.unitFiles })) {
       mkdirSync(join(dir, name, ".."), { recursive: true });
       writeFileSync(join(dir, name), text);

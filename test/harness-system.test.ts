@@ -55,7 +55,6 @@ interface Evaluated {
 
 describe("harness/system.nix", nixSuite(), () => {
   const machine = (cfg: Record<string, unknown>) => ({
-    mount: "/usr/bin/mount",
     systemctl: "/usr/bin/systemctl",
     path: "/usr/lib/agenixd-harness/service-path",
     userManagement: "sysusers",

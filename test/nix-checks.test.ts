@@ -573,7 +573,6 @@ describe("nix/manifest.nix: templates, placeholders and credentials", nix, () =>
 
   test("harness/system.nix's call (no templates, secrets without trim or credential) still evaluates", () => {
     const machine = {
-      mount: "/usr/bin/mount",
       systemctl: "/usr/bin/systemctl",
       path: "/usr/local/lib/nixos-service-path",
       userManagement: "sysusers",

@@ -316,7 +316,6 @@ describe("nix/credstore.nix", nix, () => {
 describe("nix/unit.nix", nix, () => {
   const base = {
     agenixd: "/nix/store/00000000000000000000000000000000-agenixd/bin/agenixd",
-    mount: "/nix/store/22222222222222222222222222222222-util-linux-bin/bin/mount",
     manifest: "/nix/store/11111111111111111111111111111111-agenixd-manifest.json",
     identityPaths: ["/persist/etc/ssh/ssh_host_ed25519_key"],
   };
@@ -348,11 +347,11 @@ describe("nix/unit.nix", nix, () => {
     }
   });
 
-  test("mount(8) is given by absolute path: a NixOS service's PATH has no util-linux", () => {
-    for (const s of Object.values(unitOf({ ...base, userManagement: "userborn", usersPhase: true }).services)) {
-      assert.deepEqual(s.environment, { AGENIXD_MOUNT: base.mount });
+  test("no mount(8) to name (agenixd mounts with mount(2)); systemctl by absolute path when given", () => {
+    for (const s of Object.values(unitOf({ ...base, userManagement: "userborn", usersPhase: true }).services)) assert.deepEqual(s.environment, {});
+    for (const s of Object.values(unitOf({ ...base, systemctl: "/nix/store/s/bin/systemctl", userManagement: "userborn", usersPhase: true }).services)) {
+      assert.deepEqual(s.environment, { AGENIXD_SYSTEMCTL: "/nix/store/s/bin/systemctl" });
     }
-    assert.throws(() => unitOf({ agenixd: base.agenixd, manifest: base.manifest, identityPaths: [] }), /mount/);
   });
 
   test("both units are hardened, with an explicit start timeout", () => {
@@ -395,7 +394,7 @@ describe("nix/unit.nix", nix, () => {
     const plan = unitOf({ ...base, usersPhase: true });
     assert.deepEqual(Object.keys(plan.services), ["agenixd"]);
     // The units' environment in front of the command: the activation script's PATH is no unit's either.
-    assert.deepEqual(plan.activationScripts.agenixdUsers, { text: `AGENIXD_MOUNT=${base.mount} ${activate} --phase users`, deps: ["specialfs"] });
+    assert.deepEqual(plan.activationScripts.agenixdUsers, { text: `${activate} --phase users`, deps: ["specialfs"] });
     assert.deepEqual(plan.activationScripts.users, { deps: ["agenixdUsers"] });
     assert.ok(plan.activationScripts.agenix!.deps.includes("agenixdUsers"));
     assert.equal(plan.needsActivationScripts, true, "the one configuration that needs an activation script");
@@ -405,7 +404,7 @@ describe("nix/unit.nix", nix, () => {
     const dir = mkdtempSync(join(scratch, "users-phase-"));
     const calls = join(dir, "calls");
     const script = (name: string, text: string) => writeFileSync(join(dir, name), `#!/bin/sh\n${text}`, { mode: 0o755 });
-    script("agenixd", `echo "agenixd AGENIXD_MOUNT=$AGENIXD_MOUNT $*" >> ${calls}\n`);
+    script("agenixd", `echo "agenixd AGENIXD_SYSTEMCTL=$AGENIXD_SYSTEMCTL $*" >> ${calls}\n`);
     script("systemctl", "exit 0\n");
     // Records its options, sets what --setenv= gives, runs the command, as systemd-run --pipe --wait does.
     script("systemd-run", `echo "systemd-run $*" >> ${calls}\nwhile [ $# -gt 0 ]; do case "$1" in --setenv=*) export "\${1#--setenv=}" ;; --*) ;; *) break ;; esac; shift; done\nexec "$@"\n`);
@@ -426,11 +425,11 @@ describe("nix/unit.nix", nix, () => {
     };
     assert.equal(
       run(swapsOn, true),
-      `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --property=RuntimeMaxSec=3min --setenv=AGENIXD_MOUNT=${base.mount} --setenv=AGENIXD_SYSTEMCTL=${join(dir, "systemctl")} ${join(dir, "agenixd")} ${command}\n` +
-        `agenixd AGENIXD_MOUNT=${base.mount} ${command}\n`,
+      `systemd-run --quiet --pipe --wait --collect --service-type=exec --property=MemorySwapMax=0 --property=LimitCORE=0 --property=RuntimeMaxSec=3min --setenv=AGENIXD_SYSTEMCTL=${join(dir, "systemctl")} ${join(dir, "agenixd")} ${command}\n` +
+        `agenixd AGENIXD_SYSTEMCTL=${join(dir, "systemctl")} ${command}\n`,
     );
     for (const [swaps, systemd] of [[swapsOff, true], [swapsOn, false], [swapsOff, false]] as const) {
-      assert.equal(run(swaps, systemd), `agenixd AGENIXD_MOUNT=${base.mount} ${command}\n`, `swap ${swaps === swapsOn ? "on" : "off"}, systemd ${systemd ? "running" : "not yet"}`);
+      assert.equal(run(swaps, systemd), `agenixd AGENIXD_SYSTEMCTL=${join(dir, "systemctl")} ${command}\n`, `swap ${swaps === swapsOn ? "on" : "off"}, systemd ${systemd ? "running" : "not yet"}`);
     }
   });
 
@@ -486,7 +485,6 @@ describe("nix/unit.nix", nix, () => {
         "RequiresMountsFor=/persist/etc/ssh/ssh_host_ed25519_key",
         "",
         "[Service]",
-        `Environment="AGENIXD_MOUNT=${base.mount}"`,
         "X-RestartIfChanged=false",
         "CapabilityBoundingSet=CAP_SYS_ADMIN",
         "CapabilityBoundingSet=CAP_CHOWN",
@@ -540,7 +538,7 @@ describe("nix/unit.nix", nix, () => {
       });
       assert.deepEqual(file.Service!.ExecStart, [service.serviceConfig.ExecStart]);
       assert.deepEqual(file.Service!["X-RestartIfChanged"], ["false"]);
-      assert.deepEqual(file.Service!.Environment, [`"AGENIXD_MOUNT=${base.mount}"`]);
+      assert.equal(file.Service!.Environment, undefined);
       // NixOS writes only WantedBy; it makes the .requires links and aliases itself.
       assert.deepEqual(file.Install, { WantedBy: [service.wantedBy.join(" ")] });
     }
@@ -558,7 +556,7 @@ describe("nix/unit.nix", nix, () => {
     const manifest = join(scratch, "manifest.json");
     writeFileSync(manifest, "{}\n");
     // Real executables and files, so verify checks the settings rather than missing paths.
-    const plan = unitOf({ agenixd: "/bin/true", mount: "/bin/mount", manifest, identityPaths: ["/etc/hostname"], userManagement: "sysusers", usersPhase: true });
+    const plan = unitOf({ agenixd: "/bin/true", manifest, identityPaths: ["/etc/hostname"], userManagement: "sysusers", usersPhase: true });
     const files = Object.entries(plan.unitFiles).map(([name, text]) => {
       writeFileSync(join(dir, name), text);
       return join(dir, name);

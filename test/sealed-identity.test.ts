@@ -90,7 +90,7 @@ test("nix/unit.nix: a .cred identity gives the unit AGENIXD_SYSTEMD_CREDS and th
   const unit = fileURLToPath(new URL("../../nix/unit.nix", import.meta.url));
   const service = (paths: string[]) =>
     nixEval(
-      `let s = (import ${unit} { agenixd = "/a"; mount = "/m"; systemctl = "/nix/store/x-systemd/bin/systemctl"; manifest = "/x"; identityPaths = arg; }).services.agenixd; in { env = s.environment; devices = s.serviceConfig.DeviceAllow or null; policy = s.serviceConfig.DevicePolicy; }`,
+      `let s = (import ${unit} { agenixd = "/a"; systemctl = "/nix/store/x-systemd/bin/systemctl"; manifest = "/x"; identityPaths = arg; }).services.agenixd; in { env = s.environment; devices = s.serviceConfig.DeviceAllow or null; policy = s.serviceConfig.DevicePolicy; }`,
       paths,
     ) as { env: Record<string, string>; devices: string[] | null; policy: string };
   const sealed = service(["/var/lib/agenixd/host.cred", "/etc/ssh/ssh_host_ed25519_key"]);

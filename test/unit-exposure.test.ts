@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { nixEval, nixSuite } from "./helpers/nix.js";
 
 const nixDir = join(fileURLToPath(new URL("../../", import.meta.url)), "nix");
-const base = { agenixd: "/usr/bin/true", mount: "/usr/bin/mount", systemctl: "/usr/bin/systemctl", manifest: "/nix/store/m-manifest.json", identityPaths: ["/etc/ssh/ssh_host_ed25519_key"], early: true };
+const base = { agenixd: "/usr/bin/true", systemctl: "/usr/bin/systemctl", manifest: "/nix/store/m-manifest.json", identityPaths: ["/etc/ssh/ssh_host_ed25519_key"], early: true };
 
 /** The security report of agenixd.service as rendered from `args`: its lines, and the overall exposure. */
 function security(args: Record<string, unknown>): { lines: string[]; exposure: number } {

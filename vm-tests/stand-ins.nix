@@ -168,7 +168,6 @@ let
       secrets = builtins.mapAttrs (_: resolve) (cfg.age.secrets or { });
       ours = import ../nix/unit.nix {
         agenixd = "/nix/store/00000000000000000000000000000000-agenixd/bin/agenixd";
-        mount = "/nix/store/00000000000000000000000000000000-util-linux/bin/mount";
         manifest = "/nix/store/00000000000000000000000000000000-agenixd-manifest.json";
         identityPaths = cfg.age.identityPaths;
         usersPhase = any (s: builtins.elem (s.path or "") passwordFiles) (
