@@ -572,9 +572,12 @@ async function sealCredentials(input: GenerationInput, plan: readonly (PlannedSe
   for (const o of outcomes) {
     if (o.how === "sealed" || o.how === "reused") installed.push(o.name);
     if (o.cause === undefined) continue;
-    const f: SecretFailure = { name: o.name, file: files.get(o.name)!, cause: o.cause, keptPrevious: o.how === "kept" };
+    const entry = byName.get(o.name);
+    const waitsFor = entry !== undefined && !entry.ok ? entry.waitsFor : undefined;
+    const f: SecretFailure = { name: o.name, file: files.get(o.name)!, cause: o.cause, keptPrevious: o.how === "kept", ...(waitsFor ? { waitsFor } : {}) };
     failed.push(f);
-    log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious }, "secret not installed");
+    if (waitsFor) log.warn({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, waitsFor }, `secret deferred until ${waitsFor}`);
+    else log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious }, "secret not installed");
   }
   const sealedNow = outcomes.filter((o) => o.how === "sealed").map((o) => o.name);
   log.info({ sealed: sealedNow, reused: outcomes.filter((o) => o.how === "reused").length, failed: failed.length }, `sealed ${sealedNow.length} credentials with systemd-creds`);

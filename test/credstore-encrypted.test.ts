@@ -13,6 +13,7 @@ import { diffEncryptedCredentials, readIndex, sealCredential } from "../src/cred
 import { findSystemdCreds } from "../src/sealed-identity.js";
 import { collectStatus } from "../src/status.js";
 import { Sandbox, fakeSystemctl, treeHash, type SecretInput } from "./helpers/sandbox.js";
+import { installTestPlugin, pluginKey } from "./helpers/age-plugins.js";
 
 const STRANGER = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 
@@ -241,4 +242,27 @@ test("--dry-run with encrypted credentials runs no systemd-creds and writes noth
   assert.equal(r.status, 0, r.stderr);
   assert.equal(existsSync(layout(sb).encrypted) || existsSync(sb.mountPoint), false);
   assert.equal(treeHash("/var/lib/systemd"), before);
+});
+
+test("a sealed credential that only a plugin behind a missing socket opens is deferred, not failed (docs/plugins.md)", (t) => {
+  const sb = new Sandbox("sealed-deferred");
+  t.after(() => sb.cleanup());
+  const bin = join(sb.root, "plugin-bin");
+  installTestPlugin(bin, "card", "normal");
+  const card = pluginKey(sb.root, "card");
+  const l = layout(sb);
+  const manifest = sb.manifest(
+    [{ name: "tok", file: sb.encrypt("from the card", [card.recipient]), credential: true }, { name: "plain", plaintext: "p", credential: true }],
+    {
+      credstore: l.credstore, encryptedCredstore: { dir: l.encrypted, withKey: "host" }, identityPaths: [card.identityPath, sb.hostKey.privatePath], pluginDirs: [bin],
+      pluginSockets: [{ plugin: "card", socket: join(sb.root, "absent.comm"), unit: "pcscd.socket" }],
+    },
+  );
+  const r = sb.run(manifest);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.logs.some((e) => e.msg === "secret deferred until pcscd.socket" && e.secret === "tok"), r.stderr);
+  assert.equal(r.logs.some((e) => e.level === 50), false, r.stderr);
+  assert.equal(loadEncrypted(join(l.encrypted, "plain"), "plain").plaintext, "p");
+  assert.equal(existsSync(join(l.encrypted, "tok")), false);
+  assert.equal(readFileSync(join(sb.mountPoint, ".deferred"), "utf8"), "pcscd.socket\n");
 });
