@@ -12,6 +12,10 @@ import { createNotifier } from "../src/notify.js";
 import { ensureRamfs, isRamfs } from "../src/ramfs.js";
 import { readAccounts } from "../src/accounts.js";
 import { Dirs } from "../src/secure-fs.js";
+import { loadNativeAddon } from "../src/native.js";
+
+// The stages run in this process: the ramfs is mounted with mount(2) through the addon, as the CLI loads it.
+loadNativeAddon(new URL("../src/ramfs.js", import.meta.url));
 
 const host: Host = { rootUid: 0, ensureRamfs, readAccounts };
 
