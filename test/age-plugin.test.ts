@@ -14,16 +14,13 @@ import { loadIdentities } from "../src/identities.js";
 import type { SecretSpec } from "../src/manifest.js";
 import { ageEncrypt, generateAgeKey } from "./helpers/age-cli.js";
 import { installTestPlugin, pluginKey } from "./helpers/age-plugins.js";
+import { secretSpec } from "./helpers/secret-spec.js";
 
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "agenixd-plugin-"));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function spec(name: string, file: string): SecretSpec {
-  return { name, file, path: `/run/agenix/${name}`, mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [], placeholder: undefined, trim: false, credential: false };
-}
 
 function encrypted(name: string, plaintext: string, recipients: string[]): string {
   const path = join(dir, `${name}.age`);
@@ -53,7 +50,7 @@ test("Go age 1.1.1 decrypts through the test plugin, and agenixd decrypts the sa
     assert.equal(out.toString(), `plaintext ${["one", "two", "three"][i]}`);
   }
   writeFileSync(count, "");
-  const { warnings, messages, results } = await run([key.identityPath], [bin], files.map((f, i) => spec(`s${i}`, f)));
+  const { warnings, messages, results } = await run([key.identityPath], [bin], files.map((f, i) => secretSpec(`s${i}`, f)));
   assert.deepEqual(warnings, []);
   assert.deepEqual(results.map((r) => (r.ok ? r.plaintext.toString() : r.cause)), ["plaintext one", "plaintext two", "plaintext three"]);
   const starts = readFileSync(count, "utf8").trim().split("\n");
@@ -71,7 +68,7 @@ test("identities keep identityPaths order: a native key earlier decrypts what it
   const native = generateAgeKey(dir, "native.key");
   const a = encrypted("order-a", "native", [native.recipient]);
   const b = encrypted("order-b", "plugin", [plug.recipient]);
-  const { results } = await run([native.privatePath, plug.identityPath], [bin], [spec("a", a), spec("b", b)]);
+  const { results } = await run([native.privatePath, plug.identityPath], [bin], [secretSpec("a", a), secretSpec("b", b)]);
   assert.deepEqual(results.map((r) => (r.ok ? r.plaintext.toString() : r.cause)), ["native", "plugin"]);
 });
 
@@ -102,7 +99,7 @@ for (const [mode, cause] of [
     const other = encrypted(`${mode}-${pluginFirst}-other`, "native", [native.recipient]);
     const started = performance.now();
     const identityPaths = pluginFirst ? [plug.identityPath, native.privatePath] : [native.privatePath, plug.identityPath];
-    const { results, messages } = await run(identityPaths, [bin], [spec("mine", mine), spec("other", other)], FAST);
+    const { results, messages } = await run(identityPaths, [bin], [secretSpec("mine", mine), secretSpec("other", other)], FAST);
     assert.ok(performance.now() - started < 8000, "bounded in time");
     assert.equal(results[0]!.ok, false);
     assert.match((results[0] as { cause: string }).cause, cause);
@@ -154,7 +151,7 @@ test("a plugin that cannot be started fails its secrets with the cause, and the 
   chmodSync(path, 0o644);
   const plug = pluginKey(dir, "noexec");
   const mine = encrypted("noexec-mine", "x", [plug.recipient]);
-  const { results } = await run([plug.identityPath], [bin], [spec("mine", mine)], FAST);
+  const { results } = await run([plug.identityPath], [bin], [secretSpec("mine", mine)], FAST);
   assert.equal(results[0]!.ok, false);
   assert.match((results[0] as { cause: string }).cause, /age plugin noexec .*could not be started \(EACCES\)/);
 });

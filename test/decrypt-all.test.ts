@@ -13,9 +13,9 @@ import type { AgeIdentity } from "../src/age/index.js";
 import { DEFAULT_LIMITS } from "../src/age/index.js";
 import { decryptAll } from "../src/decrypt-all.js";
 import { loadIdentities } from "../src/identities.js";
-import type { SecretSpec } from "../src/manifest.js";
 import { type KeyPair, ageEncrypt, generateSshKey } from "./helpers/age-cli.js";
 import { Sandbox } from "./helpers/sandbox.js";
+import { secretSpec } from "./helpers/secret-spec.js";
 
 let dir: string;
 let key: KeyPair;
@@ -28,10 +28,6 @@ before(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function spec(name: string, file: string): SecretSpec {
-  return { name, file, path: `/run/agenix/${name}`, mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [], placeholder: undefined, trim: false, credential: false };
-}
-
 function encryptedFile(name: string, plaintext: string): string {
   const path = join(dir, name);
   writeFileSync(path, ageEncrypt(plaintext, [key.recipient]));
@@ -39,7 +35,7 @@ function encryptedFile(name: string, plaintext: string): string {
 }
 
 async function causes(files: Record<string, string>): Promise<Record<string, string>> {
-  const results = await decryptAll(Object.entries(files).map(([name, file]) => spec(name, file)), identities);
+  const results = await decryptAll(Object.entries(files).map(([name, file]) => secretSpec(name, file)), identities);
   return Object.fromEntries(results.map((r) => [r.secret.name, r.ok ? `ok: ${r.plaintext.toString()}` : r.cause]));
 }
 
@@ -108,7 +104,7 @@ test("a file larger than the limit is refused from its size alone, before a byte
   assert.deepEqual(await causes({ huge }), { huge: `encrypted file is larger than 64 MiB (limit 64 MiB)` });
   assert.ok(performance.now() - start < 1000, "refused without reading");
   const small = encryptedFile("small.age", "y".repeat(2000));
-  const [result] = await decryptAll([spec("small", small)], identities, { ...DEFAULT_LIMITS, maxFileBytes: 1024 });
+  const [result] = await decryptAll([secretSpec("small", small)], identities, { ...DEFAULT_LIMITS, maxFileBytes: 1024 });
   assert.equal(result!.ok ? "ok" : result!.cause, "encrypted file is larger than 1 KiB (limit 1 KiB)");
 });
 

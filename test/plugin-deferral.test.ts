@@ -12,21 +12,18 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { decryptAll } from "../src/decrypt-all.js";
 import { loadIdentities } from "../src/identities.js";
-import { parseManifest, type SecretSpec } from "../src/manifest.js";
+import { parseManifest } from "../src/manifest.js";
 import { DEFERRED_MARKER, readState } from "../src/state.js";
 import { ageEncrypt, generateAgeKey } from "./helpers/age-cli.js";
 import { installTestPlugin, pluginKey } from "./helpers/age-plugins.js";
 import { Sandbox } from "./helpers/sandbox.js";
+import { secretSpec } from "./helpers/secret-spec.js";
 
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "agenixd-deferral-"));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function spec(name: string, file: string): SecretSpec {
-  return { name, file, path: `/run/agenix/${name}`, mode: 0o400, owner: "0", group: "0", symlink: true, neededForUsers: false, restartUnits: [], reloadUnits: [], placeholder: undefined, trim: false, credential: false };
-}
 
 function listen(path: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -46,7 +43,7 @@ test("while the socket is missing the plugin is not run: its secrets wait for th
   const write = (name: string, recipients: string[]) => {
     const f = join(dir, `${name}.age`);
     writeFileSync(f, ageEncrypt(`value of ${name}`, recipients));
-    return spec(name, f);
+    return secretSpec(name, f);
   };
   const secrets = [write("card-only", [card.recipient]), write("both", [card.recipient, native.recipient]), write("native-only", [native.recipient])];
   const sockets = [{ plugin: "card", socket, unit: "pcscd.socket" }];
@@ -89,7 +86,7 @@ test("a plugin failure with its socket there is a failure, not a deferral", asyn
   const server = await listen(socket);
   try {
     const ids = await loadIdentities([key.identityPath], () => {}, undefined, 0, [bin]);
-    const [r] = await decryptAll([spec("pin", f)], ids, undefined, undefined, { sockets: [{ plugin: "pin", socket, unit: "pcscd.socket" }] });
+    const [r] = await decryptAll([secretSpec("pin", f)], ids, undefined, undefined, { sockets: [{ plugin: "pin", socket, unit: "pcscd.socket" }] });
     assert.ok(!r!.ok);
     assert.equal(r!.waitsFor, undefined);
     assert.match(r!.cause, /PIN required/);
