@@ -25,13 +25,7 @@
   config,
 }:
 let
-  fakePackage = pname: {
-    type = "derivation";
-    name = "${pname}-1";
-    inherit pname;
-    meta.mainProgram = pname;
-    outPath = "/nix/store/00000000000000000000000000000000-${pname}-1";
-  };
+  fakePackage = import ./fake-package.nix;
   writtenAs = name: text: "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" text)}-${name}//text:${text}";
   textOf = source: lib.concatStringsSep "//text:" (lib.tail (lib.splitString "//text:" source));
   pkgs = {

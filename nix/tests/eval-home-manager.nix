@@ -7,13 +7,7 @@
 { lib, config }:
 let
   inherit (lib) mkOption types;
-  fakePackage = pname: {
-    type = "derivation";
-    name = "${pname}-1";
-    inherit pname;
-    meta.mainProgram = pname;
-    outPath = "/nix/store/00000000000000000000000000000000-${pname}-1";
-  };
+  fakePackage = import ./fake-package.nix;
   writeText = name: text: "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" text)}-${name}";
   standIns = {
     options = {
