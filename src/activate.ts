@@ -360,10 +360,7 @@ async function reactWithout(p: Plan, ctx: ActivationContext, options: Activation
       notify.ready();
       return result();
     case "keep":
-      for (const f of p.failed) {
-        if (f.waitsFor) log.warn({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: true, waitsFor: f.waitsFor }, `secret deferred until ${f.waitsFor}`);
-        else log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: true }, "secret not installed");
-      }
+      for (const f of p.failed) logNotInstalled(log, f);
       log.error({ generation: previous }, "no secret could be decrypted; keeping the current generation");
       if (dryRun) return result(p.failed);
       notify.status(`all ${p.selected.length} secrets failed; generation ${previous} kept`);
@@ -576,8 +573,7 @@ async function sealCredentials(input: GenerationInput, plan: readonly (PlannedSe
     const waitsFor = entry !== undefined && !entry.ok ? entry.waitsFor : undefined;
     const f: SecretFailure = { name: o.name, file: files.get(o.name)!, cause: o.cause, keptPrevious: o.how === "kept", ...(waitsFor ? { waitsFor } : {}) };
     failed.push(f);
-    if (waitsFor) log.warn({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious, waitsFor }, `secret deferred until ${waitsFor}`);
-    else log.error({ secret: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious }, "secret not installed");
+    logNotInstalled(log, f);
   }
   const sealedNow = outcomes.filter((o) => o.how === "sealed").map((o) => o.name);
   log.info({ sealed: sealedNow, reused: outcomes.filter((o) => o.how === "reused").length, failed: failed.length }, `sealed ${sealedNow.length} credentials with systemd-creds`);
@@ -651,7 +647,6 @@ function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data:
   const { item, subject, entry } = p;
   const fail = (cause: string, keptPrevious: boolean): SecretFailure => itemFailure(p, cause, keptPrevious);
   let cause = value && !value.ok ? value.cause : undefined;
-  const waitsFor = value && !value.ok ? value.waitsFor : undefined;
   if (value?.ok) {
     try {
       makeDirs(genDir, dirname(entry), dirOwn, knownDirs);
@@ -684,13 +679,8 @@ function place(input: GenerationInput, p: Placed, value: NewValue, also?: (data:
   if (!isWithin(manifest.secretsDir, item.path)) removeStaleTempsBeside(input, p);
   if (carried.cause !== undefined) cause = cause === undefined ? carried.cause : `${cause}; ${carried.cause}`;
   if (cause === undefined) return { installed: false };
-  if (waitsFor !== undefined) {
-    const f = { ...fail(cause, carried.kept), waitsFor };
-    log.warn({ [subject]: f.name, file: f.file, cause, keptPrevious: carried.kept, waitsFor }, `${subject} deferred until ${waitsFor}`);
-    return { installed: false, failure: f };
-  }
-  const f = fail(cause, carried.kept);
-  log.error({ [subject]: f.name, file: f.file, cause, keptPrevious: carried.kept }, `${subject} not installed`);
+  const f = itemFailure(p, cause, carried.kept, value && !value.ok ? value.waitsFor : undefined);
+  logNotInstalled(log, f);
   return { installed: false, failure: f };
 }
 
@@ -720,8 +710,17 @@ function installOutsideTargets(w: Written): void {
 }
 
 /** A placed item's failure: a secret's, or a template's (marked as one). */
-function itemFailure(p: Placed, cause: string, keptPrevious: boolean): SecretFailure {
-  return p.subject === "template" ? templateFailure(p.item, cause, keptPrevious) : { name: p.item.name, file: p.item.file, cause, keptPrevious };
+function itemFailure(p: Placed, cause: string, keptPrevious: boolean, waitsFor?: string): SecretFailure {
+  const f = p.subject === "template" ? templateFailure(p.item, cause, keptPrevious) : { name: p.item.name, file: p.item.file, cause, keptPrevious };
+  return waitsFor === undefined ? f : { ...f, waitsFor };
+}
+
+/** A secret or template that did not get its new value: an error, or a warning when it is only deferred. */
+function logNotInstalled(log: Logger, f: SecretFailure): void {
+  const subject = f.subject ?? "secret";
+  const fields = { [subject]: f.name, file: f.file, cause: f.cause, keptPrevious: f.keptPrevious };
+  if (f.waitsFor !== undefined) log.warn({ ...fields, waitsFor: f.waitsFor }, `${subject} deferred until ${f.waitsFor}`);
+  else log.error(fields, `${subject} not installed`);
 }
 
 function templateFailure(template: SecretSpec | TemplateSpec, cause: string, keptPrevious: boolean): SecretFailure {
