@@ -126,10 +126,9 @@ let
           pluginSockets = map (plugin: { inherit plugin; socket = "/run/pcscd/pcscd.comm"; unit = "pcscd.socket"; }) pcscdPlugins;
         });
       pcscdPlugins = cfg.pcscdPlugins or [ ];
-      # nix/module.nix's deferredBefore: the scenario's services all have default dependencies
-      # unless they say otherwise (machine.earlyServices).
-      unitsOfSecrets = builtins.concatMap (x: (x.restartUnits or [ ]) ++ (x.reloadUnits or [ ])) (builtins.attrValues secrets ++ builtins.attrValues (cfg.templates or { }));
-      deferredBefore = builtins.foldl' (acc: u: if builtins.elem u acc || builtins.elem u (machine.earlyServices or [ ]) then acc else acc ++ [ u ]) [ ] unitsOfSecrets;
+      # As nix/module.nix passes them; the scenario's services have default dependencies unless
+      # they say otherwise (machine.earlyServices).
+      consumerUnits = builtins.concatMap (x: (x.restartUnits or [ ]) ++ (x.reloadUnits or [ ])) (builtins.attrValues secrets ++ builtins.attrValues (cfg.templates or { }));
       templateAttrs = attrNames templates;
       storeFiles = listToAttrs (
         genList (i: {
@@ -145,7 +144,8 @@ let
       run = import ../nix/unit.nix {
         inherit (machine) systemctl identityPaths userManagement;
         inherit (cfg) agenixd;
-        inherit plugins deferredBefore;
+        inherit plugins consumerUnits;
+        earlyConsumers = machine.earlyServices or [ ];
         deferUntil = if pcscdPlugins == [ ] then [ ] else [ "pcscd.socket" ];
         deferredMarker = "${secretsMountPoint}/.deferred";
         # The harness's identities are on its root: the early ordering NixOS gets (../nix/boot-order.nix).

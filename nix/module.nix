@@ -109,7 +109,7 @@ let
     inherit (cfg) plugins;
     deferUntil = lib.optional (cfg.pcscdPlugins != [ ]) "pcscd.socket";
     deferredMarker = "${toString cfg.secretsMountPoint}/.deferred";
-    inherit deferredBefore;
+    inherit consumerUnits earlyConsumers;
     # age.credstore.encrypted: agenixd runs systemd-creds encrypt (and may need the TPM).
     sealCredentialsWith = if sealsCredentials then cfg.credstore.encryptWith else null;
     # age-plugin-tpm talks to the kernel's TPM resource manager (docs/plugins.md).
@@ -121,16 +121,12 @@ let
 
   systemctl = "${config.systemd.package}/bin/systemctl";
 
-  # The units agenixd-deferred.service runs before: those restarted or reloaded for a secret or
-  # template, but not one without default dependencies (an early unit, before sysinit.target,
-  # which a unit after pcscd.socket cannot precede without an ordering cycle).
-  deferredBefore = lib.filter (
-    unit:
-    let
-      service = lib.removeSuffix ".service" unit;
-    in
-    (config.systemd.services.${service}.unitConfig.DefaultDependencies or true) != false
-  ) (lib.unique (lib.concatMap (x: x.restartUnits ++ x.reloadUnits) (lib.attrValues cfg.secrets ++ lib.attrValues cfg.templates)));
+  # The units restarted or reloaded for a secret or template, and those of them without default
+  # dependencies (./unit.nix orders agenixd-deferred.service before the others).
+  consumerUnits = lib.concatMap (x: x.restartUnits ++ x.reloadUnits) (lib.attrValues cfg.secrets ++ lib.attrValues cfg.templates);
+  earlyConsumers = lib.filter (
+    unit: (config.systemd.services.${lib.removeSuffix ".service" unit}.unitConfig.DefaultDependencies or true) == false
+  ) consumerUnits;
   anyCredential = lib.any (s: s.credential) (lib.attrValues cfg.secrets);
   sealsCredentials = cfg.credstore.encrypted && anyCredential;
 

@@ -46,10 +46,14 @@
   secretPaths ? [ ],
   # Units whose sockets some plugin waits for ("pcscd.socket"; the manifest's pluginSockets):
   # with any, agenixd-deferred.service runs the activation again after them, when the full run
-  # left the marker `deferredMarker` (a deferred secret), before the units in `deferredBefore`.
+  # left the marker `deferredMarker` (a deferred secret), before the units of `consumerUnits` (the
+  # restartUnits and reloadUnits of secrets and templates) but those of `earlyConsumers` (the ones
+  # without default dependencies: a unit after pcscd.socket cannot precede an early unit without
+  # an ordering cycle through sysinit.target).
   deferUntil ? [ ],
   deferredMarker ? null,
-  deferredBefore ? [ ],
+  consumerUnits ? [ ],
+  earlyConsumers ? [ ],
   # age.credstore.encrypted with some credential secret: the key type systemd-creds encrypt seals
   # them with ("auto", "host", "tpm2", "host+tpm2"), or null when nothing is sealed.
   sealCredentialsWith ? null,
@@ -284,6 +288,10 @@ let
           ${direct}
         fi
       '';
+
+  deferredBefore = builtins.foldl' (
+    acc: u: if builtins.elem u acc || builtins.elem u earlyConsumers then acc else acc ++ [ u ]
+  ) [ ] consumerUnits;
 
   # The second run for secrets deferred until a plugin's socket listens (docs/plugins.md): the same
   # activation, after those sockets (which come after sysinit.target) and after agenixd.service,

@@ -238,9 +238,9 @@ describe("age-plugin-yubikey: the deferred run after pcscd.socket", nix, () => {
   const pcscd = { deferUntil: ["pcscd.socket"], deferredMarker: "/run/agenix.d/.deferred" };
   const wants: [string, string][] = [["sockets.target", "pcscd.socket"], ["multi-user.target", "wireguard-wg0.service"], ["sysinit.target", "early-net.service"]];
 
-  test("unit.nix: agenixd-deferred.service only with a socket to wait for; after it and agenixd.service, on the marker, before the consumers it is given", () => {
+  test("unit.nix: agenixd-deferred.service only with a socket to wait for; after it and agenixd.service, on the marker, before each consumer once, but not the early ones", () => {
     assert.equal("agenixd-deferred" in unitOf(base).services, false);
-    const r = unitOf({ ...base, early: true, ...pcscd, deferredBefore: ["wireguard-wg0.service"] });
+    const r = unitOf({ ...base, early: true, ...pcscd, consumerUnits: ["wireguard-wg0.service", "early-net.service", "wireguard-wg0.service"], earlyConsumers: ["early-net.service"] });
     const text = r.unitFiles["agenixd-deferred.service"]!;
     assert.match(text, /^After=agenixd\.service pcscd\.socket$/m);
     assert.match(text, /^Wants=pcscd\.socket$/m);
@@ -251,12 +251,12 @@ describe("age-plugin-yubikey: the deferred run after pcscd.socket", nix, () => {
   });
 
   test("systemd-analyze verify multi-user.target: early agenixd.service, pcscd.socket after sysinit.target, the deferred run between it and the consumer, no cycle", () => {
-    const out = verifyBoot({ early: true, ...pcscd, deferredBefore: ["wireguard-wg0.service"] }, "multi-user.target", PCSCD_UNITS, wants);
+    const out = verifyBoot({ early: true, ...pcscd, consumerUnits: ["wireguard-wg0.service", "early-net.service"], earlyConsumers: ["early-net.service"] }, "multi-user.target", PCSCD_UNITS, wants);
     assert.deepEqual(cycles(out), [], out);
   });
 
   test("why the module leaves out units without default dependencies: before an early unit, the deferred run would close a cycle through sysinit.target", () => {
-    const out = verifyBoot({ early: true, ...pcscd, deferredBefore: ["wireguard-wg0.service", "early-net.service"] }, "multi-user.target", PCSCD_UNITS, wants);
+    const out = verifyBoot({ early: true, ...pcscd, consumerUnits: ["wireguard-wg0.service", "early-net.service"] }, "multi-user.target", PCSCD_UNITS, wants);
     assert.match(out, /Found ordering cycle/, out);
     assert.match(out, /agenixd-deferred\.service/, out);
   });

@@ -462,7 +462,7 @@ describe("nix/module.nix with nixpkgs' lib", nix, () => {
       for (const f of ["module.nix", "manifest.nix", "checks.nix", "template-access.nix", "recipient-check.nix", "plugins.nix", "boot-order.nix", "credstore.nix", "dry-activate.nix"]) copyFileSync(join(root, "nix", f), join(dir, f));
       writeFileSync(
         join(dir, "unit.nix"),
-        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ], deferUntil ? [ ], deferredMarker ? null, deferredBefore ? [ ], sealCredentialsWith ? null }:
+        `{ agenixd, manifest, identityPaths, usersPhase ? false, userManagement ? "perl", systemctl ? null, plugins ? [ ], pluginDevices ? [ ], early ? false, secretPaths ? [ ], deferUntil ? [ ], deferredMarker ? null, consumerUnits ? [ ], earlyConsumers ? [ ], sealCredentialsWith ? null }:
          { services.agenixd = { inherit systemctl; }; activationScripts = { }; }\n`,
       );
       const config = `{ age.identityPaths = [ "/k" ]; age.secrets.a.file = ${file("a")}; }`;
