@@ -91,14 +91,10 @@ let
 
   problemsOf =
     unit:
-    let
-      value = loadCredentials.${unit};
-      settings = if isList value then value else [ value ];
-    in
     map (
       setting:
       "systemd.services.${unit}.serviceConfig.LoadCredential has \"${setting}\": a directory as the source makes a credential of each regular file and socket in it, but agenixd publishes its credentials in ${credstore} as symlinks, which systemd skips, so ${unit}.service would get none of them. Load each credential by name (LoadCredential = [ \"api-token\" ]) or by its own path (LoadCredential = [ \"api-token:${credstore}/api-token\" ])."
-    ) (filter loadsCredstore settings);
+    ) (filter loadsCredstore (settingsOf loadCredentials unit));
 in
 (if credstore == null then [ ] else concatLists (map problemsOf (attrNames loadCredentials)) ++ concatLists (map plainProblems (attrNames loadCredentialsEncrypted)))
 ++ (if encryptedCredstore == null then [ ] else concatLists (map encryptedProblems (attrNames (loadCredentials // loadCredentialsEncrypted))))
