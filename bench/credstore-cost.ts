@@ -9,22 +9,16 @@
 //   node build/bench/credstore-cost.js [--credentials 20] [--runs 7]
 import { spawnSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { Sandbox, type SecretInput } from "../test/helpers/sandbox.js";
-
-const INNER = "AGENIXD_CREDSTORE_COST_INNER";
+import { ensurePrivateMountNamespace } from "./namespace.js";
+import { median } from "./stats.js";
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
   const value = at < 0 ? fallback : Number(process.argv[at + 1]);
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} wants a positive integer`);
   return value;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function timed(sb: Sandbox, manifest: string): number {
@@ -60,20 +54,16 @@ function measure(n: number, runs: number): Record<"plain" | "sealed", { boot: nu
   return out;
 }
 
-if (process.env[INNER] !== "1") {
-  const r = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o mode=0755 tmpfs /var/lib/systemd && exec "$0" "$@"', process.execPath, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: "inherit",
-    env: { ...process.env, [INNER]: "1" },
-  });
-  process.exit(r.status ?? 1);
-} else {
-  const n = arg("credentials", 20);
-  const runs = arg("runs", 7);
-  const { plain, sealed } = measure(n, runs);
-  const row = (what: string, p: number[], s: number[]) => `| ${what} | ${median(p).toFixed(0)} | ${median(s).toFixed(0)} | ${(median(s) / median(p)).toFixed(2)} | ${((median(s) - median(p)) / n).toFixed(1)} |`;
-  console.log(`node ${process.version}, ${n} credentials, median of ${runs} runs each, --with-key=host`);
-  console.log("| activation | plaintext ms | encrypted ms | ratio | added ms per credential |");
-  console.log("| --- | ---: | ---: | ---: | ---: |");
-  console.log(row("boot (all sealed)", plain.boot, sealed.boot));
-  console.log(row("switch, unchanged (all reused)", plain.switch, sealed.switch));
-}
+ensurePrivateMountNamespace();
+// In this namespace only: the host key systemd-creds makes lands on a tmpfs, not the machine's disk.
+const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/var/lib/systemd"], { stdio: "inherit" });
+if (mounted.status !== 0) throw new Error("cannot mount a tmpfs on /var/lib/systemd in the bench's mount namespace");
+const n = arg("credentials", 20);
+const runs = arg("runs", 7);
+const { plain, sealed } = measure(n, runs);
+const row = (what: string, p: number[], s: number[]) => `| ${what} | ${median(p).toFixed(0)} | ${median(s).toFixed(0)} | ${(median(s) / median(p)).toFixed(2)} | ${((median(s) - median(p)) / n).toFixed(1)} |`;
+console.log(`node ${process.version}, ${n} credentials, median of ${runs} runs each, --with-key=host`);
+console.log("| activation | plaintext ms | encrypted ms | ratio | added ms per credential |");
+console.log("| --- | ---: | ---: | ---: | ---: |");
+console.log(row("boot (all sealed)", plain.boot, sealed.boot));
+console.log(row("switch, unchanged (all reused)", plain.switch, sealed.switch));
