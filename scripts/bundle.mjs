@@ -8,7 +8,7 @@
 //   another), not to the CPU: it starts on any CPU of the build machine's architecture.
 //   age-encryption (only for ML-KEM hybrid keys) stays out of it: the snapshot requires
 //   age-encryption.cjs, beside the blob, when such a key is loaded.
-// - agenixd.node: agenixd's native addon (native/agenixd.c: flock, core dumps off), built with
+// - agenixd.node: agenixd's native addon (native/agenixd.c: flock, core dumps off, sd_notify, mount(2), _exit), built with
 //   node-gyp against this node's headers; both bundles load it from beside themselves.
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
@@ -140,7 +140,7 @@ function buildAddon(out) {
   copyFileSync(join(native, "build/Release/agenixd.node"), out);
   const addon = { exports: {} };
   process.dlopen(addon, realpathSync(out));
-  if (typeof addon.exports.flock !== "function" || typeof addon.exports.disableCoreDumps !== "function") throw new Error(`${out} lacks flock or disableCoreDumps`);
+  if (typeof addon.exports.flock !== "function" || typeof addon.exports.disableCoreDumps !== "function" || typeof addon.exports.exitNow !== "function") throw new Error(`${out} lacks flock, disableCoreDumps or exitNow`);
 }
 
 /**

@@ -15,6 +15,7 @@ import { readState } from "./state.js";
 import { expandRuntimeDir, userDefaults, userHost } from "./user-host.js";
 import { recordDryActivation, systemctlActive } from "./dry-activation.js";
 import { systemctlPath } from "./units.js";
+import { printOut, printErr } from "./output.js";
 
 const USAGE = `usage: agenixd activate --manifest FILE [--phase all|users] [--dry-run] [--user]
        agenixd status [--manifest FILE] [--json] [--user]
@@ -130,28 +131,28 @@ function parseArgsError(e: Error & { code?: string }): string {
 export async function main(argv: string[], addonBase: string | URL): Promise<number> {
   const command = parseCommand(argv, process.env);
   if (command.kind === "help") {
-    process.stdout.write(`${USAGE}\n`);
+    printOut(`${USAGE}\n`);
     return 0;
   }
   if (command.kind === "version") {
-    process.stdout.write(`agenixd ${packageVersion(addonBase)}\n`);
+    printOut(`agenixd ${packageVersion(addonBase)}\n`);
     return 0;
   }
   if (command.kind === "usage") {
-    process.stderr.write(`agenixd: ${command.error}\n${USAGE}\n`);
+    printErr(`agenixd: ${command.error}\n${USAGE}\n`);
     return 2;
   }
   // Reads public keys and headers only: no root, no addon.
-  if (command.kind === "check") return runCheck(command, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+  if (command.kind === "check") return runCheck(command, (t) => printOut(t), (t) => printErr(t));
   // Before anything is read or made: as another user agenixd could only half-work.
   const uid = process.geteuid!();
   const user = "user" in command && command.user === true;
   if (user && uid === 0) {
-    process.stderr.write(`agenixd --user runs as the user whose secrets they are, not as root\n`);
+    printErr(`agenixd --user runs as the user whose secrets they are, not as root\n`);
     return 1;
   }
   if (!user && uid !== 0) {
-    process.stderr.write(`agenixd must run as root (it runs as uid ${uid})\n`);
+    printErr(`agenixd must run as root (it runs as uid ${uid})\n`);
     return 1;
   }
 
@@ -174,12 +175,12 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
   try {
     const manifest = user ? readManifest(command.manifest, (j) => expandRuntimeDir(j)) : readManifest(command.manifest);
     const result = await activate(manifest, command.phase, { log, notify, ...(user ? { host: userHost() } : {}) }, { dryRun: command.dryRun, manifestPath: command.manifest });
-    if (result.dryRun) process.stdout.write(dryRunReport(manifest.secretsDir, result));
+    if (result.dryRun) printOut(dryRunReport(manifest.secretsDir, result));
     if (command.dryActivation) {
       try {
         await recordDryActivation(result.units, systemctlActive(systemctlPath()));
       } catch (e) {
-        process.stderr.write(`agenixd: cannot add the units to switch-to-configuration's dry-activation lists: ${(e as Error).message}\n`);
+        printErr(`agenixd: cannot add the units to switch-to-configuration's dry-activation lists: ${(e as Error).message}\n`);
         return 1;
       }
     }
@@ -215,24 +216,24 @@ export function dryRunReport(secretsDir: string, result: ActivationResult): stri
 async function hostCheck(command: HostCheckCommand): Promise<number> {
   const manifestFile = command.manifest ?? readState(DEFAULT_MOUNT_POINT)?.manifest;
   if (manifestFile === undefined || manifestFile === "") {
-    process.stderr.write(`agenixd check --host: no --manifest given, and ${DEFAULT_MOUNT_POINT} records no activation to take it from\n`);
+    printErr(`agenixd check --host: no --manifest given, and ${DEFAULT_MOUNT_POINT} records no activation to take it from\n`);
     return 2;
   }
   let manifest;
   try {
     manifest = readManifest(manifestFile);
   } catch (e) {
-    process.stderr.write(`agenixd check --host: ${(e as Error).message}\n`);
+    printErr(`agenixd check --host: ${(e as Error).message}\n`);
     return 2;
   }
   let check;
   try {
     check = await checkHost(manifest);
   } catch (e) {
-    process.stderr.write(`agenixd check --host: ${(e as Error).message}\n`);
+    printErr(`agenixd check --host: ${(e as Error).message}\n`);
     return 1;
   }
-  process.stdout.write(command.json ? `${JSON.stringify({ manifest: manifestFile, ...check }, null, 2)}\n` : renderHostCheck(manifestFile, check));
+  printOut(command.json ? `${JSON.stringify({ manifest: manifestFile, ...check }, null, 2)}\n` : renderHostCheck(manifestFile, check));
   return check.ok ? 0 : 1;
 }
 
@@ -242,12 +243,12 @@ function status(manifestFile: string | undefined, json: boolean, user: boolean):
     try {
       ({ secretsDir, secretsMountPoint: mountPoint } = user ? readManifest(manifestFile, (j) => expandRuntimeDir(j)) : readManifest(manifestFile));
     } catch (e) {
-      process.stderr.write(`agenixd: ${(e as Error).message}\n`);
+      printErr(`agenixd: ${(e as Error).message}\n`);
       return 1;
     }
   }
   const s = collectStatus(secretsDir, mountPoint);
-  process.stdout.write(json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
+  printOut(json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
   return STATUS_EXIT[s.health];
 }
 

@@ -2,6 +2,7 @@
 // Nothing logged here may carry secret bytes: callers pass names, paths, numbers and causes only.
 import { isatty } from "node:tty";
 import { pino, type Logger, type DestinationStream } from "pino";
+import { printErr } from "./output.js";
 
 export type { Logger };
 
@@ -50,7 +51,7 @@ function readableStderr(): DestinationStream {
       const extra = Object.entries(fields)
         .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
         .join(" ");
-      process.stderr.write(`${when} \x1b[${LEVEL_COLOURS[String(level)] ?? "0"}m${label}\x1b[0m ${msg}${extra ? ` ${extra}` : ""}\n`);
+      printErr(`${when} \x1b[${LEVEL_COLOURS[String(level)] ?? "0"}m${label}\x1b[0m ${msg}${extra ? ` ${extra}` : ""}\n`);
     },
   };
 }

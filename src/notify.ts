@@ -7,6 +7,7 @@
 // main process only (NotifyAccess=main), takes them, and reads READY=1 as the main process's
 // even if node has exited by then.
 import type { NativeAddon } from "./native.js";
+import { printErr } from "./output.js";
 
 export interface Notifier {
   status(text: string): void;
@@ -26,7 +27,7 @@ export function createNotifier(env: NodeJS.ProcessEnv, addon: Pick<NativeAddon, 
       addon.notify(socket, pid, state);
     } catch (e) {
       // As sd_notify(3)'s callers do, agenixd goes on; once, the journal learns why systemd may wait.
-      if (!failed) process.stderr.write(`agenixd: cannot notify ${socket}: ${(e as Error).message}\n`);
+      if (!failed) printErr(`agenixd: cannot notify ${socket}: ${(e as Error).message}\n`);
       failed = true;
     }
   };

@@ -24,8 +24,10 @@ import { main, parseCommand } from "./cli.js";
 import { createLogger, prepareJsonLogger } from "./log.js";
 import { readManifest, type ManifestFile } from "./manifest.js";
 import { setNativeAddon } from "./native.js";
+import { exitProcess } from "./exit.js";
 import { createNotifier } from "./notify.js";
 import { isRamfs, runCommand } from "./ramfs.js";
+import { printErr } from "./output.js";
 
 /**
  * The warm-up material scripts/bundle.mjs generates for each build: throwaway keys made for this
@@ -95,6 +97,9 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     mountRamfs() {
       throw new Error("snapshot warm-up: nothing is mounted at build time (the warm-up's host does not mount)");
     },
+    exitNow(): never {
+      throw new Error("snapshot warm-up: the build does not end through the addon");
+    },
   };
   setNativeAddon(buildTimeAddon);
   // The warm-up's log lines pass through Node's Buffer pool, which the blob keeps: a fixed clock
@@ -159,7 +164,7 @@ function tellLauncherStarted(): boolean {
     closeSync(Number(fd)); // mount(8) must not inherit it: the launcher reads until it closes
     return true;
   } catch (e) {
-    process.stderr.write(`agenixd: cannot tell the launcher that the snapshot started (AGENIXD_SNAPSHOT_STARTED_FD=${fd}): ${(e as Error).message}\n`);
+    printErr(`agenixd: cannot tell the launcher that the snapshot started (AGENIXD_SNAPSHOT_STARTED_FD=${fd}): ${(e as Error).message}\n`);
     return false;
   }
 }
@@ -170,11 +175,11 @@ startupSnapshot.setDeserializeMainFunction(() => {
   const blob = blobLocation();
   loadAgeEncryptionWith(async () => createRequire(blob)("./age-encryption.cjs") as typeof import("age-encryption"));
   // argv is [node, command, …]: a snapshot has no script path. As in src/main.ts, the process
-  // exits as soon as main() resolves.
+  // exits as soon as main() resolves (src/exit.ts).
   main(process.argv.slice(1), blob).then(
-    (status) => process.exit(status),
+    (status) => exitProcess(status),
     (e: unknown) => {
-      process.stderr.write(`agenixd: ${e instanceof Error ? e.message : String(e)}\n`);
+      printErr(`agenixd: ${e instanceof Error ? e.message : String(e)}\n`);
       process.exitCode = 1;
     },
   );
