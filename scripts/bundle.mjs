@@ -48,6 +48,21 @@ const pinoWithoutWorkers = {
   },
 };
 
+/**
+ * In the ES module bundle, node's modules are taken with require() (the banner's createRequire),
+ * not `import`: node builds an ES module namespace of every export of a built-in it imports, so
+ * `import { readFileSync } from "node:fs"` also loads fs/promises, readline and the streams
+ * (~5 ms of every start; measured in docs/performance.md). esbuild turns each into a CommonJS
+ * module whose require() stays external.
+ */
+const builtinsByRequire = {
+  name: "builtins-by-require",
+  setup(b) {
+    b.onResolve({ filter: /^node:[a-z_/]+$/ }, (args) => (args.namespace === "agenixd-builtin" ? { path: args.path, external: true } : { path: args.path, namespace: "agenixd-builtin" }));
+    b.onLoad({ filter: /.*/, namespace: "agenixd-builtin" }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: "js" }));
+  },
+};
+
 const common = {
   bundle: true,
   platform: "node",
@@ -57,13 +72,17 @@ const common = {
   logLevel: "warning",
 };
 
+// Minified as the snapshot's script is (names kept): V8 parses the whole of it at every start.
 await build({
   ...common,
+  plugins: [...common.plugins, builtinsByRequire],
   entryPoints: { agenixd: "src/main.ts" },
   outdir,
   outExtension: { ".js": ".mjs" },
   splitting: true,
   format: "esm",
+  minifyWhitespace: true,
+  minifySyntax: true,
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __agenixdCreateRequire } from 'node:module';\nconst require = __agenixdCreateRequire(import.meta.url);",
   },

@@ -19,7 +19,7 @@
 // CAP_DAC_OVERRIDE, on the ramfs) can as well run systemd-creds decrypt on the blob: it gives away
 // nothing the blob does not. `${dir}` holds one symlink per credential into the live generation,
 // like /run/credstore (src/credstore.ts), so the swap of secretsDir switches them all at once.
-import { execFile } from "node:child_process";
+import { childProcess } from "./child-process.js";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { credentialId } from "./credstore.js";
@@ -245,7 +245,7 @@ function copyPrevious(prevDir: string, genDir: string, name: string, own: Owners
 export function sealCredential(tool: string, id: string, plaintext: Uint8Array, withKey: WithKey, env: NodeJS.ProcessEnv = process.env): Promise<Buffer> {
   const bounds = { maxBytes: MAX_BLOB_BYTES, what: "encrypted credential", tooLarge: "more than systemd loads", timeoutMs: SEAL_TIMEOUT_MS };
   return new Promise((resolve, reject) => {
-    const child = execFile(
+    const child = childProcess().execFile(
       tool,
       ["encrypt", `--name=${id}`, `--with-key=${withKey}`, "-", "-"],
       { encoding: "buffer", maxBuffer: MAX_BLOB_BYTES, timeout: SEAL_TIMEOUT_MS, env: systemdCredsEnv(env) },

@@ -5,7 +5,7 @@
 // reads both after the dry-activate script has run, then removes them. It treats a listed unit
 // that is not active as one it would start, so only the units that are active now are listed:
 // agenixd's restarts are try-restarts, which leave a stopped unit stopped.
-import { execFile } from "node:child_process";
+import { childProcess } from "./child-process.js";
 import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
 import { errnoCode } from "./errno.js";
 import { ROOT_ONLY } from "./ramfs.js";
@@ -69,7 +69,7 @@ export function systemctlActive(systemctl: string): ActiveQuery {
   return (units) =>
     new Promise((resolve, reject) => {
       // is-active exits non-zero when some unit is not active; its output still has one line per unit.
-      execFile(systemctl, ["is-active", "--", ...units], { encoding: "utf8", maxBuffer: 1 << 20, timeout: 30_000 }, (error, stdout) => {
+      childProcess().execFile(systemctl, ["is-active", "--", ...units], { encoding: "utf8", maxBuffer: 1 << 20, timeout: 30_000 }, (error, stdout) => {
         const states = stdout.split("\n").filter((l) => l !== "");
         if (states.length !== units.length) {
           reject(new Error(`systemctl is-active gave ${states.length} states for ${units.length} units${error ? `: ${error.message}` : ""}`));

@@ -1,5 +1,5 @@
 // The mount point holds every generation on a ramfs, so plaintext never reaches a disk (or swap).
-import { spawn } from "node:child_process";
+import { childProcess } from "./child-process.js";
 import { readdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { errnoCode, errnoWords, fsError } from "./errno.js";
@@ -95,7 +95,7 @@ export function openMountPoint(mountPoint: string, dirs: Dirs, trust: Trust): Di
  */
 export function runCommand(command: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
+    const child = childProcess().spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
     child.on("error", (e) => {
       const code = errnoCode(e);
       reject(new Error(`cannot run ${command}: ${code === undefined ? e.message : errnoWords(code)}`));

@@ -5,7 +5,7 @@
 // disk. A credential that does not open (a changed TPM, a PCR mismatch, a replaced host key, a
 // renamed file: systemd checks the name embedded at encryption) fails alone, with systemd-creds'
 // own line, and the other identities are still tried.
-import { execFileSync } from "node:child_process";
+import { childProcess } from "./child-process.js";
 import { accessSync, constants, statSync } from "node:fs";
 import { basename } from "node:path";
 
@@ -51,7 +51,7 @@ export function findSystemdCreds(env: NodeJS.ProcessEnv = process.env, fallbacks
 export function unsealIdentity(path: string, sealed: Buffer, env: NodeJS.ProcessEnv = process.env): Buffer {
   const tool = findSystemdCreds(env);
   try {
-    return execFileSync(tool, ["decrypt", `--name=${basename(path)}`, "-", "-"], {
+    return childProcess().execFileSync(tool, ["decrypt", `--name=${basename(path)}`, "-", "-"], {
       input: sealed,
       stdio: ["pipe", "pipe", "pipe"],
       maxBuffer: MAX_PLAINTEXT_BYTES,

@@ -4,7 +4,8 @@
 // and `request-secret` are refused with `fail`, so a plugin that needs a PIN or a touch gives up on
 // the files that needed it. Bounded in time and bytes (PluginLimits, docs/limits.md): a plugin
 // that hangs or floods is killed, and the session reports one cause.
-import { spawn } from "node:child_process";
+import { childProcess } from "../child-process.js";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { PluginProtocolError, StanzaReader, encodeStanza } from "./plugin-wire.js";
 import type { Stanza } from "./stanza.js";
 
@@ -74,9 +75,9 @@ export function runIdentitySession(options: SessionOptions): Promise<SessionResu
     const stderr: Buffer[] = [];
     let stderrBytes = 0;
 
-    let child: ReturnType<typeof spawn>;
+    let child: ChildProcessWithoutNullStreams;
     try {
-      child = spawn(options.program, ["--age-plugin=identity-v1"], {
+      child = childProcess().spawn(options.program, ["--age-plugin=identity-v1"], {
         cwd: "/",
         env: { PATH: options.path },
         stdio: ["pipe", "pipe", "pipe"],
