@@ -21,7 +21,6 @@
   nodejs-slim_24 ? null,
   python3,
   dash,
-  util-linux,
   makeBinaryWrapper,
 }:
 let
@@ -103,7 +102,7 @@ stdenv.mkDerivation {
   # the launcher (scripts/agenixd-launcher.sh, run by dash): it pins nodejs, starts it from the
   # snapshot with the V8 flags it was built with (package.json's config.snapshotNodeFlags), falls
   # back to the plain bundle if node refuses the snapshot, drops NODE_OPTIONS (V8 flags there
-  # would make node refuse it) and puts mount(8) on PATH. The glibc tunables
+  # would make node refuse it); it needs no program on PATH (the ramfs is mounted with mount(2)). The glibc tunables
   # (package.json's config.glibcTunables; scripts/launch.ts says why) put node's large malloc
   # blocks, the 5.6 MB blob first, on transparent huge pages.
   installPhase = ''
@@ -116,8 +115,7 @@ stdenv.mkDerivation {
       --subst-var-by node ${lib.getExe runtimeNode} \
       --subst-var-by dist "$pkg/dist" \
       --subst-var-by snapshotNodeFlags ${lib.escapeShellArg packageJson.config.snapshotNodeFlags} \
-      --subst-var-by glibcTunables ${lib.escapeShellArg packageJson.config.glibcTunables} \
-      --subst-var-by pathPrefix ${lib.makeBinPath [ util-linux ]}
+      --subst-var-by glibcTunables ${lib.escapeShellArg packageJson.config.glibcTunables}
     chmod +x $out/bin/agenixd
     runHook postInstall
   '';

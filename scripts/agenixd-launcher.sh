@@ -16,17 +16,12 @@
 set -u
 node='@node@'
 dist='@dist@'
-path_prefix='@pathPrefix@'
 
 # V8 flags from NODE_OPTIONS would make node refuse the blob; nothing else may add any either.
 unset NODE_OPTIONS
 # glibc's malloc on transparent huge pages for the 5.6 MB blob (scripts/launch.ts says why).
 GLIBC_TUNABLES='@glibcTunables@'"${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
 export GLIBC_TUNABLES
-if [ -n "$path_prefix" ]; then
-  PATH="$path_prefix${PATH:+:$PATH}"
-  export PATH
-fi
 AGENIXD_MAIN_PID=$$
 export AGENIXD_MAIN_PID
 

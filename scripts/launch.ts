@@ -55,8 +55,6 @@ export interface LauncherValues {
   readonly node: string;
   /** The dist/ directory: agenixd.blob, agenixd.mjs, agenixd.node. */
   readonly dist: string;
-  /** Put in front of PATH (the package's util-linux, for mount(8)); none by default. */
-  readonly pathPrefix?: string;
   /** The snapshot's V8 flags; package.json's by default (tests pass others). */
   readonly snapshotNodeFlags?: readonly string[];
 }
@@ -73,7 +71,6 @@ export function renderLauncher(values: LauncherValues): string {
     shell: values.shell,
     node: values.node,
     dist: values.dist,
-    pathPrefix: values.pathPrefix ?? "",
     glibcTunables: GLIBC_TUNABLES,
     snapshotNodeFlags: flags.join(" "),
   };

@@ -129,7 +129,7 @@ test("a crash after agenixd began (SIGABRT, exit 134) is final: no fallback", as
 });
 
 test("renderLauncher fills in every value and refuses one that would break its quoting", () => {
-  const script = renderLauncher({ shell: "/bin/sh", node: "/n/bin/node", dist: "/n/dist", pathPrefix: "/u/bin" });
+  const script = renderLauncher({ shell: "/bin/sh", node: "/n/bin/node", dist: "/n/dist" });
   assert.ok(script.startsWith("#!/bin/sh\n"));
   assert.doesNotMatch(script, /@[A-Za-z]+@/);
   assert.match(script, new RegExp(`"\\$node" ${SNAPSHOT_NODE_FLAGS.join(" ")} --snapshot-blob "\\$dist/agenixd.blob" -- "\\$@"`));

@@ -717,7 +717,6 @@ describe("nix/package.nix", nix, () => {
           fileset = { toSource = _: "src"; unions = _: null; };
           getExe = p: "/\${p.name}/bin/\${p.name}";
           escapeShellArg = s: "'" + s + "'";
-          makeBinPath = _: "/util-linux/bin";
           licenses.mit = null;
           optional = c: x: if c then [ x ] else [ ];
         };
@@ -726,7 +725,7 @@ describe("nix/package.nix", nix, () => {
           inherit lib;
           stdenv.mkDerivation = attrs: attrs;
           callPackage = _: _: "/npm-deps";
-          nodejs_24 = pkg "node"; nodejs-slim_24 = pkg "node-slim"; python3 = pkg "python3"; dash = pkg "dash"; util-linux = pkg "util-linux"; makeBinaryWrapper = pkg "makeBinaryWrapper";
+          nodejs_24 = pkg "node"; nodejs-slim_24 = pkg "node-slim"; python3 = pkg "python3"; dash = pkg "dash"; makeBinaryWrapper = pkg "makeBinaryWrapper";
         };
       in package.installPhase`) as string;
 

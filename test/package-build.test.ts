@@ -64,7 +64,6 @@ const libStandIn = `{
   };
   getExe = p: "\${p}/bin/\${p.meta.mainProgram}";
   escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\\\''" ] s + "'";
-  makeBinPath = ps: builtins.concatStringsSep ":" (map (p: "\${p}/bin") ps);
   licenses.mit = "mit";
   optional = c: x: if c then [ x ] else [ ];
   fetchers.proxyImpureEnvVars = [ "http_proxy" ];
@@ -98,7 +97,6 @@ function packagePhases(deps: string): Phases {
         nodejs_24 = pkg "${nodePrefix}" "node";
         python3 = pkg "/python3-stand-in" "python3";
         dash = pkg "/usr" "dash";
-        util-linux = pkg "/usr" "mount";
         makeBinaryWrapper = pkg "/make-binary-wrapper-stand-in" "makeBinaryWrapper";
       };
     in {

@@ -4,7 +4,7 @@
 # Arguments:
 #   lib     nixpkgs' lib (import <nixpkgs.lib>/lib)
 #   config  a NixOS-style module: the configuration under test; its `pkgs` argument holds the
-#           stand-in packages below (age, agenixd, util-linux, writeText: its store path is
+#           stand-in packages below (age, agenixd, writeText: its store path is
 #           /nix/store/<the first 32 hex digits of the text's sha256>-<name>); systemd.package is
 #           a stand-in systemd
 #   module  the module under test (default ../module.nix): a copy next to another unit.nix
@@ -148,7 +148,6 @@ let
   pkgs = {
     age = fakePackage "age" "1.2.1";
     agenixd = fakePackage "agenixd" "0.1.0";
-    util-linux = fakePackage "util-linux" "2.41";
     # Content-addressed like the real one: the store path changes with the text, so a test can
     # tell which text was written (the first 32 hex digits of its sha256) without a store.
     # What the test reads of a build: its name, script and attributes (nothing is built).
