@@ -9,6 +9,7 @@ import { basename, dirname, relative } from "node:path";
 import { fchmodSync, fchownSync } from "node:fs";
 import { loadIdentities } from "./identities.js";
 import { decryptAll, type Decrypted } from "./decrypt-all.js";
+import { isoTime } from "./iso-time.js";
 import { readAccounts, type Accounts } from "./accounts.js";
 import { ensureRamfs, openMountPoint, ROOT_ONLY } from "./ramfs.js";
 import { diffSecrets } from "./diff.js";
@@ -434,7 +435,7 @@ function recordState(
   manifest: Manifest, options: ActivationOptions, phase: Phase, bootId: string, generation: number | undefined, lastRun: RunState | undefined,
   changes: readonly SecretChange[], failures: readonly SecretFailure[],
 ): void {
-  const now = new Date().toISOString();
+  const now = isoTime(Date.now());
   const changedAt = carryChangeTimes(lastRun?.secrets, new Set(changes.filter((c) => c.subject === undefined).map((c) => c.name)), now);
   const record = (s: SecretSpec | TemplateSpec, at: (name: string) => string): SecretRecord => ({ name: s.name, path: s.path, restartUnits: s.restartUnits, reloadUnits: s.reloadUnits, changedAt: at(s.name) });
   let templates: SecretRecord[] | undefined;

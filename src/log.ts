@@ -1,6 +1,7 @@
 // Logging: pino JSON lines on stderr (the journal keeps them); a short readable form on a terminal.
 // Nothing logged here may carry secret bytes: callers pass names, paths, numbers and causes only.
 import { isatty } from "node:tty";
+import { isoTime } from "./iso-time.js";
 import { pino, type Logger, type DestinationStream } from "pino";
 import { printErr } from "./output.js";
 
@@ -46,7 +47,7 @@ function readableStderr(): DestinationStream {
   return {
     write(line: string) {
       const { level, time, msg, name: _name, ...fields } = JSON.parse(line) as Record<string, unknown>;
-      const when = new Date(time as number).toISOString().slice(11, 19);
+      const when = isoTime(time as number).slice(11, 19);
       const label = String(level).toUpperCase().padEnd(5);
       const extra = Object.entries(fields)
         .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
