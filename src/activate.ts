@@ -1,4 +1,4 @@
-// The activation pipeline, four stages: plan (validate, mount in the background, load identities, decrypt all,
+// The activation pipeline, four stages: plan (validate, mount the ramfs, load identities, decrypt all,
 // render templates in memory, diff against the live generation) → write the generation (secrets, credentials,
 // templates; nothing outside it changes) → commit (the paths outside secretsDir, credstore links, swap, prune)
 // → react (report changes, restart units, record state, notify). Each step lives in its own module; this file is
