@@ -102,9 +102,9 @@ stdenv.mkDerivation {
   # the launcher (scripts/agenixd-launcher.sh, run by dash): it pins nodejs, starts it from the
   # snapshot with the V8 flags it was built with (package.json's config.snapshotNodeFlags), falls
   # back to the plain bundle if node refuses the snapshot, drops NODE_OPTIONS (V8 flags there
-  # would make node refuse it); it needs no program on PATH (the ramfs is mounted with mount(2)). The glibc tunables
-  # (package.json's config.glibcTunables; scripts/launch.ts says why) put node's large malloc
-  # blocks, the 5.6 MB blob first, on transparent huge pages.
+  # would make node refuse it); it puts nothing on PATH (the ramfs is mounted with mount(2)). The
+  # glibc tunables (package.json's config.glibcTunables; scripts/launch.ts says why) put node's
+  # large malloc blocks, the 5.6 MB blob first, on transparent huge pages.
   installPhase = ''
     runHook preInstall
     pkg="$out/lib/node_modules/agenixd"

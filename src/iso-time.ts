@@ -1,5 +1,5 @@
 // A time as Date's toISOString() writes it, from epoch milliseconds, without Date: V8 builds its
-// date cache, and with it ICU's time zone, at the first toISOString() of a process, ~0.8 ms of a
+// date cache, and with it ICU's time zone, at the first toISOString() of a process, ~0.9 ms of a
 // start (docs/performance.md), although an ISO time is UTC and needs no zone.
 
 const DAY_MS = 86_400_000;

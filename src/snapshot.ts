@@ -161,7 +161,7 @@ function tellLauncherStarted(): boolean {
   try {
     if (!/^[1-9][0-9]*$/.test(fd)) throw new Error("not a file descriptor");
     writeSync(Number(fd), "S");
-    closeSync(Number(fd)); // mount(8) must not inherit it: the launcher reads until it closes
+    closeSync(Number(fd)); // no child (systemctl, a plugin) may inherit it: the launcher reads until it closes
     return true;
   } catch (e) {
     printErr(`agenixd: cannot tell the launcher that the snapshot started (AGENIXD_SNAPSHOT_STARTED_FD=${fd}): ${(e as Error).message}\n`);

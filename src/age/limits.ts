@@ -55,16 +55,16 @@ export interface Budget {
   check(): void;
 }
 
-/**
- * A file's time budget. The parsers are linear in bounded input, so a check between steps whose
- * own cost is bounded (a stanza tried, a chunk opened) is enough to stop a file soon after its
- * budget ends.
- */
 /** Monotonic milliseconds. Not performance.now(): the `performance` global loads perf_hooks, ~1 ms of a plain bundle's start. */
 function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
 
+/**
+ * A file's time budget. The parsers are linear in bounded input, so a check between steps whose
+ * own cost is bounded (a stanza tried, a chunk opened) is enough to stop a file soon after its
+ * budget ends.
+ */
 export class TimeBudget implements Budget {
   readonly #limitMs: number;
   readonly #deadline: number;
