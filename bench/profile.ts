@@ -1,7 +1,7 @@
 // `node build/bench/profile.js [--keys ed25519] [--n 1000] [--entry build/src/main.js]`:
 // runs one agenixd activation under `node --cpu-prof` and prints where the CPU time went, by
 // function and by source file. Profiling the unbundled build (the default) names the modules;
-// `--entry dist/agenixd.mjs` profiles the ES module bundle.
+// `--entry dist/agenixd.cjs` profiles the plain bundle, `--entry dist/agenixd.blob` the snapshot.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -44,6 +44,13 @@ function summarise(profile: CpuProfile, top: number): string {
   return `profiled ${total.toFixed(1)} ms (from V8 profiler start, after Node's own bootstrap)\n\nself time by function:\n${table(byFunction)}\n\nself time by file or package:\n${table(byFile)}\n`;
 }
 
+/** A script, or a snapshot blob started as the NixOS package starts it (package.json's flags). */
+function entryArgv(entry: string): string[] {
+  if (!entry.endsWith(".blob")) return [entry];
+  const flags = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { config: { snapshotNodeFlags: string } }).config.snapshotNodeFlags;
+  return [...flags.split(" ").filter(Boolean), "--snapshot-blob", entry, "--"];
+}
+
 async function main(): Promise<void> {
   ensurePrivateMountNamespace();
   const { values } = parseArgs({
@@ -58,7 +65,7 @@ async function main(): Promise<void> {
     const manifest = writeManifest(scenario, join(scratch, "manifest.json"));
     const profDir = join(scratch, "prof");
     const t = timeProcess({
-      argv: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profDir}`, "--cpu-prof-interval=100", resolve(repoRoot, values.entry!), "activate", "--manifest", manifest],
+      argv: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profDir}`, "--cpu-prof-interval=100", ...entryArgv(resolve(repoRoot, values.entry!)), "activate", "--manifest", manifest],
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, log: join(scratch, "agenixd.log"), notifySocket: join(scratch, "notify.sock"),
     });
     if (t.exitCode !== 0) throw new Error(`agenixd exited with ${t.exitCode}:\n${readFileSync(join(scratch, "agenixd.log"), "utf8")}`);
