@@ -1,4 +1,4 @@
-// `node build/bench/compare.js --n 20 --runs 20 --keys ed25519 "node dist/agenixd.mjs" "node other/agenixd.mjs"`:
+// `node build/bench/compare.js --n 20 --runs 20 --keys ed25519 "node dist/agenixd.cjs" "node other/agenixd.cjs"`:
 // A/B test of agenixd builds. Runs the given commands interleaved (so machine load hits all
 // alike) on the same fixture and prints median and minimum wall and CPU time for each, and the
 // median of its wall time minus that of the `node -e 0` timed in the same round.

@@ -29,7 +29,7 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push("| what | median ms |", "|---|---:|");
   lines.push(`| bare \`node -e 0\` | ${ms(bare)} |`);
   if (r.startImportMs?.length) lines.push(`| \`agenixd --help\` (process start + module import) | ${ms(median(r.startImportMs))} |`);
-  if (r.esmStartImportMs?.length) lines.push(`| \`node dist/agenixd.mjs --help\` (the same from the ES module bundle, without the snapshot) | ${ms(median(r.esmStartImportMs))} |`);
+  if (r.esmStartImportMs?.length) lines.push(`| \`node dist/agenixd.cjs --help\` (the same from the plain bundle, without the snapshot) | ${ms(median(r.esmStartImportMs))} |`);
   for (const keyType of new Set(r.cells.map((c) => c.keyType))) {
     const a = cell(r, "agenixd", keyType, 0);
     const b = cell(r, "agenix-loop", keyType, 0);
@@ -88,7 +88,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (sc) {
     target(`N=${sc.count} ${sc.keyType}: snapshot, build CPU,`, above("snapshot, build CPU"), 25);
     target(`N=${sc.count} ${sc.keyType}: snapshot, other CPU,`, above("snapshot, other CPU"), 25);
-    target(`N=${sc.count} ${sc.keyType}: plain bundle (\`node dist/agenixd.mjs\`)`, above("plain bundle"), 60);
+    target(`N=${sc.count} ${sc.keyType}: plain bundle (\`node dist/agenixd.cjs\`)`, above("plain bundle"), 60);
   }
   const rssAt1000 = all.filter((x) => x.count === 1000);
   if (rssAt1000.length) {

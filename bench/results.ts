@@ -28,7 +28,7 @@ export interface BenchResults {
   bareNodeMs: number[];
   /** `agenixd --help`: process start plus the import of everything the entry module loads. */
   startImportMs?: number[];
-  /** `node dist/agenixd.mjs --help`: the ES module bundle's start, without the snapshot. */
+  /** `node dist/agenixd.cjs --help`: the plain bundle's start, without the snapshot. */
   esmStartImportMs?: number[];
   floors: CryptoFloor[];
   cells: Cell[];

@@ -137,7 +137,7 @@ async function main(): Promise<void> {
             results.bareNodeMs.push(bare);
             for (const tool of order) cells[tool].samples.at(-1)!.bareNodeMs = bare;
             results.startImportMs!.push(timeProcess({ argv: [...opts.agenixdCommand, "--help"], env: { ...childEnv, ...opts.agenixdEnv }, log: join(scratch, "help.log") }).wallMs);
-            results.esmStartImportMs!.push(timeProcess({ argv: [process.execPath, join(repoRoot, "dist", "agenixd.mjs"), "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
+            results.esmStartImportMs!.push(timeProcess({ argv: [process.execPath, join(repoRoot, "dist", "agenixd.cjs"), "--help"], env: childEnv, log: join(scratch, "help.log") }).wallMs);
           }
           log(`${fixture.keyType} N=${count} ${r < opts.warmup ? "warm-up" : `run ${r - opts.warmup + 1}/${runs}`}: ${line.join(", ")}`);
         }
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     if (opts.startRuns > 0 && startFixture && maxCount > 0) {
       results.startCost = measureStartCost({
         fixture: startFixture, count: Math.min(20, maxCount), rounds: opts.startRuns, node: process.execPath,
-        snapshotCommand: opts.agenixdCommand, snapshotEnv: opts.agenixdEnv, bundle: join(repoRoot, "dist", "agenixd.mjs"),
+        snapshotCommand: opts.agenixdCommand, snapshotEnv: opts.agenixdEnv, bundle: join(repoRoot, "dist", "agenixd.cjs"),
         env: childEnv, scratch, log,
       });
     }

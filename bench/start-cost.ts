@@ -1,7 +1,7 @@
 // The start-cost block of `npm run bench` (issue #18): at N = 20 ssh-ed25519 secrets, in
 // interleaved rounds (a bare `node -e 0` first, then the others in an order that alternates),
 // the snapshot as the package starts it, the same snapshot as it starts on another CPU, and the
-// plain ES module bundle, each as the median of its time minus the bare start of the same round.
+// plain bundle, each as the median of its time minus the bare start of the same round.
 //
 // "Another CPU": what a start could do differently on a CPU other than the build machine's is
 // (a) refuse the blob, which the bench checks under qemu-user (`qemu-x86_64 -cpu Nehalem`, too

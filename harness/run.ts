@@ -107,8 +107,8 @@ async function main(): Promise<number> {
     console.error(`unknown scenario(s): ${unknown.join(", ")}; known: ${all.join(", ")}`);
     return 2;
   }
-  if (!existsSync(join(repoRoot, "dist", "agenixd.mjs"))) {
-    console.error("harness: dist/agenixd.mjs is missing; run `npm run build` first");
+  if (!existsSync(join(repoRoot, "dist", "agenixd.cjs"))) {
+    console.error("harness: dist/agenixd.cjs is missing; run `npm run build` first");
     return 2;
   }
   const names = positionals.length ? positionals : all;

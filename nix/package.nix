@@ -3,7 +3,7 @@
 # scripts/npm-deps.mjs points a copy of the lockfile at them for `npm ci --offline`. agenixd's own
 # native addon (native/: flock, core dumps off, sd_notify) is built by node-gyp (python3) against
 # nodejs's headers. bin/agenixd is scripts/agenixd-launcher.sh: it runs dist/agenixd.blob, a V8
-# startup snapshot built here, or the plain bundle dist/agenixd.mjs if node refuses the snapshot.
+# startup snapshot built here, or the plain bundle dist/agenixd.cjs if node refuses the snapshot.
 # node refuses a blob made by another Node release; it accepts it on any CPU of the architecture
 # (the blob holds no CPU-specific code: scripts/bundle.mjs), so a binary cache, a remote builder or
 # a deploy from another machine gives the host a snapshot it starts.

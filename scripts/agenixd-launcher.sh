@@ -38,5 +38,5 @@ case $status in
 129 | 130 | 137 | 141 | 143) exit "$status" ;; # SIGHUP, SIGINT, SIGKILL, SIGPIPE, SIGTERM: stopped from outside
 esac
 
-echo "agenixd: node did not start the snapshot $dist/agenixd.blob (exit status $status, node's message if any above); activating with $dist/agenixd.mjs instead" >&2
-exec "$node" "$dist/agenixd.mjs" "$@"
+echo "agenixd: node did not start the snapshot $dist/agenixd.blob (exit status $status, node's message if any above); activating with $dist/agenixd.cjs instead" >&2
+exec "$node" "$dist/agenixd.cjs" "$@"

@@ -1,7 +1,7 @@
 // Builds what runs agenixd, into dist/ (docs/performance.md has the numbers behind each choice):
-// - agenixd.mjs (+ chunks): one ES module bundle, `node dist/agenixd.mjs activate …`. Dynamic
-//   imports become chunks loaded only when a code path needs them (sshpk for SSH identity files,
-//   age-encryption for ML-KEM hybrid keys).
+// - agenixd.cjs: the plain bundle, `node dist/agenixd.cjs activate …` (package.json's bin, and the
+//   launcher's fallback). sshpk.cjs (SSH identity files) and age-encryption.cjs (ML-KEM hybrid
+//   keys) beside it are required only when a code path needs them.
 // - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node FLAGS --snapshot-blob
 //   dist/agenixd.blob -- activate …` with FLAGS from package.json's config.snapshotNodeFlags, which
 //   the NixOS package runs. It is specific to the node release that built it (node refuses it on
@@ -49,17 +49,18 @@ const pinoWithoutWorkers = {
 };
 
 /**
- * In the ES module bundle, node's modules are taken with require() (the banner's createRequire),
- * not `import`: node builds an ES module namespace of every export of a built-in it imports, so
- * `import { readFileSync } from "node:fs"` also loads fs/promises, readline and the streams
- * (~5 ms of every start; measured in docs/performance.md). esbuild turns each into a CommonJS
- * module whose require() stays external.
+ * The plain bundle keeps sshpk (SSH identity files) and age-encryption (ML-KEM hybrid keys) in
+ * files of their own beside it, required at the first `import()` of either: a host without such
+ * keys never parses them. Each becomes a bundled stub `module.exports = require("./FILE")`, so
+ * esbuild turns the `import()` into a lazy require() of the stub, and the file name stays external.
  */
-const builtinsByRequire = {
-  name: "builtins-by-require",
+const besideThePlainBundle = { sshpk: "sshpk.cjs", "age-encryption": "age-encryption.cjs" };
+const requiredFromBeside = {
+  name: "required-from-beside",
   setup(b) {
-    b.onResolve({ filter: /^node:[a-z_/]+$/ }, (args) => (args.namespace === "agenixd-builtin" ? { path: args.path, external: true } : { path: args.path, namespace: "agenixd-builtin" }));
-    b.onLoad({ filter: /.*/, namespace: "agenixd-builtin" }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: "js" }));
+    b.onResolve({ filter: /^(sshpk|age-encryption)$/ }, (args) => (args.namespace === "file" ? { path: args.path, namespace: "agenixd-beside" } : undefined));
+    b.onResolve({ filter: /^\.\/[a-z-]+\.cjs$/ }, (args) => (args.namespace === "agenixd-beside" ? { path: args.path, external: true } : undefined));
+    b.onLoad({ filter: /.*/, namespace: "agenixd-beside" }, (args) => ({ contents: `module.exports = require(${JSON.stringify(`./${besideThePlainBundle[args.path]}`)});`, loader: "js" }));
   },
 };
 
@@ -72,32 +73,33 @@ const common = {
   logLevel: "warning",
 };
 
-// Minified as the snapshot's script is (names kept): V8 parses the whole of it at every start.
+// Both bundles are CommonJS and minified (names kept, so that stack traces stay readable): V8
+// parses the whole of a script at every start, and a CommonJS bundle takes node's built-ins with
+// plain require(), where an ES module bundle wraps each imported built-in in a namespace object
+// (esbuild's __toESM copies every export, ~20 times for node:fs) or, with `import`, has node build
+// one of its own (node:fs's also loads fs/promises, readline and the streams). docs/performance.md
+// has the measurements.
+const minified = { format: "cjs", minifyWhitespace: true, minifySyntax: true };
 await build({
   ...common,
-  plugins: [...common.plugins, builtinsByRequire],
-  entryPoints: { agenixd: "src/main.ts" },
-  outdir,
-  outExtension: { ".js": ".mjs" },
-  splitting: true,
-  format: "esm",
-  minifyWhitespace: true,
-  minifySyntax: true,
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __agenixdCreateRequire } from 'node:module';\nconst require = __agenixdCreateRequire(import.meta.url);",
-  },
+  ...minified,
+  plugins: [...common.plugins, requiredFromBeside],
+  entryPoints: ["src/main.ts"],
+  outfile: join(outdir, "agenixd.cjs"),
+  define: { ...common.define, "import.meta.url": "undefined" }, // src/main.ts takes __filename
+  banner: { js: "#!/usr/bin/env node" },
 });
+await build({ ...common, ...minified, stdin: { contents: 'module.exports = require("sshpk");', resolveDir: ".", loader: "js" }, outfile: join(outdir, "sshpk.cjs") });
 
-// The snapshot's script: one CommonJS file (a snapshot cannot load further files while it is built).
-// Its source text lives in the snapshot's heap and is read at every start, hence the minifying;
-// names are kept, so that stack traces stay readable.
+// The snapshot's script: one file (a snapshot cannot load further files while it is built) but
+// age-encryption. Its source text lives in the snapshot's heap and is read at every start.
 const snapshotScript = join(outdir, "agenixd-snapshot.cjs");
-await build({ ...common, external: ["age-encryption"], entryPoints: ["src/snapshot.ts"], outfile: snapshotScript, format: "cjs", minifyWhitespace: true, minifySyntax: true });
+await build({ ...common, ...minified, external: ["age-encryption"], entryPoints: ["src/snapshot.ts"], outfile: snapshotScript });
 await build({
   ...common,
   stdin: { contents: 'export * from "age-encryption";', resolveDir: ".", loader: "js" },
   outfile: join(outdir, "age-encryption.cjs"),
-  format: "cjs",
+  ...minified,
 });
 
 // The warm-up's directory is named in the blob's heap: a fixed one keeps builds alike.

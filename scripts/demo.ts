@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { generateKeyPairSync } from "node:crypto";
 import { fileURLToPath } from "node:url";
 
-const AGENIXD = fileURLToPath(new URL("../../dist/agenixd.mjs", import.meta.url));
+const AGENIXD = fileURLToPath(new URL("../../dist/agenixd.cjs", import.meta.url));
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 
 function requireTools(): void {

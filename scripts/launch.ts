@@ -53,7 +53,7 @@ export interface LauncherValues {
   /** A POSIX shell for the #! line. */
   readonly shell: string;
   readonly node: string;
-  /** The dist/ directory: agenixd.blob, agenixd.mjs, agenixd.node. */
+  /** The dist/ directory: agenixd.blob, agenixd.cjs, agenixd.node. */
   readonly dist: string;
   /** The snapshot's V8 flags; package.json's by default (tests pass others). */
   readonly snapshotNodeFlags?: readonly string[];

@@ -1,4 +1,4 @@
-// agenixd command line. Started by src/main.ts (the ES module bundle) or src/snapshot.ts (the V8
+// agenixd command line. Started by src/main.ts (the plain bundle) or src/snapshot.ts (the V8
 // startup snapshot that the NixOS package runs).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";

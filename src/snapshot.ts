@@ -139,7 +139,7 @@ function blobLocation(): URL {
 }
 
 if (!startupSnapshot.isBuildingSnapshot()) {
-  throw new Error("this file builds dist/agenixd.blob (node --build-snapshot); run dist/agenixd.mjs instead");
+  throw new Error("this file builds dist/agenixd.blob (node --build-snapshot); run dist/agenixd.cjs instead");
 }
 
 const materialFile = process.env.AGENIXD_SNAPSHOT_WARMUP;

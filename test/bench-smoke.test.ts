@@ -50,7 +50,7 @@ test("the bench runs end to end in miniature and reports every table", (t) => {
     assert.ok(v.wallMs.every((x) => x > 0), v.name);
   }
   assert.ok(start.variants.slice(1).every((v) => v.aboveBareMs.every((x, i) => Math.abs(x - (v.wallMs[i]! - start.variants[0]!.wallMs[i]!)) < 1e-9)));
-  for (const target of ["snapshot, build CPU, ≤ bare node + 25 ms", "plain bundle (`node dist/agenixd.mjs`) ≤ bare node + 60 ms"]) assert.ok(md.includes(target), target);
+  for (const target of ["snapshot, build CPU, ≤ bare node + 25 ms", "plain bundle (`node dist/agenixd.cjs`) ≤ bare node + 60 ms"]) assert.ok(md.includes(target), target);
   assert.match(md, /Medians of 1 runs \(2 for N ≤ 100\)/);
   assert.match(readFileSync(join(out, "chart.svg"), "utf8"), /^<svg/);
 });

@@ -23,7 +23,7 @@ const worldReadable = (() => {
   chmodSync(dir, 0o755);
   cpSync(dirname(SNAPSHOT_BLOB), join(dir, "dist"), { recursive: true });
   const dist = join(dir, "dist");
-  return { snapshot: snapshotArgs(join(dist, "agenixd.blob")), esm: [join(dist, "agenixd.mjs")] } satisfies Record<Entry, readonly string[]>;
+  return { snapshot: snapshotArgs(join(dist, "agenixd.blob")), bundle: [join(dist, "agenixd.cjs")] } satisfies Record<Entry, readonly string[]>;
 })();
 
 function agenixd(entry: Entry, args: string[], wrapper: string[] = []) {

@@ -1,5 +1,5 @@
 // The two ways `npm run build` makes to start agenixd: the V8 startup snapshot the NixOS package
-// runs (node --snapshot-blob dist/agenixd.blob -- …) and the ES module bundle (node dist/agenixd.mjs).
+// runs (node --snapshot-blob dist/agenixd.blob -- …) and the plain bundle (node dist/agenixd.cjs).
 // Every other activation test runs the snapshot; here both run the same commands and must agree.
 import { test } from "node:test";
 import assert from "node:assert/strict";

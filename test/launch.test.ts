@@ -15,7 +15,7 @@ import { lockPath } from "../src/lock.js";
 import { installLauncher, makeBlobOfAnotherNodeRelease } from "./helpers/launcher.js";
 import { parseLogs, Sandbox, SNAPSHOT_BLOB } from "./helpers/sandbox.js";
 
-const FALLBACK = /agenixd: node did not start the snapshot .*agenixd\.blob \(exit status (\d+), node's message if any above\); activating with .*agenixd\.mjs instead/;
+const FALLBACK = /agenixd: node did not start the snapshot .*agenixd\.blob \(exit status (\d+), node's message if any above\); activating with .*agenixd\.cjs instead/;
 
 /** installLauncher in a directory of its own, removed after the test. */
 function installed(t: TestContext, options: Partial<LauncherValues> = {}, change?: (dist: string) => void): string {
@@ -39,7 +39,7 @@ function flipBytes(file: string, offset: number, length: number): void {
 test("a normal start runs the snapshot and does not fall back", (t) => {
   // Without the plain bundle a fallback could not succeed.
   const launcher = installed(t, {}, (dist) => {
-    for (const f of readdirSync(dist)) if (f.endsWith(".mjs")) rmSync(join(dist, f));
+    for (const f of ["agenixd.cjs", "sshpk.cjs"]) rmSync(join(dist, f));
   });
   const sb = new Sandbox("launcher-normal");
   t.after(() => sb.cleanup());

@@ -209,7 +209,7 @@ for (const planted of ["a symbolic link", "a user's file", "a file others can re
 test("acquireLock: a timeout names the holder; missing parents are made 0755", async (t) => {
   const dir = mkdtempSync("/tmp/agenixd-lock-unit-");
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  loadNativeAddon(pathToFileURL(ENTRIES.esm[0]));
+  loadNativeAddon(pathToFileURL(ENTRIES.bundle[0]));
   const mountPoint = join(dir, "a/b/agenix.d");
   const lock = await acquireLock(mountPoint);
   for (const d of ["a", "a/b"]) assert.equal(statSync(join(dir, d)).mode & 0o777, 0o755, d);

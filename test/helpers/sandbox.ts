@@ -16,13 +16,13 @@ export const SNAPSHOT_BLOB = fileURLToPath(new URL("../../../dist/agenixd.blob",
 export const ENTRIES = {
   /** The V8 startup snapshot, as the NixOS package runs it. */
   snapshot: snapshotArgs(SNAPSHOT_BLOB),
-  /** The ES module bundle (package.json's bin). */
-  esm: [fileURLToPath(new URL("../../../dist/agenixd.mjs", import.meta.url))],
+  /** The plain bundle (package.json's bin, and the launcher's fallback). */
+  bundle: [fileURLToPath(new URL("../../../dist/agenixd.cjs", import.meta.url))],
 } as const;
 export type Entry = keyof typeof ENTRIES;
 
-/** node's arguments before agenixd's own: the snapshot, unless AGENIXD_TEST_ENTRY=esm. */
-export const AGENIXD: readonly string[] = ENTRIES[process.env.AGENIXD_TEST_ENTRY === "esm" ? "esm" : "snapshot"];
+/** node's arguments before agenixd's own: the snapshot, unless AGENIXD_TEST_ENTRY=bundle. */
+export const AGENIXD: readonly string[] = ENTRIES[process.env.AGENIXD_TEST_ENTRY === "bundle" ? "bundle" : "snapshot"];
 
 export interface SecretInput {
   name: string;
