@@ -157,16 +157,20 @@ export async function main(argv: string[], addonBase: string | URL): Promise<num
   }
 
   process.umask(0o077);
-  const log = createLogger();
-  let addon: NativeAddon;
+  let addon: NativeAddon | undefined;
+  let addonFailure = "";
   try {
     // Before any key is read: no core file, and no ptrace or /proc/PID/mem for a process without
     // CAP_SYS_PTRACE. Without the addon there is no activation: it also holds the lock (src/lock.ts).
-    addon = loadNativeAddon(addonBase);
-    addon.disableCoreDumps();
+    const loaded = loadNativeAddon(addonBase);
+    loaded.disableCoreDumps();
+    addon = loaded;
   } catch (e) {
-    const message = `activation failed: ${(e as Error).message}`;
-    log.fatal({ cause: message }, message);
+    addonFailure = `activation failed: ${(e as Error).message}`;
+  }
+  const log = createLogger(); // after the addon: it asks the addon whether stderr is a terminal
+  if (!addon) {
+    log.fatal({ cause: addonFailure }, addonFailure);
     return 1;
   }
   if (command.kind === "status") return status(command.manifest, command.json, user);

@@ -1,8 +1,8 @@
 // Logging: pino JSON lines on stderr (the journal keeps them); a short readable form on a terminal.
 // Nothing logged here may carry secret bytes: callers pass names, paths, numbers and causes only.
-import { isatty } from "node:tty";
 import { isoTime } from "./iso-time.js";
 import { pino, type Logger, type DestinationStream } from "pino";
+import { loadedNativeAddon } from "./native.js";
 import { printErr } from "./output.js";
 
 export type { Logger };
@@ -21,8 +21,7 @@ export function prepareJsonLogger(): void {
 /** fd: where JSON lines go (stderr by default; the snapshot's warm-up logs to /dev/null). */
 export function createLogger(options: { level?: string; pretty?: boolean; fd?: number } = {}): Logger {
   const level = options.level ?? process.env.AGENIXD_LOG_LEVEL ?? "info";
-  // isatty(2), not process.stderr.isTTY: that getter builds the whole stderr stream (~0.3 ms at a start).
-  const pretty = options.pretty ?? isatty(2);
+  const pretty = options.pretty ?? stderrIsATerminal();
   if (pretty) return pino(pinoOptions(level), readableStderr());
   if (options.fd === undefined && prepared) {
     const logger = prepared;
@@ -33,8 +32,20 @@ export function createLogger(options: { level?: string; pretty?: boolean; fd?: n
   return jsonLogger(options.fd ?? 2, level);
 }
 
+/**
+ * isatty(2), not process.stderr.isTTY: that getter builds the whole stderr stream (~0.3 ms at a
+ * start). Through the addon when it is loaded, as agenixd's commands load it first: node:tty loads
+ * node:net with it (~2 ms at a start of the plain bundle).
+ */
+function stderrIsATerminal(): boolean {
+  const addon = loadedNativeAddon();
+  return addon ? addon.isatty(2) : process.getBuiltinModule("node:tty").isatty(2);
+}
+
 function jsonLogger(fd: number, level: string): Logger {
-  return pino(pinoOptions(level), pino.destination({ fd, sync: true }));
+  // `dest`, not `fd`: pino.destination() reads process.stdout.fd when `dest` is missing, and that
+  // getter builds node's stdout stream (a net.Socket on the journal's socket).
+  return pino(pinoOptions(level), pino.destination({ dest: fd, sync: true }));
 }
 
 function pinoOptions(level: string) {

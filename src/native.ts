@@ -1,5 +1,5 @@
 // agenixd's native addon (native/agenixd.c): flock(2) for the activation lock, core dumps off,
-// sd_notify(3) without libsystemd, mount(2) of the ramfs, and _exit(2).
+// sd_notify(3) without libsystemd, mount(2) of the ramfs, isatty(3) and _exit(2).
 // scripts/bundle.mjs builds it into dist/agenixd.node, beside the bundle and the snapshot blob;
 // a V8 startup snapshot cannot hold an addon, so every start loads it (process.dlopen, ~0.2 ms).
 import { fileURLToPath } from "node:url";
@@ -13,6 +13,8 @@ export interface NativeAddon {
   notify(socket: string, pid: number, state: string): void;
   /** mount(2): a ramfs on `target`, MS_NODEV|MS_NOSUID, "mode=0751"; throws with the errno's name as code. */
   mountRamfs(target: string): void;
+  /** isatty(3): whether `fd` is a terminal. */
+  isatty(fd: number): boolean;
   /** _exit(2) with `status`: no exit handlers, no teardown (src/exit.ts). */
   exitNow(status: number): never;
 }

@@ -97,6 +97,7 @@ async function warmUp(material: WarmUpMaterial): Promise<void> {
     mountRamfs() {
       throw new Error("snapshot warm-up: nothing is mounted at build time (the warm-up's host does not mount)");
     },
+    isatty: () => false,
     exitNow(): never {
       throw new Error("snapshot warm-up: the build does not end through the addon");
     },
