@@ -2,8 +2,8 @@
 // (RFC 7748, section 6.1's Diffie-Hellman vector), and a low-order point gives no shared secret.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createPrivateKey } from "node:crypto";
-import { x25519, x25519PrivateKey, x25519PrivateKeyFromPkcs8, x25519PublicBytes } from "../src/age/curve25519.js";
+import { createPrivateKey, createPublicKey } from "node:crypto";
+import { x25519, x25519PrivateKey, x25519PrivateKeyFromPkcs8, x25519PublicBytes, x25519PublicKey } from "../src/age/curve25519.js";
 
 const hex = (s: string) => Buffer.from(s.replace(/\s/g, ""), "hex");
 const alicePrivate = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
@@ -36,4 +36,15 @@ test(`this node (${process.version}) ${rawImport ? "imports the raw scalar" : "h
   const b = x25519PrivateKeyFromPkcs8(alicePrivate);
   assert.ok(a.equals(b));
   assert.equal(Number(process.versions.node.split(".")[0]) >= 24, rawImport, "Node 24 has format raw-private, Node 22 does not");
+});
+
+test("x25519PublicKey (raw where node takes it, else JWK) is the key a JWK import gives, for the vector's and for non-canonical points", () => {
+  // 2^255 - 19 + 1 (a u-coordinate past the field's prime) and one with the top bit set: X25519
+  // reduces and masks such points, and both imports must hand OpenSSL the same 32 bytes.
+  const points = [bobPublic, hex("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), hex("0900000000000000000000000000000000000000000000000000000000000080")];
+  for (const point of points) {
+    const jwk = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: point.toString("base64url") }, format: "jwk" });
+    assert.ok(x25519PublicKey(point).equals(jwk), point.toString("hex"));
+  }
+  assert.deepEqual(x25519(x25519PrivateKey(alicePrivate), points[2]!), x25519(x25519PrivateKey(alicePrivate), hex("0900000000000000000000000000000000000000000000000000000000000000")), "the top bit is masked");
 });

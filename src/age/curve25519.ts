@@ -5,8 +5,32 @@ export const POINT_BYTES = 32;
 /** PKCS #8 PrivateKeyInfo for X25519 (RFC 8410) up to the 32-byte scalar that ends it. */
 const PKCS8_X25519_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
 
-/** Whether this node imports a raw scalar (`format: "raw-private"`: Node 24, not 22); found at the first import. */
-let importsRawScalar: boolean | undefined;
+/**
+ * Whether this node imports and exports raw X25519 keys (`format: "raw-private"` and
+ * `"raw-public"`: Node 24, not 22), found once by importing the base point.
+ */
+let takesRawKeys: boolean | undefined;
+
+function withRawKeys<T>(raw: () => T, other: () => T): T {
+  takesRawKeys ??= probeRawKeys();
+  return takesRawKeys ? raw() : other();
+}
+
+function probeRawKeys(): boolean {
+  const basePoint = Buffer.alloc(POINT_BYTES);
+  basePoint[0] = 9;
+  try {
+    createPublicKey({ key: basePoint, format: "raw-public", asymmetricKeyType: "x25519" } as unknown as PublicKeyInput);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_INVALID_ARG_VALUE") return false;
+    throw e;
+  }
+}
+
+/** node's types do not know the raw formats yet. */
+type PrivateKeyInput = Parameters<typeof createPrivateKey>[0];
+type PublicKeyInput = Parameters<typeof createPublicKey>[0];
 
 /**
  * Makes a KeyObject from a raw scalar (clamped by X25519 itself). Where node takes the raw scalar
@@ -17,17 +41,10 @@ let importsRawScalar: boolean | undefined;
  * and cannot be zeroed); the DER Buffer is zeroed once OpenSSL has read it.
  */
 export function x25519PrivateKey(scalar: Uint8Array): KeyObject {
-  if (importsRawScalar !== false) {
-    try {
-      const key = createPrivateKey({ key: scalar, format: "raw-private", asymmetricKeyType: "x25519" } as unknown as Parameters<typeof createPrivateKey>[0]);
-      importsRawScalar = true;
-      return key;
-    } catch (e) {
-      if (importsRawScalar === true || (e as NodeJS.ErrnoException).code !== "ERR_INVALID_ARG_VALUE") throw e;
-      importsRawScalar = false;
-    }
-  }
-  return x25519PrivateKeyFromPkcs8(scalar);
+  return withRawKeys(
+    () => createPrivateKey({ key: scalar, format: "raw-private", asymmetricKeyType: "x25519" } as unknown as PrivateKeyInput),
+    () => x25519PrivateKeyFromPkcs8(scalar),
+  );
 }
 
 /** The PKCS #8 route of x25519PrivateKey, the one Node 22 takes. */
@@ -42,17 +59,25 @@ export function x25519PrivateKeyFromPkcs8(scalar: Uint8Array): KeyObject {
   }
 }
 
+/**
+ * This runs twice for every ssh-ed25519 stanza tried, once for an X25519 one: the raw point where
+ * node takes it (about half a JWK import's cost), else a JWK, not SPKI DER: with OpenSSL 3 the
+ * DER decoder costs ~15x more per call.
+ */
 export function x25519PublicKey(point: Uint8Array): KeyObject {
-  // JWK, not SPKI DER: with OpenSSL 3 the DER decoder costs ~15x more per call,
-  // and this runs for every stanza we try.
-  const x = Buffer.from(point.buffer, point.byteOffset, point.byteLength).toString("base64url");
-  return createPublicKey({ key: { kty: "OKP", crv: "X25519", x }, format: "jwk" });
+  return withRawKeys(
+    () => createPublicKey({ key: point, format: "raw-public", asymmetricKeyType: "x25519" } as unknown as PublicKeyInput),
+    () => createPublicKey({ key: { kty: "OKP", crv: "X25519", x: Buffer.from(point.buffer, point.byteOffset, point.byteLength).toString("base64url") }, format: "jwk" }),
+  );
 }
 
 /** The raw public point (u-coordinate) of a private KeyObject. */
 export function x25519PublicBytes(privateKey: KeyObject): Buffer {
-  const { x } = createPublicKey(privateKey).export({ format: "jwk" });
-  return Buffer.from(x!, "base64url");
+  const publicKey = createPublicKey(privateKey);
+  return withRawKeys(
+    () => publicKey.export({ format: "raw-public" } as unknown as { format: "der"; type: "spki" }),
+    () => Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url"),
+  );
 }
 
 /**
