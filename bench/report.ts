@@ -58,6 +58,8 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push(`## Start cost at N=${sc.count} ${sc.keyType} (issue #18)`, "");
     lines.push(`${sc.rounds} interleaved rounds: a bare \`node -e 0\` first, then the others in alternating order, each a fresh ramfs. ` +
       "\"− bare node\" is the median over the rounds of a start's wall time minus the bare start of its round. " +
+      "\"Plain bundle\" is `node dist/agenixd.cjs` with the code caches the build made, as the package's launcher falls back to it; " +
+      "\"no code cache\" is the same from a copy of dist/ without them, which is what another node gets (V8 refuses a cache made by another V8). " +
       (sc.otherCpuFlags.length > 0
         ? `"Other CPU" is the same blob with V8's optional CPU features off (\`${sc.otherCpuFlags.join(" ")}\`), as V8 runs on a baseline x86-64 CPU; the blob holds no compiled code of the build CPU's (docs/performance.md).`
         : "No \"other CPU\" stand-in on this architecture."), "");
@@ -89,6 +91,7 @@ export function renderMarkdown(r: BenchResults): string {
     target(`N=${sc.count} ${sc.keyType}: snapshot, build CPU,`, above("snapshot, build CPU"), 25);
     target(`N=${sc.count} ${sc.keyType}: snapshot, other CPU,`, above("snapshot, other CPU"), 25);
     target(`N=${sc.count} ${sc.keyType}: plain bundle (\`node dist/agenixd.cjs\`)`, above("plain bundle"), 60);
+    target(`N=${sc.count} ${sc.keyType}: plain bundle, no code cache (another node),`, above("plain bundle, no code cache"), 60);
   }
   const rssAt1000 = all.filter((x) => x.count === 1000);
   if (rssAt1000.length) {

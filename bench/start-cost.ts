@@ -1,7 +1,10 @@
 // The start-cost block of `npm run bench` (issue #18): at N = 20 ssh-ed25519 secrets, in
 // interleaved rounds (a bare `node -e 0` first, then the others in an order that alternates),
 // the snapshot as the package starts it, the same snapshot as it starts on another CPU, and the
-// plain bundle, each as the median of its time minus the bare start of the same round.
+// plain bundle, each as the median of its time minus the bare start of the same round. The plain
+// bundle twice: with the code caches the build made (the same node, as the package's launcher
+// falls back to it) and from a copy of dist/ without them, which is what another node sees (V8
+// refuses a cache made by another V8).
 //
 // "Another CPU": what a start could do differently on a CPU other than the build machine's is
 // (a) refuse the blob, which the bench checks under qemu-user (`qemu-x86_64 -cpu Nehalem`, too
@@ -12,15 +15,15 @@
 // CPU features. (c) is what is timed: the same blob, with V8's optional x86-64 features switched
 // off (`--no-enable-sse3 … --no-enable-popcnt`), which is how V8 runs on a baseline x86-64 CPU.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { checkActivation } from "./activation-check.js";
 import type { Fixture } from "./fixtures.js";
 import { timeProcess } from "./process-timer.js";
 import { makeScenario, writeManifest } from "./scenario.js";
 import { median } from "./stats.js";
 
-export type StartVariant = "bare node" | "snapshot, build CPU" | "snapshot, other CPU" | "plain bundle";
+export type StartVariant = "bare node" | "snapshot, build CPU" | "snapshot, other CPU" | "plain bundle" | "plain bundle, no code cache";
 
 export interface StartCost {
   keyType: string;
@@ -71,6 +74,7 @@ export function measureStartCost(opts: {
       ? [{ name: "snapshot, other CPU" as const, argv: [...snapshotCommand.slice(0, blobAt), ...otherCpuFlags, ...snapshotCommand.slice(blobAt)], env: { ...opts.env, ...opts.snapshotEnv } }]
       : []),
     { name: "plain bundle", argv: [node, opts.bundle], env: opts.env },
+    { name: "plain bundle, no code cache", argv: [node, withoutCodeCaches(opts.bundle, join(opts.scratch, "dist-without-code-caches"))], env: opts.env },
   ];
   const result: StartCost = {
     keyType: fixture.keyType, count, rounds: opts.rounds, otherCpuFlags,
@@ -115,6 +119,13 @@ export function measureStartCost(opts: {
     }
   }
   return result;
+}
+
+/** A copy of the bundle's directory without its *.code-cache files; the copy's bundle. */
+function withoutCodeCaches(bundle: string, copy: string): string {
+  cpSync(dirname(bundle), copy, { recursive: true });
+  for (const f of readdirSync(copy)) if (f.endsWith(".code-cache")) rmSync(join(copy, f));
+  return join(copy, basename(bundle));
 }
 
 function existsQemu(): boolean {

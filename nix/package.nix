@@ -3,7 +3,8 @@
 # scripts/npm-deps.mjs points a copy of the lockfile at them for `npm ci --offline`. agenixd's own
 # native addon (native/: flock, core dumps off, sd_notify) is built by node-gyp (python3) against
 # nodejs's headers. bin/agenixd is scripts/agenixd-launcher.sh: it runs dist/agenixd.blob, a V8
-# startup snapshot built here, or the plain bundle dist/agenixd.cjs if node refuses the snapshot.
+# startup snapshot built here, or the plain bundle dist/agenixd.cjs (with V8 code caches built
+# here too) if node refuses the snapshot.
 # node refuses a blob made by another Node release; it accepts it on any CPU of the architecture
 # (the blob holds no CPU-specific code: scripts/bundle.mjs), so a binary cache, a remote builder or
 # a deploy from another machine gives the host a snapshot it starts.
@@ -97,8 +98,8 @@ stdenv.mkDerivation {
     runHook postBuild
   '';
 
-  # $out/lib/node_modules/agenixd holds package.json and dist/: the bundles, the snapshot, the
-  # addon. Every npm package is bundled into dist/, so no node_modules is installed. bin/agenixd is
+  # $out/lib/node_modules/agenixd holds package.json and dist/: the bundles and their code
+  # caches, the snapshot, the addon. Every npm package is bundled into dist/, so no node_modules is installed. bin/agenixd is
   # the launcher (scripts/agenixd-launcher.sh, run by dash): it pins nodejs, starts it from the
   # snapshot with the V8 flags it was built with (package.json's config.snapshotNodeFlags), falls
   # back to the plain bundle if node refuses the snapshot, drops NODE_OPTIONS (V8 flags there

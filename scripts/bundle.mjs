@@ -1,7 +1,8 @@
 // Builds what runs agenixd, into dist/ (docs/performance.md has the numbers behind each choice):
 // - agenixd.cjs: the plain bundle, `node dist/agenixd.cjs activate …` (package.json's bin, and the
-//   launcher's fallback). sshpk.cjs (SSH identity files) and age-encryption.cjs (ML-KEM hybrid
-//   keys) beside it are required only when a code path needs them.
+//   launcher's fallback). It loads agenixd-main.cjs, and sshpk.cjs (SSH identity files) and
+//   age-encryption.cjs (ML-KEM hybrid keys) only when a code path needs them, each with the V8
+//   code cache (NAME.code-cache) a warm-up made here (src/code-cache.ts).
 // - agenixd.blob: a V8 startup snapshot of src/snapshot.ts, `node FLAGS --snapshot-blob
 //   dist/agenixd.blob -- activate …` with FLAGS from package.json's config.snapshotNodeFlags, which
 //   the NixOS package runs. It is specific to the node release that built it (node refuses it on
@@ -80,14 +81,15 @@ const common = {
 // one of its own (node:fs's also loads fs/promises, readline and the streams). docs/performance.md
 // has the measurements.
 const minified = { format: "cjs", minifyWhitespace: true, minifySyntax: true };
+// The plain bundle: agenixd.cjs (src/code-cache.ts) loads agenixd-main.cjs with its code cache.
+await build({ ...common, ...minified, entryPoints: ["src/code-cache.ts"], outfile: join(outdir, "agenixd.cjs"), banner: { js: "#!/usr/bin/env node" } });
 await build({
   ...common,
   ...minified,
   plugins: [...common.plugins, requiredFromBeside],
   entryPoints: ["src/main.ts"],
-  outfile: join(outdir, "agenixd.cjs"),
+  outfile: join(outdir, "agenixd-main.cjs"),
   define: { ...common.define, "import.meta.url": "undefined" }, // src/main.ts takes __filename
-  banner: { js: "#!/usr/bin/env node" },
 });
 await build({ ...common, ...minified, stdin: { contents: 'module.exports = require("sshpk");', resolveDir: ".", loader: "js" }, outfile: join(outdir, "sshpk.cjs") });
 
@@ -133,6 +135,27 @@ try {
   if (check.status !== 0 || !check.stdout.startsWith("usage: agenixd")) throw new Error(`${blob} does not start:\n${check.stderr}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+// The plain bundle's code caches (src/code-cache.ts): a process of its own, started as the plain
+// bundle is (no V8 flags: V8 accepts a cache only under the flags that made it), runs the warm-up
+// through dist/agenixd-main.cjs and writes the cache of every script it loaded. Then a check that
+// this node accepts each of them.
+const plainWork = join(resolve(outdir), ".warm-up-plain");
+mkdirSync(plainWork, { mode: 0o700 });
+try {
+  const material = await writeWarmUpMaterial(plainWork);
+  const { NODE_OPTIONS: _, ...env } = process.env;
+  const loader = JSON.stringify(resolve(outdir, "agenixd.cjs"));
+  const produced = spawnSync(process.execPath, ["--random-seed=20250101", "-e", `require(${loader}).produceCodeCaches(${JSON.stringify(resolve(outdir))}, ${JSON.stringify(material)})`], { env, encoding: "utf8" });
+  if (produced.status !== 0) throw new Error(`making the plain bundle's code caches failed (exit ${produced.status}):\n${produced.stderr}`);
+  const scripts = ["agenixd-main.cjs", "sshpk.cjs"];
+  const check = spawnSync(process.execPath, ["-e", `const c = require(${loader}); process.stdout.write(JSON.stringify(${JSON.stringify(scripts.map((f) => resolve(outdir, f)))}.map((f) => c.compileScript(f).cache)))`], { env, encoding: "utf8" });
+  if (check.status !== 0 || check.stdout !== JSON.stringify(scripts.map(() => "accepted"))) {
+    throw new Error(`node does not accept the plain bundle's code caches (${scripts.join(", ")}: ${check.stdout}):\n${check.stderr}`);
+  }
+} finally {
+  rmSync(plainWork, { recursive: true, force: true });
 }
 
 /**
