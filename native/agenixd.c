@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <node_api.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,15 +69,21 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static napi_value js_flock(napi_env env, napi_callback_info info) {
+// The one argument of a function that takes a file descriptor; false after throwing `usage`.
+static bool fd_arg(napi_env env, napi_callback_info info, const char *usage, int32_t *fd) {
   size_t argc = 1;
   napi_value argv[1];
-  int32_t fd;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "flock(fd): fd must be a file descriptor");
-    return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return false;
   }
+  return true;
+}
+
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!fd_arg(env, info, "flock(fd): fd must be a file descriptor", &fd)) return NULL;
   int rc;
   do rc = flock(fd, LOCK_EX | LOCK_NB);
   while (rc != 0 && errno == EINTR);
@@ -249,14 +256,8 @@ static napi_value js_mount_ramfs(napi_env env, napi_callback_info info) {
 
 /* isatty(3) of fd 2 etc.: node:tty would load node:net with it, ~2 ms of a start without the snapshot. */
 static napi_value js_isatty(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t fd;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "isatty(fd): fd must be a non-negative integer");
-    return NULL;
-  }
+  if (!fd_arg(env, info, "isatty(fd): fd must be a non-negative integer", &fd)) return NULL;
   napi_value result;
   if (napi_get_boolean(env, isatty(fd) == 1, &result) != napi_ok) return NULL;
   return result;
