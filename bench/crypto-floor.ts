@@ -7,28 +7,17 @@ import {
   createCipheriv, createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman,
   generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes, constants, type KeyObject,
 } from "node:crypto";
+import { x25519PublicKey } from "../src/age/curve25519.js";
 import type { KeyType } from "./options.js";
 
 const X25519_SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
 const CHUNK = 64 * 1024;
 const TAG = 16;
 
-// The floor uses the cheapest node:crypto route measured: a raw X25519 point imported as it is
-// where node takes it (`format: "raw-public"`, Node 24: about half a JWK import), else as JWK,
-// ~5x faster than as DER/SPKI (OpenSSL 3's decoder lookup); HKDF with one output block is two
-// HMACs, cheaper than hkdfSync's EVP_KDF set-up.
-const takesRawPoints = (() => {
-  try {
-    createPublicKey({ key: Buffer.alloc(32, 9), format: "raw-public", asymmetricKeyType: "x25519" } as unknown as Parameters<typeof createPublicKey>[0]);
-    return true;
-  } catch {
-    return false;
-  }
-})();
-function x25519Public(raw: Uint8Array): KeyObject {
-  if (takesRawPoints) return createPublicKey({ key: raw, format: "raw-public", asymmetricKeyType: "x25519" } as unknown as Parameters<typeof createPublicKey>[0]);
-  return createPublicKey({ key: { kty: "OKP", crv: "X25519", x: Buffer.from(raw).toString("base64url") }, format: "jwk" });
-}
+// The floor uses the cheapest node:crypto route measured: an X25519 point imported as agenixd
+// imports it (src/age/curve25519.ts: raw where node takes it, about half a JWK import, else as
+// JWK, ~5x faster than as DER/SPKI with OpenSSL 3's decoder lookup); HKDF with one output block
+// is two HMACs, cheaper than hkdfSync's EVP_KDF set-up.
 function x25519Private(raw: Uint8Array): KeyObject {
   const pub = diffieHellmanBasePoint(raw);
   return createPrivateKey({ key: { kty: "OKP", crv: "X25519", x: pub, d: Buffer.from(raw).toString("base64url") }, format: "jwk" });
@@ -85,7 +74,7 @@ function x25519Identity(label: string, tweak: KeyObject | null): Identity {
   const recipientRaw = rawPublic(publicKey);
   // For ssh-ed25519 the recipient's effective point is the tweaked one; the floor only needs
   // the same number and kind of operations, so the tweak is applied on both sides.
-  const effective = (shared: Buffer): Buffer => (tweak ? diffieHellman({ privateKey: tweak, publicKey: x25519Public(shared) }) : shared);
+  const effective = (shared: Buffer): Buffer => (tweak ? diffieHellman({ privateKey: tweak, publicKey: x25519PublicKey(shared) }) : shared);
   return {
     keyType: tweak ? "ssh-ed25519" : "x25519",
     wrap(fileKey) {
@@ -96,7 +85,7 @@ function x25519Identity(label: string, tweak: KeyObject | null): Identity {
       return { ephemeral: ephRaw, wrapped: seal(key, Buffer.alloc(12), fileKey), stanzaLength: 110 };
     },
     unwrap(file) {
-      const shared = effective(diffieHellman({ privateKey, publicKey: x25519Public(file.ephemeral!) }));
+      const shared = effective(diffieHellman({ privateKey, publicKey: x25519PublicKey(file.ephemeral!) }));
       const key = hkdf(shared, Buffer.concat([file.ephemeral!, recipientRaw]), label);
       return open(key, Buffer.alloc(12), file.wrapped);
     },

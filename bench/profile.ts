@@ -13,6 +13,7 @@ import { prepareFixture } from "./fixtures.js";
 import { ensurePrivateMountNamespace } from "./namespace.js";
 import { parseBenchOptions } from "./options.js";
 import { timeProcess } from "./process-timer.js";
+import { snapshotArgs } from "../scripts/launch.js";
 import { makeScenario, writeManifest } from "./scenario.js";
 
 interface ProfileNode {
@@ -44,11 +45,9 @@ function summarise(profile: CpuProfile, top: number): string {
   return `profiled ${total.toFixed(1)} ms (from V8 profiler start, after Node's own bootstrap)\n\nself time by function:\n${table(byFunction)}\n\nself time by file or package:\n${table(byFile)}\n`;
 }
 
-/** A script, or a snapshot blob started as the NixOS package starts it (package.json's flags). */
+/** A script, or a snapshot blob started with the package's V8 flags. */
 function entryArgv(entry: string): string[] {
-  if (!entry.endsWith(".blob")) return [entry];
-  const flags = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { config: { snapshotNodeFlags: string } }).config.snapshotNodeFlags;
-  return [...flags.split(" ").filter(Boolean), "--snapshot-blob", entry, "--"];
+  return entry.endsWith(".blob") ? snapshotArgs(entry) : [entry];
 }
 
 async function main(): Promise<void> {
