@@ -138,7 +138,8 @@ try {
 }
 
 // The plain bundle's code caches (src/code-cache.ts): a process of its own, started as the plain
-// bundle is (no V8 flags: V8 accepts a cache only under the flags that made it), runs the warm-up
+// bundle is (no V8 flags: V8 accepts a cache only under the flags that made it; --random-seed,
+// which keeps the caches alike from build to build, is outside V8's flag hash), runs the warm-up
 // through dist/agenixd-main.cjs and writes the cache of every script it loaded. Then a check that
 // this node accepts each of them.
 const plainWork = join(resolve(outdir), ".warm-up-plain");

@@ -59,6 +59,8 @@ export function cacheFile(data: Buffer): Buffer {
 
 /** The scripts a process loaded through loadScript(), with what became of each one's cache. */
 const loaded: { file: string; script: Script; cache: CacheUse }[] = [];
+/** Each loaded script's module.exports, by path: one instance per file, as node's loader keeps. */
+const exportsOf = new Map<string, unknown>();
 
 /**
  * Runs a CommonJS file as node would, but compiled by compileScript(); its require() of a
@@ -69,15 +71,15 @@ export function loadScript(file: string): unknown {
   loaded.push({ file, ...compiled });
   const module = { exports: {} as unknown, filename: file, id: file, loaded: false };
   const nodeRequire = createRequire(file);
-  const beside = new Map<string, unknown>();
   const require = Object.assign((id: string): unknown => {
     if (!/^\.\/[\w.-]+\.cjs$/.test(id)) return nodeRequire(id);
-    if (!beside.has(id)) beside.set(id, loadScript(join(dirname(file), basename(id))));
-    return beside.get(id);
+    const beside = join(dirname(file), basename(id));
+    return exportsOf.has(beside) ? exportsOf.get(beside) : loadScript(beside);
   }, { resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main });
   const wrapper = compiled.script.runInThisContext() as (this: unknown, ...args: unknown[]) => void;
   wrapper.call(module.exports, module.exports, require, module, file, dirname(file));
   module.loaded = true;
+  exportsOf.set(file, module.exports);
   return module.exports;
 }
 
